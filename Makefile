@@ -1,0 +1,21 @@
+# The phantom token filter. `make test` is what CI runs.
+WASM := build/phantom_token.wasm
+
+.PHONY: build test unit clean
+
+build: $(WASM)
+
+$(WASM): go.mod go.sum $(shell find filter internal -name '*.go' -not -name '*_test.go')
+	@mkdir -p $(dir $@)
+	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -trimpath -o $@ ./filter
+
+# Unit and filter tests, in Go and against the compiled module.
+unit: build
+	go vet ./...
+	GOOS=wasip1 GOARCH=wasm go vet ./...
+	go test -count=1 ./...
+
+test: unit
+
+clean:
+	rm -rf build

@@ -1,0 +1,71 @@
+// Package bearer reads the access token from the Authorization request header
+// as RFC 6750 §2.1 defines it.
+package bearer
+
+import "strings"
+
+// Result says what the Authorization header held.
+type Result int
+
+const (
+	// Found: one header with the Bearer scheme and a well-formed token.
+	Found Result = iota
+	// Missing: no header, an empty one, another scheme or Bearer without a
+	// token. Answered with a challenge that carries no error code (RFC 6750 §3.1).
+	Missing
+	// Malformed: a Bearer token that is not a b64token or is too long.
+	Malformed
+	// Duplicate: more than one Authorization header.
+	Duplicate
+)
+
+// FromHeader takes every value of the Authorization header and returns the
+// token. maxLen bounds the token's length.
+//
+// Unlike the NGINX module, which searches for "bearer " anywhere in the value,
+// the scheme must start the value: "Foo Bearer x" is another scheme.
+func FromHeader(values []string, maxLen int) (string, Result) {
+	switch len(values) {
+	case 0:
+		return "", Missing
+	case 1:
+	default:
+		return "", Duplicate
+	}
+	v := values[0]
+	const scheme = "bearer"
+	if len(v) <= len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) || !isSpace(v[len(scheme)]) {
+		return "", Missing
+	}
+	token := strings.TrimRight(strings.TrimLeft(v[len(scheme):], " \t"), " \t")
+	switch {
+	case token == "":
+		return "", Missing
+	case len(token) > maxLen || !isB64Token(token):
+		return "", Malformed
+	}
+	return token, Found
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' }
+
+// isB64Token: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+func isB64Token(s string) bool {
+	i := 0
+	for ; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/') {
+			break
+		}
+	}
+	if i == 0 {
+		return false
+	}
+	for ; i < len(s); i++ {
+		if s[i] != '=' {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,399 @@
+// Package config parses and validates the plugin configuration (JSON) once, at
+// plugin start. The rest of the filter trusts a Config and never re-checks it.
+package config
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tidwall/gjson"
+)
+
+// Response types the introspection endpoint may be asked for.
+const (
+	// ResponseTypeJWT is Curity's phantom token response: the body is the JWT.
+	ResponseTypeJWT = "application/jwt"
+	// ResponseTypeIntrospectionJWT is RFC 9701: a JWT whose token_introspection
+	// claim holds the RFC 7662 answer.
+	ResponseTypeIntrospectionJWT = "application/token-introspection+jwt"
+)
+
+// Config is the validated plugin configuration.
+type Config struct {
+	// Cluster is the Envoy cluster that reaches the introspection endpoint.
+	Cluster string
+	// Authority and Path are derived from introspection_url.
+	Authority string
+	Path      string
+
+	ClientID     string
+	ClientSecret string
+
+	Realm          string
+	Scopes         []string // advertised in the challenge
+	RequiredScopes []string // enforced on every request
+	ResponseType   string
+
+	Timeout        time.Duration
+	MaxJWTSize     int
+	MaxTokenLength int
+	// UpstreamHeader is the lower-case name of the header that carries the JWT
+	// to the upstream.
+	UpstreamHeader string
+
+	CacheEnabled            bool
+	CacheMaxTTL             time.Duration
+	CacheMaxEntries         int
+	CacheIgnoreCacheControl bool
+
+	// ForwardCORSPreflight lets CORS preflight requests through without a token.
+	ForwardCORSPreflight bool
+	// Enabled false turns the filter into a pass-through for this configuration.
+	Enabled bool
+
+	// CacheNamespace separates the cache entries of configurations that must
+	// never share answers: another endpoint, client or response type.
+	CacheNamespace string
+}
+
+// Defaults, chosen to be safe rather than permissive.
+const (
+	DefaultRealm           = "api"
+	DefaultTimeout         = 5 * time.Second
+	DefaultMaxJWTSize      = 16 * 1024
+	DefaultMaxTokenLength  = 4096
+	DefaultUpstreamHeader  = "authorization"
+	DefaultCacheMaxTTL     = 300 * time.Second
+	DefaultCacheMaxEntries = 10000
+
+	maxTimeout    = 300 * time.Second
+	maxSizeConfig = 1 << 24 // 16 MiB: larger JWTs or tokens are a mistake
+)
+
+// Error names the configuration key and what is wrong with it.
+type Error struct {
+	Key     string
+	Problem string
+}
+
+func (e *Error) Error() string {
+	if e.Key == "" {
+		return "invalid plugin configuration: " + e.Problem
+	}
+	return fmt.Sprintf("invalid plugin configuration: %q %s", e.Key, e.Problem)
+}
+
+func fail(key, format string, args ...any) error {
+	return &Error{Key: key, Problem: fmt.Sprintf(format, args...)}
+}
+
+// known lists every accepted key; anything else is rejected, so a typo never
+// silently falls back to a default.
+var known = map[string]bool{
+	"introspection_url": true, "cluster": true,
+	"client_id": true, "client_secret": true, "client_secret_env": true,
+	"realm": true, "scopes": true, "required_scopes": true, "response_type": true,
+	"timeout": true, "max_jwt_size": true, "max_token_length": true, "upstream_header": true,
+	"cache": true, "cache_max_ttl": true, "cache_max_entries": true, "cache_ignore_cache_control": true,
+	"forward_cors_preflight": true, "enabled": true,
+}
+
+// Parse validates the plugin configuration. getenv reads the VM's environment
+// (for client_secret_env).
+func Parse(data []byte, getenv func(string) string) (*Config, error) {
+	if len(strings.TrimSpace(string(data))) == 0 {
+		return nil, fail("", "is empty: introspection_url, cluster, client_id and a client secret are required")
+	}
+	if !gjson.ValidBytes(data) {
+		return nil, fail("", "is not valid JSON")
+	}
+	root := gjson.ParseBytes(data)
+	if !root.IsObject() {
+		return nil, fail("", "must be a JSON object")
+	}
+	var err error
+	seen := map[string]bool{}
+	root.ForEach(func(k, _ gjson.Result) bool {
+		switch {
+		case !known[k.String()]:
+			err = fail(k.String(), "is not a known key")
+		case seen[k.String()]:
+			err = fail(k.String(), "appears more than once")
+		}
+		seen[k.String()] = true
+		return err == nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	get := func(key string) gjson.Result { return root.Get(gjson.Escape(key)) }
+
+	c := &Config{}
+	p := parser{get: get}
+	rawURL := p.requiredString("introspection_url")
+	c.Cluster = p.requiredString("cluster")
+	c.ClientID = p.requiredString("client_id")
+	secret := p.optionalString("client_secret", "")
+	secretEnv := p.optionalString("client_secret_env", "")
+	c.Realm = p.optionalString("realm", DefaultRealm)
+	c.Scopes = p.scopeList("scopes")
+	c.RequiredScopes = p.scopeList("required_scopes")
+	c.ResponseType = p.optionalString("response_type", ResponseTypeJWT)
+	c.Timeout = p.duration("timeout", DefaultTimeout)
+	c.MaxJWTSize = p.size("max_jwt_size", DefaultMaxJWTSize)
+	c.MaxTokenLength = p.size("max_token_length", DefaultMaxTokenLength)
+	c.UpstreamHeader = strings.ToLower(p.optionalString("upstream_header", DefaultUpstreamHeader))
+	c.CacheEnabled = p.boolean("cache", true)
+	c.CacheMaxTTL = p.duration("cache_max_ttl", DefaultCacheMaxTTL)
+	c.CacheMaxEntries = p.size("cache_max_entries", DefaultCacheMaxEntries)
+	c.CacheIgnoreCacheControl = p.boolean("cache_ignore_cache_control", false)
+	c.ForwardCORSPreflight = p.boolean("forward_cors_preflight", true)
+	c.Enabled = p.boolean("enabled", true)
+	if p.err != nil {
+		return nil, p.err
+	}
+
+	if c.Authority, c.Path, err = splitURL(rawURL); err != nil {
+		return nil, fail("introspection_url", "%v", err)
+	}
+	switch {
+	case secret != "" && secretEnv != "":
+		return nil, fail("client_secret_env", "cannot be combined with client_secret: give one of them")
+	case secretEnv != "":
+		if c.ClientSecret = getenv(secretEnv); c.ClientSecret == "" {
+			return nil, fail("client_secret_env", "names environment variable %q, which is not set or empty in the VM", secretEnv)
+		}
+	case secret != "":
+		c.ClientSecret = secret
+	default:
+		return nil, fail("client_secret", "is required (or client_secret_env naming a VM environment variable)")
+	}
+	if strings.ContainsAny(c.Realm, "\"\\") || hasControl(c.Realm) {
+		return nil, fail("realm", "must not contain quotes, backslashes or control characters")
+	}
+	if c.ResponseType != ResponseTypeJWT && c.ResponseType != ResponseTypeIntrospectionJWT {
+		return nil, fail("response_type", "must be %q or %q", ResponseTypeJWT, ResponseTypeIntrospectionJWT)
+	}
+	if c.Timeout > maxTimeout || c.Timeout < time.Millisecond {
+		return nil, fail("timeout", "must be between 1ms and %s", maxTimeout)
+	}
+	if c.CacheMaxTTL < time.Second {
+		return nil, fail("cache_max_ttl", "must be at least 1s (use \"cache\": false to turn caching off)")
+	}
+	if !isToken(c.UpstreamHeader) {
+		return nil, fail("upstream_header", "must be an HTTP header name")
+	}
+	c.CacheNamespace = namespace(rawURL, c)
+	return c, nil
+}
+
+// parser collects the first error so Parse reads as a list of keys.
+type parser struct {
+	get func(string) gjson.Result
+	err error
+}
+
+func (p *parser) setErr(err error) {
+	if p.err == nil {
+		p.err = err
+	}
+}
+
+func (p *parser) optionalString(key, def string) string {
+	v := p.get(key)
+	if !v.Exists() {
+		return def
+	}
+	if v.Type != gjson.String {
+		p.setErr(fail(key, "must be a string"))
+		return def
+	}
+	if v.Str == "" {
+		p.setErr(fail(key, "must not be empty"))
+	}
+	return v.Str
+}
+
+func (p *parser) requiredString(key string) string {
+	if !p.get(key).Exists() {
+		p.setErr(fail(key, "is required"))
+		return ""
+	}
+	return p.optionalString(key, "")
+}
+
+func (p *parser) boolean(key string, def bool) bool {
+	v := p.get(key)
+	switch {
+	case !v.Exists():
+		return def
+	case v.Type == gjson.True:
+		return true
+	case v.Type == gjson.False:
+		return false
+	}
+	p.setErr(fail(key, "must be true or false"))
+	return def
+}
+
+// scopeList accepts "a b c" or ["a", "b", "c"].
+func (p *parser) scopeList(key string) []string {
+	v := p.get(key)
+	var scopes []string
+	switch {
+	case !v.Exists():
+		return nil
+	case v.Type == gjson.String:
+		scopes = strings.Fields(v.Str)
+	case v.IsArray():
+		for _, s := range v.Array() {
+			if s.Type != gjson.String {
+				p.setErr(fail(key, "must be a string or an array of strings"))
+				return nil
+			}
+			scopes = append(scopes, strings.Fields(s.Str)...)
+		}
+	default:
+		p.setErr(fail(key, "must be a string or an array of strings"))
+		return nil
+	}
+	for _, s := range scopes {
+		if !isScopeToken(s) {
+			p.setErr(fail(key, "contains %q, which is not an RFC 6749 scope token", s))
+			return nil
+		}
+	}
+	return scopes
+}
+
+// duration accepts a Go duration string ("2s", "500ms") or a JSON number of
+// seconds (Istio's pluginConfig turns every number into a float).
+func (p *parser) duration(key string, def time.Duration) time.Duration {
+	v := p.get(key)
+	switch {
+	case !v.Exists():
+		return def
+	case v.Type == gjson.Number:
+		if v.Num > 0 && v.Num <= math.MaxInt32 {
+			return time.Duration(v.Num * float64(time.Second))
+		}
+	case v.Type == gjson.String:
+		if d, err := time.ParseDuration(v.Str); err == nil && d > 0 {
+			return d
+		}
+	}
+	p.setErr(fail(key, "must be a positive duration such as \"2s\" or a number of seconds"))
+	return def
+}
+
+// size accepts a positive whole number, as a JSON number (2048 or 2048.0) or a
+// string with an optional binary suffix ("16KiB", "1MiB", "16k").
+func (p *parser) size(key string, def int) int {
+	v := p.get(key)
+	if !v.Exists() {
+		return def
+	}
+	n, ok := 0.0, false
+	switch v.Type {
+	case gjson.Number:
+		n, ok = v.Num, true
+	case gjson.String:
+		n, ok = parseSize(v.Str)
+	}
+	if !ok || n < 1 || n > maxSizeConfig || n != math.Trunc(n) {
+		p.setErr(fail(key, "must be a whole number between 1 and %d, optionally with a KiB or MiB suffix", maxSizeConfig))
+		return def
+	}
+	return int(n)
+}
+
+func parseSize(s string) (float64, bool) {
+	mult := 1.0
+	lower := strings.ToLower(strings.TrimSpace(s))
+	for _, u := range []struct {
+		suffix string
+		mult   float64
+	}{{"kib", 1024}, {"kb", 1024}, {"k", 1024}, {"mib", 1 << 20}, {"mb", 1 << 20}, {"m", 1 << 20}} {
+		if strings.HasSuffix(lower, u.suffix) {
+			lower, mult = strings.TrimSpace(strings.TrimSuffix(lower, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseUint(lower, 10, 32)
+	return float64(n) * mult, err == nil
+}
+
+// splitURL derives the callout's :authority and :path from the endpoint URL.
+func splitURL(raw string) (authority, path string, err error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", "", errors.New("is not a valid URL")
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "", "", errors.New("must be an absolute http or https URL")
+	case u.Host == "" || u.Hostname() == "":
+		return "", "", errors.New("has no host")
+	case u.User != nil:
+		return "", "", errors.New("must not contain user information: use client_id and client_secret")
+	case u.Fragment != "" || strings.Contains(raw, "#"):
+		return "", "", errors.New("must not contain a fragment")
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return "", "", errors.New("has an invalid port")
+		}
+	}
+	path = u.EscapedPath()
+	if path == "" {
+		path = "/"
+	}
+	if u.RawQuery != "" {
+		path += "?" + u.RawQuery
+	}
+	return u.Host, path, nil
+}
+
+// namespace is a short digest of everything that makes one configuration's
+// introspection answers differ from another's.
+func namespace(rawURL string, c *Config) string {
+	h := sha256.Sum256([]byte(strings.Join([]string{rawURL, c.Cluster, c.ClientID, c.ResponseType}, "\x00")))
+	return fmt.Sprintf("%x", h[:8])
+}
+
+func hasControl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] == 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
+// isScopeToken: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ) (RFC 6749 §3.3).
+func isScopeToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x21 || c == 0x22 || c == 0x5c || c > 0x7e {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// isToken: an RFC 9110 token, the syntax of a header name.
+func isToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return s != ""
+}

@@ -1,0 +1,91 @@
+// Package reply builds the responses the filter answers itself: the status,
+// the RFC 6750 challenge and the JSON error body. Nothing from the identity
+// server ever appears in them.
+package reply
+
+import (
+	"strings"
+
+	"github.com/phantom-token/envoy-phantom-token/internal/config"
+)
+
+// Kind is why the filter answers the client itself.
+type Kind int
+
+const (
+	NoToken           Kind = iota // 401, challenge without an error code
+	InvalidToken                  // 401 invalid_token
+	InsufficientScope             // 403 insufficient_scope
+	InvalidRequest                // 400 invalid_request
+	ServerError                   // 500
+	BadGateway                    // 502
+	Unavailable                   // 503
+)
+
+// Reply is a local response.
+type Reply struct {
+	Status  uint32
+	Headers [][2]string
+	Body    []byte // nil for HEAD
+}
+
+var (
+	bodyUnauthorized = []byte(`{"code":"unauthorized_request","message":"Access denied due to missing, invalid or expired credentials"}`)
+	bodyForbidden    = []byte(`{"code":"forbidden","message":"Access denied due to insufficient scope"}`)
+	bodyBadRequest   = []byte(`{"code":"invalid_request","message":"The request is malformed"}`)
+	bodyServerError  = []byte(`{"code":"server_error","message":"Problem encountered processing the request"}`)
+)
+
+// New builds the reply of kind k. A HEAD request gets the same status and
+// headers without a body.
+func New(k Kind, c *config.Config, head bool) Reply {
+	var r Reply
+	switch k {
+	case NoToken:
+		r = Reply{Status: 401, Body: bodyUnauthorized, Headers: challenge(c, c.Scopes, "")}
+	case InvalidToken:
+		r = Reply{Status: 401, Body: bodyUnauthorized, Headers: challenge(c, c.Scopes, "invalid_token")}
+	case InsufficientScope:
+		r = Reply{Status: 403, Body: bodyForbidden, Headers: challenge(c, c.RequiredScopes, "insufficient_scope")}
+	case InvalidRequest:
+		r = Reply{Status: 400, Body: bodyBadRequest, Headers: challenge(c, c.Scopes, "invalid_request")}
+	case BadGateway:
+		r = Reply{Status: 502, Body: bodyServerError}
+	case Unavailable:
+		r = Reply{Status: 503, Body: bodyServerError}
+	default:
+		r = Reply{Status: 500, Body: bodyServerError}
+	}
+	r.Headers = append(r.Headers, [2]string{"content-type", "application/json"})
+	if head {
+		r.Body = nil
+	}
+	return r
+}
+
+// challenge is the WWW-Authenticate header (RFC 6750 §3). scope is left out
+// when none is configured; the advertised scopes fall back to the required
+// ones. errCode is given only when the client presented a token.
+//
+// The NGINX module never sends error=; clients such as MCP clients need
+// invalid_token to know they should refresh, so we send it.
+func challenge(c *config.Config, scopes []string, errCode string) [][2]string {
+	if len(scopes) == 0 {
+		scopes = c.RequiredScopes
+	}
+	var b strings.Builder
+	b.WriteString(`Bearer realm="`)
+	b.WriteString(c.Realm)
+	b.WriteByte('"')
+	if len(scopes) > 0 {
+		b.WriteString(`, scope="`)
+		b.WriteString(strings.Join(scopes, " "))
+		b.WriteByte('"')
+	}
+	if errCode != "" {
+		b.WriteString(`, error="`)
+		b.WriteString(errCode)
+		b.WriteByte('"')
+	}
+	return [][2]string{{"www-authenticate", b.String()}}
+}
