@@ -21,6 +21,8 @@ type httpContext struct {
 	cfg  *config.Config
 	head bool
 	hash cache.TokenHash
+	// upstreamCopies counts the client's values of the upstream header.
+	upstreamCopies int
 	// done is set once the request was answered or resumed, so a panic
 	// afterwards does not answer twice.
 	done bool
@@ -43,7 +45,11 @@ func (h *httpContext) OnHttpRequestHeaders(int, bool) (action types.Action) {
 	var authorization []string
 	var origin, preflightMethod bool
 	for _, kv := range headers {
-		switch strings.ToLower(kv[0]) {
+		name := strings.ToLower(kv[0])
+		if name == cfg.UpstreamHeader {
+			h.upstreamCopies++
+		}
+		switch name {
 		case ":method":
 			method = kv[1]
 		case "authorization":
@@ -156,13 +162,16 @@ func (h *httpContext) admit(jwtText string, claims jwt.Claims) types.Action {
 		return h.respond(reply.InsufficientScope, "JWT lacks a required scope")
 	}
 	// Remove every client-supplied value first, so no second copy of the
-	// header (a JWT of the client's own) travels with ours.
+	// header (a JWT of the client's own) travels with ours. Envoy removes all
+	// values in one call; a host that removes one at a time gets one call each.
 	name, value := h.cfg.UpstreamHeader, jwtText
 	if name == "authorization" {
 		value = "Bearer " + jwtText
 	}
-	if err := proxywasm.RemoveHttpRequestHeader(name); err != nil {
-		return h.respond(reply.ServerError, "cannot remove the "+name+" header: "+err.Error())
+	for i := 0; i < max(h.upstreamCopies, 1); i++ {
+		if err := proxywasm.RemoveHttpRequestHeader(name); err != nil {
+			return h.respond(reply.ServerError, "cannot remove the "+name+" header: "+err.Error())
+		}
 	}
 	if err := proxywasm.AddHttpRequestHeader(name, value); err != nil {
 		return h.respond(reply.ServerError, "cannot set the "+name+" header: "+err.Error())

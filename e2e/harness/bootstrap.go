@@ -1,0 +1,151 @@
+package harness
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"sort"
+	"strconv"
+)
+
+// obj keeps the bootstrap literal readable.
+type obj = map[string]any
+
+// Bootstrap returns Envoy's bootstrap for cfg, as JSON (which Envoy reads like
+// YAML): an admin server and one listener per scenario on 127.0.0.1 port 0,
+// each with the wasm filter (when the scenario has a plugin) and the router,
+// plus the STATIC clusters.
+func Bootstrap(cfg Config) ([]byte, error) {
+	if cfg.Upstream == "" {
+		return nil, errors.New("harness: Config.Upstream is required")
+	}
+	if _, ok := cfg.Clusters[cfg.Upstream]; !ok {
+		return nil, fmt.Errorf("harness: upstream cluster %q is not in Config.Clusters", cfg.Upstream)
+	}
+	wasm := ""
+	if cfg.WasmPath != "" {
+		var err error
+		if wasm, err = filepath.Abs(cfg.WasmPath); err != nil {
+			return nil, err
+		}
+	}
+
+	seen := map[string]bool{}
+	var listeners []any
+	for _, s := range cfg.Scenarios {
+		if s.Name == "" || seen[s.Name] {
+			return nil, fmt.Errorf("harness: scenario name %q is empty or repeated", s.Name)
+		}
+		seen[s.Name] = true
+		filters := []any{}
+		if s.Plugin != nil {
+			if wasm == "" {
+				return nil, fmt.Errorf("harness: scenario %q has a plugin but Config.WasmPath is empty", s.Name)
+			}
+			f, err := wasmFilter(s, wasm)
+			if err != nil {
+				return nil, err
+			}
+			filters = append(filters, f)
+		}
+		filters = append(filters, obj{
+			"name":         "envoy.filters.http.router",
+			"typed_config": obj{"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
+		})
+		listeners = append(listeners, obj{
+			"name":    s.Name,
+			"address": socketAddress("127.0.0.1", 0),
+			"filter_chains": []any{obj{"filters": []any{obj{
+				"name": "envoy.filters.network.http_connection_manager",
+				"typed_config": obj{
+					"@type":       "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+					"stat_prefix": s.Name,
+					"route_config": obj{"virtual_hosts": []any{obj{
+						"name":    "all",
+						"domains": []any{"*"},
+						"routes": []any{obj{
+							"match": obj{"prefix": "/"},
+							"route": obj{"cluster": cfg.Upstream, "timeout": "10s"},
+						}},
+					}}},
+					"http_filters": filters,
+				},
+			}}}},
+		})
+	}
+
+	names := make([]string, 0, len(cfg.Clusters))
+	for name := range cfg.Clusters {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var clusters []any
+	for _, name := range names {
+		host, port, err := net.SplitHostPort(cfg.Clusters[name])
+		if err != nil {
+			return nil, fmt.Errorf("harness: cluster %q: %w", name, err)
+		}
+		p, err := strconv.Atoi(port)
+		if err != nil {
+			return nil, fmt.Errorf("harness: cluster %q: %w", name, err)
+		}
+		clusters = append(clusters, obj{
+			"name":            name,
+			"type":            "STATIC",
+			"connect_timeout": "1s",
+			"load_assignment": obj{
+				"cluster_name": name,
+				"endpoints": []any{obj{"lb_endpoints": []any{obj{
+					"endpoint": obj{"address": socketAddress(host, p)},
+				}}}},
+			},
+		})
+	}
+
+	return json.MarshalIndent(obj{
+		"admin":            obj{"address": socketAddress("127.0.0.1", 0)},
+		"static_resources": obj{"listeners": listeners, "clusters": clusters},
+	}, "", "  ")
+}
+
+// wasmFilter is envoy.filters.http.wasm running the module at wasm under V8,
+// failing closed, with the scenario's plugin configuration as a StringValue.
+func wasmFilter(s Scenario, wasm string) (any, error) {
+	conf, ok := s.Plugin.(string)
+	if !ok {
+		b, err := json.Marshal(s.Plugin)
+		if err != nil {
+			return nil, fmt.Errorf("harness: scenario %q: %w", s.Name, err)
+		}
+		conf = string(b)
+	}
+	vm := obj{
+		"vm_id":   s.VMID,
+		"runtime": "envoy.wasm.runtime.v8",
+		"code":    obj{"local": obj{"filename": wasm}},
+	}
+	if len(s.Env) > 0 {
+		vm["environment_variables"] = obj{"key_values": s.Env}
+	}
+	return obj{
+		"name": "envoy.filters.http.wasm",
+		"typed_config": obj{
+			"@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+			"config": obj{
+				"name":           "phantom_token",
+				"failure_policy": "FAIL_CLOSED",
+				"vm_config":      vm,
+				"configuration": obj{
+					"@type": "type.googleapis.com/google.protobuf.StringValue",
+					"value": conf,
+				},
+			},
+		},
+	}, nil
+}
+
+func socketAddress(host string, port int) obj {
+	return obj{"socket_address": obj{"address": host, "port_value": port}}
+}

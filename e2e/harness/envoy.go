@@ -1,0 +1,304 @@
+// Package harness runs Envoy, through func-e's library, with the phantom token
+// wasm filter on one listener per plugin configuration ("scenario"), so one
+// Envoy process serves every configuration a test suite needs.
+package harness
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	funce "github.com/tetratelabs/func-e"
+	"github.com/tetratelabs/func-e/api"
+)
+
+// Scenario is one plugin configuration, served on its own listener whose routes
+// all go to Config.Upstream.
+type Scenario struct {
+	// Name names the listener and its stats; unique within a Config.
+	Name string
+	// Plugin is the plugin configuration: a string is used verbatim, anything
+	// else is marshalled to JSON. Nil means no wasm filter on this listener.
+	Plugin any
+	// Env holds environment variables of the VM (vm_config.environment_variables).
+	Env map[string]string
+	// VMID is vm_config.vm_id. Scenarios with the same VMID and Env share one VM
+	// per worker, as Istio does with every WasmPlugin.
+	VMID string
+}
+
+// Config describes an Envoy to start.
+type Config struct {
+	// EnvoyPath is the Envoy binary (func-e's library does not read ENVOY_PATH).
+	EnvoyPath string
+	// WasmPath is the filter module; required when a scenario has a Plugin.
+	WasmPath string
+	// Dir receives the bootstrap, the log and func-e's state. Required.
+	Dir string
+	// Clusters are STATIC clusters, name → "127.0.0.1:port".
+	Clusters map[string]string
+	// Upstream is the cluster the listeners route to.
+	Upstream string
+	// Scenarios are the listeners.
+	Scenarios []Scenario
+	// Concurrency is Envoy's worker count; 2 when zero.
+	Concurrency int
+	// StartTimeout bounds the wait for readiness; 60s when zero.
+	StartTimeout time.Duration
+}
+
+// Envoy is a running Envoy.
+type Envoy struct {
+	// AdminURL is the admin server's base URL.
+	AdminURL string
+	// LogPath is the file holding Envoy's stdout and stderr.
+	LogPath string
+
+	listeners map[string]string
+	cancel    context.CancelFunc
+	done      chan error
+	logFile   *os.File
+}
+
+// StartupError is returned by Start when Envoy exits before it is ready or
+// comes up without some of its listeners.
+type StartupError struct {
+	// Exited is true when the process ended; Err is then its exit error.
+	Exited bool
+	Err    error
+	// Missing lists the scenarios whose listener Envoy does not have.
+	Missing []string
+	// Log is Envoy's output.
+	Log string
+}
+
+func (e *StartupError) Error() string {
+	if e.Exited {
+		return fmt.Sprintf("envoy exited before it was ready (%v); log:\n%s", e.Err, tail(e.Log, 4000))
+	}
+	return fmt.Sprintf("envoy has no listener for %v; log:\n%s", e.Missing, tail(e.Log, 4000))
+}
+
+// Start writes the bootstrap, runs Envoy and returns once the admin server
+// reports ready and every scenario's listener is bound. The listeners and the
+// admin server bind port 0, so there is no race for free ports.
+func Start(ctx context.Context, cfg Config) (*Envoy, error) {
+	if cfg.EnvoyPath == "" {
+		return nil, errors.New("no Envoy binary: set ENVOY_PATH (make e2e sets it from the project's venv)")
+	}
+	if _, err := os.Stat(cfg.EnvoyPath); err != nil {
+		return nil, fmt.Errorf("envoy binary: %w", err)
+	}
+	if cfg.Concurrency == 0 {
+		cfg.Concurrency = 2
+	}
+	if cfg.StartTimeout == 0 {
+		cfg.StartTimeout = 60 * time.Second
+	}
+	bootstrap, err := Bootstrap(cfg)
+	if err != nil {
+		return nil, err
+	}
+	bootstrapPath := filepath.Join(cfg.Dir, "bootstrap.json")
+	adminAddrPath := filepath.Join(cfg.Dir, "admin-address.txt")
+	if err := os.WriteFile(bootstrapPath, bootstrap, 0o600); err != nil {
+		return nil, err
+	}
+	e := &Envoy{LogPath: filepath.Join(cfg.Dir, "envoy.log"), done: make(chan error, 1)}
+	if e.logFile, err = os.Create(e.LogPath); err != nil {
+		return nil, err
+	}
+
+	runCtx, cancel := context.WithCancel(context.Background())
+	e.cancel = cancel
+	args := []string{
+		"-c", bootstrapPath,
+		"--admin-address-path", adminAddrPath,
+		"--concurrency", strconv.Itoa(cfg.Concurrency),
+		"--component-log-level", "wasm:debug",
+		"--disable-hot-restart", // several Envoys may run at once
+	}
+	go func() {
+		e.done <- funce.Run(runCtx, args,
+			api.EnvoyPath(cfg.EnvoyPath),
+			api.HomeDir(filepath.Join(cfg.Dir, "func-e")),
+			api.Out(e.logFile), api.EnvoyOut(e.logFile), api.EnvoyErr(e.logFile),
+		)
+	}()
+
+	waitCtx, stop := context.WithTimeout(ctx, cfg.StartTimeout)
+	defer stop()
+	if err := e.awaitReady(waitCtx, adminAddrPath); err != nil {
+		return nil, e.fail(err)
+	}
+	if err := e.readListeners(waitCtx); err != nil {
+		return nil, e.fail(err)
+	}
+	var missing []string
+	for _, s := range cfg.Scenarios {
+		if _, ok := e.listeners[s.Name]; !ok {
+			missing = append(missing, s.Name)
+		}
+	}
+	if len(missing) > 0 {
+		log, _ := e.Log()
+		_ = e.Stop()
+		return nil, &StartupError{Missing: missing, Log: log}
+	}
+	return e, nil
+}
+
+// fail stops Envoy and turns err into a StartupError when Envoy exited.
+func (e *Envoy) fail(err error) error {
+	var exit *exitedError
+	if errors.As(err, &exit) {
+		e.cancel()
+		log, _ := e.Log()
+		_ = e.logFile.Close()
+		return &StartupError{Exited: true, Err: exit.err, Log: log}
+	}
+	_ = e.Stop()
+	log, _ := e.Log()
+	return fmt.Errorf("%w; log:\n%s", err, tail(log, 4000))
+}
+
+type exitedError struct{ err error }
+
+func (e *exitedError) Error() string { return fmt.Sprintf("envoy exited: %v", e.err) }
+
+// awaitReady polls for the admin address file, then for /ready.
+func (e *Envoy) awaitReady(ctx context.Context, adminAddrPath string) error {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-e.done:
+			if err == nil {
+				err = errors.New("exit status 0")
+			}
+			return &exitedError{err}
+		case <-ctx.Done():
+			return fmt.Errorf("envoy not ready: %w", ctx.Err())
+		case <-tick.C:
+		}
+		if e.AdminURL == "" {
+			addr, err := os.ReadFile(adminAddrPath)
+			if err != nil || len(strings.TrimSpace(string(addr))) == 0 {
+				continue
+			}
+			e.AdminURL = "http://" + strings.TrimSpace(string(addr))
+		}
+		if body, err := e.Admin(ctx, "/ready"); err == nil && strings.TrimSpace(body) == "LIVE" {
+			return nil
+		}
+	}
+}
+
+// readListeners maps listener names to base URLs from the admin API.
+func (e *Envoy) readListeners(ctx context.Context) error {
+	body, err := e.Admin(ctx, "/listeners?format=json")
+	if err != nil {
+		return err
+	}
+	var ls struct {
+		ListenerStatuses []struct {
+			Name         string `json:"name"`
+			LocalAddress struct {
+				SocketAddress struct {
+					Address   string `json:"address"`
+					PortValue int    `json:"port_value"`
+				} `json:"socket_address"`
+			} `json:"local_address"`
+		} `json:"listener_statuses"`
+	}
+	if err := json.Unmarshal([]byte(body), &ls); err != nil {
+		return fmt.Errorf("admin /listeners: %w", err)
+	}
+	e.listeners = map[string]string{}
+	for _, l := range ls.ListenerStatuses {
+		sa := l.LocalAddress.SocketAddress
+		e.listeners[l.Name] = "http://" + net.JoinHostPort(sa.Address, strconv.Itoa(sa.PortValue))
+	}
+	return nil
+}
+
+// URL is the base URL of a scenario's listener.
+func (e *Envoy) URL(scenario string) string {
+	u, ok := e.listeners[scenario]
+	if !ok {
+		panic("harness: no listener for scenario " + scenario)
+	}
+	return u
+}
+
+// Admin GETs a path of the admin API and returns the body of a 200 answer.
+func (e *Envoy) Admin(ctx context.Context, path string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.AdminURL+path, nil)
+	if err != nil {
+		return "", err
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		return "", err
+	}
+	if res.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("admin %s: %s", path, res.Status)
+	}
+	return string(body), nil
+}
+
+// Counter returns the value of one counter or gauge from the admin /stats.
+func (e *Envoy) Counter(ctx context.Context, name string) (int, error) {
+	body, err := e.Admin(ctx, "/stats?filter="+url.QueryEscape("^"+regexp.QuoteMeta(name)+"$"))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(line, name+": "); ok {
+			return strconv.Atoi(strings.TrimSpace(v))
+		}
+	}
+	return 0, fmt.Errorf("no stat %q", name)
+}
+
+// Log returns Envoy's output so far.
+func (e *Envoy) Log() (string, error) {
+	b, err := os.ReadFile(e.LogPath)
+	return string(b), err
+}
+
+// Stop ends Envoy (func-e kills it when its context is cancelled) and waits.
+func (e *Envoy) Stop() error {
+	e.cancel()
+	var err error
+	select {
+	case err = <-e.done:
+	case <-time.After(30 * time.Second):
+		err = errors.New("envoy did not stop within 30s")
+	}
+	_ = e.logFile.Close()
+	return err
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "…" + s[len(s)-n:]
+}

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"bytes"
+	"log"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/proxytest"
+	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
+)
+
+// The filter tests run every case twice: against this package compiled for
+// the host ("go") and against the compiled module ("wasm") under proxytest's
+// wazero runner. The module must have been built (make build); a missing one
+// is a failure, not a skip.
+const wasmPath = "../build/phantom_token.wasm"
+
+var (
+	wasmOnce sync.Once
+	wasmVM   types.VMContext
+	wasmErr  error
+)
+
+type mode struct {
+	name string
+	vm   func(t *testing.T) types.VMContext
+	// native is true when the test can reach into the package (clock, env).
+	native bool
+}
+
+var modes = []mode{
+	{"go", func(*testing.T) types.VMContext { return &vmContext{} }, true},
+	{"wasm", func(t *testing.T) types.VMContext {
+		wasmOnce.Do(func() {
+			var code []byte
+			if code, wasmErr = os.ReadFile(wasmPath); wasmErr == nil {
+				wasmVM, wasmErr = proxytest.NewWasmVMContext(code)
+			}
+		})
+		if wasmErr != nil {
+			t.Fatalf("the compiled module is needed (run make build): %v", wasmErr)
+		}
+		return wasmVM
+	}, false},
+}
+
+// forEachMode runs f once per mode as a subtest.
+func forEachMode(t *testing.T, f func(t *testing.T, m mode)) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) { f(t, m) })
+	}
+}
+
+// host is a started plugin in the emulator, plus what the emulator printed
+// about callouts (it records the timeout only there).
+type host struct {
+	proxytest.HostEmulator
+	t      *testing.T
+	stdlog *bytes.Buffer
+}
+
+func startHost(t *testing.T, m mode, cfg string) (*host, types.OnPluginStartStatus) {
+	t.Helper()
+	buf := &bytes.Buffer{}
+	log.SetOutput(buf)
+	opt := proxytest.NewEmulatorOption().WithVMContext(m.vm(t)).WithPluginConfiguration([]byte(cfg))
+	h, reset := proxytest.NewHostEmulator(opt)
+	t.Cleanup(func() {
+		reset()
+		log.SetOutput(os.Stderr)
+	})
+	h.StartVM()
+	return &host{HostEmulator: h, t: t, stdlog: buf}, h.StartPlugin()
+}
+
+func newHost(t *testing.T, m mode, cfg string) *host {
+	t.Helper()
+	h, status := startHost(t, m, cfg)
+	if status != types.OnPluginStartStatusOK {
+		t.Fatalf("plugin did not start: %q", h.GetCriticalLogs())
+	}
+	return h
+}
+
+// exchange is one request through the filter.
+type exchange struct {
+	h      *host
+	id     uint32
+	action types.Action
+}
+
+func (h *host) request(headers ...[2]string) *exchange {
+	id := h.InitializeHttpContext()
+	return &exchange{h: h, id: id, action: h.CallOnRequestHeaders(id, headers, false)}
+}
+
+func (e *exchange) callouts() []proxytest.HttpCalloutAttribute {
+	return e.h.GetCalloutAttributesFromContext(e.id)
+}
+
+// answer delivers the identity server's response to the pending callout.
+// A nil headers slice is a call that failed without a response.
+func (e *exchange) answer(headers [][2]string, body string) {
+	e.h.t.Helper()
+	c := e.callouts()
+	if len(c) != 1 {
+		e.h.t.Fatalf("want one callout, got %d", len(c))
+	}
+	var b []byte
+	if body != "" {
+		b = []byte(body)
+	}
+	e.h.CallOnHttpCallResponse(c[0].CalloutID, headers, nil, b)
+}
+
+func (e *exchange) finalAction() types.Action { return e.h.GetCurrentHttpStreamAction(e.id) }
+func (e *exchange) local() *proxytest.LocalHttpResponse {
+	return e.h.GetSentLocalResponse(e.id)
+}
+func (e *exchange) upstreamHeaders() [][2]string { return e.h.GetCurrentRequestHeaders(e.id) }
+
+var timeoutLine = regexp.MustCompile(`\[http callout to (\S+)\] timeout: (\d+)`)
+
+// calloutTimeouts lists the timeouts (ms) of the callouts made so far.
+func (h *host) calloutTimeouts() []int {
+	var out []int
+	for _, m := range timeoutLine.FindAllStringSubmatch(h.stdlog.String(), -1) {
+		n, _ := strconv.Atoi(m[2])
+		out = append(out, n)
+	}
+	return out
+}
+
+// allLogs is every line the plugin logged, at every level.
+func (h *host) allLogs() []string {
+	var all []string
+	for _, l := range [][]string{h.GetTraceLogs(), h.GetDebugLogs(), h.GetInfoLogs(), h.GetWarnLogs(), h.GetErrorLogs(), h.GetCriticalLogs()} {
+		all = append(all, l...)
+	}
+	return all
+}
+
+// assertNoSecrets fails if any plugin log line contains one of the values.
+func (h *host) assertNoSecrets(values ...string) {
+	h.t.Helper()
+	for _, line := range h.allLogs() {
+		for _, v := range values {
+			if v != "" && strings.Contains(line, v) {
+				h.t.Errorf("log line reveals a secret value: %q", line)
+			}
+		}
+	}
+}
+
+// setClock replaces the filter's clock (Go mode only) for the test.
+func setClock(t *testing.T, f func() time.Time) {
+	old := now
+	now = f
+	t.Cleanup(func() { now = old })
+}
