@@ -1,0 +1,49 @@
+package main
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/tetratelabs/wazero"
+)
+
+// envoyWASI is the WASI subset Envoy's proxy-wasm host provides. A module that
+// imports anything else is refused at load time, which no emulator shows.
+var envoyWASI = map[string]bool{
+	"args_get": true, "args_sizes_get": true, "clock_time_get": true,
+	"environ_get": true, "environ_sizes_get": true,
+	"fd_close": true, "fd_fdstat_get": true, "fd_fdstat_set_flags": true,
+	"fd_prestat_dir_name": true, "fd_prestat_get": true, "fd_read": true, "fd_seek": true, "fd_write": true,
+	"path_open": true, "poll_oneoff": true, "proc_exit": true, "random_get": true, "sched_yield": true,
+}
+
+func TestModuleImportsOnlyWhatEnvoyProvides(t *testing.T) {
+	code, err := os.ReadFile(wasmPath)
+	if err != nil {
+		t.Fatalf("the compiled module is needed (run make build): %v", err)
+	}
+	ctx := context.Background()
+	r := wazero.NewRuntime(ctx)
+	defer r.Close(ctx)
+	m, err := r.CompileModule(ctx, code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range m.ImportedFunctions() {
+		module, name, _ := f.Import()
+		switch {
+		case module == "env" && strings.HasPrefix(name, "proxy_"):
+		case module == "wasi_snapshot_preview1" && envoyWASI[name]:
+		default:
+			t.Errorf("module imports %s.%s, which Envoy does not provide", module, name)
+		}
+	}
+	exports := m.ExportedFunctions()
+	for _, name := range []string{"proxy_on_context_create", "proxy_on_request_headers", "proxy_on_http_call_response", "proxy_on_configure", "_initialize"} {
+		if _, ok := exports[name]; !ok {
+			t.Errorf("module does not export %s", name)
+		}
+	}
+}
