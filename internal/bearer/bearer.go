@@ -33,6 +33,9 @@ func FromHeader(values []string, maxLen int) (string, Result) {
 		return "", Duplicate
 	}
 	v := values[0]
+	if folded(v) {
+		return "", Duplicate
+	}
 	const scheme = "bearer"
 	if len(v) <= len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) || !isSpace(v[len(scheme)]) {
 		return "", Missing
@@ -45,6 +48,23 @@ func FromHeader(values []string, maxLen int) (string, Result) {
 		return "", Malformed
 	}
 	return token, Found
+}
+
+// folded reports a value that holds a second credential after a comma. Envoy
+// folds repeated headers it indexes, Authorization among them, into one value
+// joined by ",": "Bearer a" sent twice arrives as "Bearer a,Bearer a".
+func folded(v string) bool {
+	_, rest, found := strings.Cut(v, ",")
+	for found {
+		var part string
+		part, rest, found = strings.Cut(rest, ",")
+		part = strings.TrimLeft(part, " \t")
+		scheme, credentials, spaced := strings.Cut(part, " ")
+		if strings.EqualFold(part, "bearer") || spaced && scheme != "" && strings.TrimSpace(credentials) != "" {
+			return true
+		}
+	}
+	return false
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' }

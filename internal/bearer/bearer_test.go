@@ -37,6 +37,11 @@ func TestFromHeader(t *testing.T) {
 		{"over the length limit", []string{"Bearer " + long}, "", Malformed},
 		{"two headers", []string{"Bearer abc", "Bearer def"}, "", Duplicate},
 		{"two headers one empty", []string{"Bearer abc", ""}, "", Duplicate},
+		{"two headers folded by Envoy", []string{"Bearer abc,Bearer def"}, "", Duplicate},
+		{"bearer folded with basic", []string{"Basic dXNlcg==,Bearer def"}, "", Duplicate},
+		{"folded with an empty Bearer", []string{"Bearer abc,Bearer"}, "", Duplicate},
+		{"comma inside the token", []string{"Bearer abc,def"}, "", Malformed},
+		{"trailing comma", []string{"Bearer abc,"}, "", Malformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
