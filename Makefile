@@ -3,6 +3,8 @@ WASM := build/phantom_token.wasm
 
 .PHONY: build test unit clean
 
+include e2e/e2e.mk
+
 build: $(WASM)
 
 $(WASM): go.mod go.sum $(shell find filter internal -name '*.go' -not -name '*_test.go')
@@ -15,7 +17,8 @@ unit: build
 	GOOS=wasip1 GOARCH=wasm go vet ./...
 	go test -count=1 ./...
 
-test: unit
+# The README's test command, and what CI runs.
+test: unit e2e
 
-clean:
+clean: e2e-clean
 	rm -rf build

@@ -55,14 +55,18 @@ var get = [][2]string{{":method", "GET"}, {":path", "/api/orders"}, {":authority
 func req(extra ...[2]string) [][2]string { return append(append([][2]string{}, get...), extra...) }
 
 func idsOK(cacheControl string) [][2]string {
-	h := [][2]string{{":status", "200"}, {"content-type", "application/jwt"}}
+	h := [][2]string{{":status", "200"}, {"content-type", "application/jwt"}, {"x-envoy-upstream-service-time", "2"}}
 	if cacheControl != "" {
 		h = append(h, [2]string{"cache-control", cacheControl})
 	}
 	return h
 }
 
-func status(s int) [][2]string { return [][2]string{{":status", strconv.Itoa(s)}} }
+// status is an answer from the identity server: Envoy's router marks those
+// with x-envoy-upstream-service-time.
+func status(s int) [][2]string {
+	return [][2]string{{":status", strconv.Itoa(s)}, {"x-envoy-upstream-service-time", "2"}}
+}
 
 func header(headers [][2]string, name string) []string {
 	var out []string
@@ -254,7 +258,9 @@ func TestIdentityServerAnswers(t *testing.T) {
 		{"502", status(502), "", 502, "", serverErrorBody},
 		{"504 (Envoy's timeout reply)", status(504), "upstream request timeout", 502, "", serverErrorBody},
 		{"599", status(599), "", 502, "", serverErrorBody},
-		{"no response (connect failure, reset)", nil, "", 502, "", serverErrorBody},
+		{"no response", nil, "", 502, "", serverErrorBody},
+		{"Envoy's own 503 (connection refused, reset, no healthy host)", [][2]string{{":status", "503"}, {"content-type", "text/plain"}},
+			"upstream connect error or disconnect/reset before headers. reset reason: remote connection failure", 502, "", serverErrorBody},
 		{"100", status(100), "", 500, "", serverErrorBody},
 		{"201", status(201), valid, 500, "", serverErrorBody},
 		{"302", status(302), "", 500, "", serverErrorBody},

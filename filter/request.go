@@ -102,25 +102,16 @@ func (h *httpContext) OnHttpRequestHeaders(int, bool) (action types.Action) {
 func (h *httpContext) onIntrospection(numHeaders, bodySize, _ int) {
 	var action types.Action
 	defer h.recoverPanic(&action)
-	status := 0
-	var cacheControl []string
+	var headers [][2]string
 	if numHeaders > 0 {
-		headers, err := proxywasm.GetHttpCallResponseHeaders()
-		if err != nil {
+		var err error
+		if headers, err = proxywasm.GetHttpCallResponseHeaders(); err != nil {
 			h.respond(reply.BadGateway, "cannot read introspection response headers: "+err.Error())
 			return
 		}
-		for _, kv := range headers {
-			switch strings.ToLower(kv[0]) {
-			case ":status":
-				status, _ = strconv.Atoi(kv[1])
-			case "cache-control":
-				cacheControl = append(cacheControl, kv[1])
-			}
-		}
 	}
 	var body []byte
-	if status == 200 && bodySize > 0 {
+	if bodySize > 0 {
 		// Read at most one byte past the limit: enough to know it is too big.
 		var err error
 		if body, err = proxywasm.GetHttpCallResponseBody(0, min(bodySize, h.cfg.MaxJWTSize+1)); err != nil {
@@ -128,7 +119,7 @@ func (h *httpContext) onIntrospection(numHeaders, bodySize, _ int) {
 			return
 		}
 	}
-	answer := introspection.Classify(h.cfg, status, cacheControl, body, now())
+	answer := introspection.Classify(h.cfg, headers, body, now())
 	switch answer.Outcome {
 	case introspection.Active:
 		if answer.CacheTTL > 0 {

@@ -16,14 +16,49 @@ type obj = map[string]any
 // Bootstrap returns Envoy's bootstrap for cfg, as JSON (which Envoy reads like
 // YAML): an admin server and one listener per scenario on 127.0.0.1 port 0,
 // each with the wasm filter (when the scenario has a plugin) and the router,
-// plus the STATIC clusters.
-func Bootstrap(cfg Config) ([]byte, error) {
+// plus the STATIC clusters. With cfg.ListenersViaLDS the listeners are not in
+// the bootstrap but in lds, an LDS DiscoveryResponse the bootstrap reads from
+// ldsPath.
+func Bootstrap(cfg Config, ldsPath string) (bootstrap, lds []byte, err error) {
 	if cfg.Upstream == "" {
-		return nil, errors.New("harness: Config.Upstream is required")
+		return nil, nil, errors.New("harness: Config.Upstream is required")
 	}
 	if _, ok := cfg.Clusters[cfg.Upstream]; !ok {
-		return nil, fmt.Errorf("harness: upstream cluster %q is not in Config.Clusters", cfg.Upstream)
+		return nil, nil, fmt.Errorf("harness: upstream cluster %q is not in Config.Clusters", cfg.Upstream)
 	}
+	listeners, err := listenerResources(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	clusters, err := clusterResources(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	b := obj{
+		"admin":            obj{"address": socketAddress("127.0.0.1", 0)},
+		"static_resources": obj{"clusters": clusters},
+	}
+	if !cfg.ListenersViaLDS {
+		b["static_resources"].(obj)["listeners"] = listeners
+		bootstrap, err = json.MarshalIndent(b, "", "  ")
+		return bootstrap, nil, err
+	}
+	for _, l := range listeners {
+		l.(obj)["@type"] = "type.googleapis.com/envoy.config.listener.v3.Listener"
+	}
+	b["node"] = obj{"id": "phantom-token-e2e", "cluster": "phantom-token-e2e"} // xDS needs them
+	b["dynamic_resources"] = obj{"lds_config": obj{
+		"path_config_source":   obj{"path": ldsPath},
+		"resource_api_version": "V3",
+	}}
+	if bootstrap, err = json.MarshalIndent(b, "", "  "); err != nil {
+		return nil, nil, err
+	}
+	lds, err = json.MarshalIndent(obj{"resources": listeners}, "", "  ")
+	return bootstrap, lds, err
+}
+
+func listenerResources(cfg Config) ([]any, error) {
 	wasm := ""
 	if cfg.WasmPath != "" {
 		var err error
@@ -55,8 +90,9 @@ func Bootstrap(cfg Config) ([]byte, error) {
 			"typed_config": obj{"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
 		})
 		listeners = append(listeners, obj{
-			"name":    s.Name,
-			"address": socketAddress("127.0.0.1", 0),
+			"name":        s.Name,
+			"stat_prefix": s.Name, // the address, port 0, would be the same for all
+			"address":     socketAddress("127.0.0.1", 0),
 			"filter_chains": []any{obj{"filters": []any{obj{
 				"name": "envoy.filters.network.http_connection_manager",
 				"typed_config": obj{
@@ -75,7 +111,10 @@ func Bootstrap(cfg Config) ([]byte, error) {
 			}}}},
 		})
 	}
+	return listeners, nil
+}
 
+func clusterResources(cfg Config) ([]any, error) {
 	names := make([]string, 0, len(cfg.Clusters))
 	for name := range cfg.Clusters {
 		names = append(names, name)
@@ -103,11 +142,7 @@ func Bootstrap(cfg Config) ([]byte, error) {
 			},
 		})
 	}
-
-	return json.MarshalIndent(obj{
-		"admin":            obj{"address": socketAddress("127.0.0.1", 0)},
-		"static_resources": obj{"listeners": listeners, "clusters": clusters},
-	}, "", "  ")
+	return clusters, nil
 }
 
 // wasmFilter is envoy.filters.http.wasm running the module at wasm under V8,

@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	funce "github.com/tetratelabs/func-e"
@@ -56,6 +57,11 @@ type Config struct {
 	Concurrency int
 	// StartTimeout bounds the wait for readiness; 60s when zero.
 	StartTimeout time.Duration
+	// ListenersViaLDS serves the listeners through file-based LDS instead of
+	// the bootstrap. Envoy then rejects a listener whose filter fails to start
+	// on its own, keeping the others, instead of exiting: one Envoy can check
+	// many bad plugin configurations (see StartupError.Missing).
+	ListenersViaLDS bool
 }
 
 // Envoy is a running Envoy.
@@ -69,6 +75,8 @@ type Envoy struct {
 	cancel    context.CancelFunc
 	done      chan error
 	logFile   *os.File
+	stopOnce  sync.Once
+	stopErr   error
 }
 
 // StartupError is returned by Start when Envoy exits before it is ready or
@@ -106,14 +114,20 @@ func Start(ctx context.Context, cfg Config) (*Envoy, error) {
 	if cfg.StartTimeout == 0 {
 		cfg.StartTimeout = 60 * time.Second
 	}
-	bootstrap, err := Bootstrap(cfg)
+	bootstrapPath := filepath.Join(cfg.Dir, "bootstrap.json")
+	ldsPath := filepath.Join(cfg.Dir, "lds.json")
+	adminAddrPath := filepath.Join(cfg.Dir, "admin-address.txt")
+	bootstrap, lds, err := Bootstrap(cfg, ldsPath)
 	if err != nil {
 		return nil, err
 	}
-	bootstrapPath := filepath.Join(cfg.Dir, "bootstrap.json")
-	adminAddrPath := filepath.Join(cfg.Dir, "admin-address.txt")
 	if err := os.WriteFile(bootstrapPath, bootstrap, 0o600); err != nil {
 		return nil, err
+	}
+	if lds != nil {
+		if err := os.WriteFile(ldsPath, lds, 0o600); err != nil {
+			return nil, err
+		}
 	}
 	e := &Envoy{LogPath: filepath.Join(cfg.Dir, "envoy.log"), done: make(chan error, 1)}
 	if e.logFile, err = os.Create(e.LogPath); err != nil {
@@ -283,17 +297,20 @@ func (e *Envoy) Log() (string, error) {
 	return string(b), err
 }
 
-// Stop ends Envoy (func-e kills it when its context is cancelled) and waits.
+// Stop ends Envoy (func-e kills it when its context is cancelled), waits for
+// it and returns the error of its run: nil unless it ended by itself with a
+// failure before Stop. Calling Stop again returns the same.
 func (e *Envoy) Stop() error {
-	e.cancel()
-	var err error
-	select {
-	case err = <-e.done:
-	case <-time.After(30 * time.Second):
-		err = errors.New("envoy did not stop within 30s")
-	}
-	_ = e.logFile.Close()
-	return err
+	e.stopOnce.Do(func() {
+		e.cancel()
+		select {
+		case e.stopErr = <-e.done:
+		case <-time.After(30 * time.Second):
+			e.stopErr = errors.New("envoy did not stop within 30s")
+		}
+		_ = e.logFile.Close()
+	})
+	return e.stopErr
 }
 
 func tail(s string, n int) string {

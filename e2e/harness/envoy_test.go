@@ -94,3 +94,21 @@ func TestStartFailure(t *testing.T) {
 	}
 }
 
+// TestStartLDSRejectsOneListener: through LDS, a listener Envoy refuses is
+// missing while the others serve.
+func TestStartLDSRejectsOneListener(t *testing.T) {
+	dir := t.TempDir()
+	_, err := harness.Start(context.Background(), harness.Config{
+		EnvoyPath:       envoyPath(t),
+		WasmPath:        filepath.Join(dir, "missing.wasm"),
+		Dir:             dir,
+		Clusters:        map[string]string{"echo": "127.0.0.1:1"},
+		Upstream:        "echo",
+		Scenarios:       []harness.Scenario{{Name: "fine"}, {Name: "broken", Plugin: `{}`}},
+		ListenersViaLDS: true,
+	})
+	var se *harness.StartupError
+	if !errors.As(err, &se) || se.Exited || len(se.Missing) != 1 || se.Missing[0] != "broken" {
+		t.Fatalf("Start error = %v, want only listener broken missing", err)
+	}
+}

@@ -76,12 +76,30 @@ func StatusOutcome(status int) (o Outcome, ok bool) {
 	return ServerError, false
 }
 
-// Classify maps a complete introspection response. status is 0 when the call
-// failed without a response (connection failure, reset). body is the whole
-// body; the caller rejects a body larger than c.MaxJWTSize before reading it.
-func Classify(c *config.Config, status int, cacheControl []string, body []byte, now time.Time) Answer {
-	if status == 0 {
+// Classify maps a complete introspection response: its headers as the host
+// gives them (none when the call failed without a response) and its body, of
+// which the caller reads at most c.MaxJWTSize+1 bytes.
+func Classify(c *config.Config, headers [][2]string, body []byte, now time.Time) Answer {
+	status, fromUpstream := 0, false
+	var cacheControl []string
+	for _, kv := range headers {
+		switch strings.ToLower(kv[0]) {
+		case ":status":
+			status, _ = strconv.Atoi(kv[1])
+		case "cache-control":
+			cacheControl = append(cacheControl, kv[1])
+		case "x-envoy-upstream-service-time":
+			fromUpstream = true
+		}
+	}
+	switch {
+	case status == 0:
 		return Answer{Outcome: BadGateway, Reason: "introspection call failed without a response"}
+	case status == 503 && !fromUpstream:
+		// Envoy answers a connect failure, a reset or a cluster without a
+		// healthy host with a 503 of its own. Its router marks every answer
+		// that did come from the upstream with x-envoy-upstream-service-time.
+		return Answer{Outcome: BadGateway, Reason: "no answer from the identity server (Envoy's 503: connection failure, reset or no healthy host)"}
 	}
 	if o, ok := StatusOutcome(status); !ok {
 		return Answer{Outcome: o, Reason: "introspection status " + strconv.Itoa(status)}

@@ -65,14 +65,21 @@ func TestStatusTable(t *testing.T) {
 		if s == 200 {
 			continue
 		}
-		if got := Classify(c, s, nil, []byte(testjwt.Make(`{}`)), time.Now()).Outcome; got != want(s) {
+		if got := Classify(c, upstream(s), []byte(testjwt.Make(`{}`)), time.Now()).Outcome; got != want(s) {
 			t.Errorf("status %d: got %v, want %v", s, got, want(s))
 		}
 	}
-	for _, s := range []int{0, 600, 999} {
-		if got := Classify(c, s, nil, nil, time.Now()).Outcome; got != BadGateway && s == 0 || got != ServerError && s != 0 {
+	for _, s := range []int{600, 999} {
+		if got := Classify(c, upstream(s), nil, time.Now()).Outcome; got != ServerError {
 			t.Errorf("status %d: got %v", s, got)
 		}
+	}
+	if got := Classify(c, nil, nil, time.Now()).Outcome; got != BadGateway {
+		t.Errorf("no response: got %v", got)
+	}
+	envoy503 := [][2]string{{":status", "503"}, {"content-type", "text/plain"}}
+	if got := Classify(c, envoy503, []byte("upstream connect error or disconnect/reset before headers"), time.Now()).Outcome; got != BadGateway {
+		t.Errorf("Envoy's own 503 (connection failure): got %v, want BadGateway", got)
 	}
 }
 
@@ -108,7 +115,7 @@ func TestClassify200(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a := Classify(tt.c, 200, nil, []byte(tt.body), now)
+			a := Classify(tt.c, upstream(200), []byte(tt.body), now)
 			if a.Outcome != tt.outcome {
 				t.Fatalf("got %v (%s), want %v", a.Outcome, a.Reason, tt.outcome)
 			}
@@ -152,12 +159,22 @@ func TestCacheTTL(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a := Classify(tt.c, 200, tt.cacheControl, []byte(tt.body), now)
+			headers := upstream(200)
+			for _, v := range tt.cacheControl {
+				headers = append(headers, [2]string{"Cache-Control", v})
+			}
+			a := Classify(tt.c, headers, []byte(tt.body), now)
 			if a.Outcome != Active || a.CacheTTL != tt.ttl {
 				t.Errorf("got %v ttl %v, want ttl %v", a.Outcome, a.CacheTTL, tt.ttl)
 			}
 		})
 	}
+}
+
+// upstream is the header list of an answer that came from the identity server
+// through Envoy's router.
+func upstream(status int) [][2]string {
+	return [][2]string{{":status", strconv.Itoa(status)}, {"x-envoy-upstream-service-time", "3"}}
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
