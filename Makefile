@@ -1,7 +1,7 @@
 # The phantom token filter. `make test` is what CI runs.
 WASM := build/phantom_token.wasm
 
-.PHONY: build test unit clean
+.PHONY: build test unit run clean
 
 include e2e/e2e.mk
 
@@ -16,6 +16,10 @@ unit: build
 	go vet ./...
 	GOOS=wasip1 GOARCH=wasm go vet ./...
 	go test -count=1 ./...
+
+# Envoy with envoy.yaml and the module, a local identity server and an echo API.
+run: build $(E2E_ENVOY_DEP)
+	cd e2e && ENVOY_PATH='$(ENVOY_PATH)' go run ./cmd/run -root ..
 
 # The README's test command, and what CI runs.
 test: unit e2e

@@ -125,14 +125,14 @@ func setUp(dir string) (cleanup func(), err error) {
 		return cleanup, fmt.Errorf("the filter module is missing (run `make build`): %w", err)
 	}
 
-	if suite.echo, err = fixtures.StartEcho(); err != nil {
+	if suite.echo, err = fixtures.StartEcho(fixtures.AnyPort); err != nil {
 		return cleanup, err
 	}
 	stops = append(stops, suite.echo.Close)
 
 	suite.gatewaySecret = fixtures.RandomToken()
 	suite.specialSecret = "s3cr%t+/:" + fixtures.RandomToken()
-	if suite.ids, err = fixtures.StartIdS(map[string]string{
+	if suite.ids, err = fixtures.StartIdS(fixtures.AnyPort, map[string]string{
 		gatewayID: suite.gatewaySecret,
 		specialID: suite.specialSecret,
 	}); err != nil {

@@ -26,7 +26,7 @@ func envoyPath(t *testing.T) string {
 // TestStartWithoutWasm runs Envoy through func-e with two plain listeners in
 // front of the echo upstream.
 func TestStartWithoutWasm(t *testing.T) {
-	echo, err := fixtures.StartEcho()
+	echo, err := fixtures.StartEcho(fixtures.AnyPort)
 	if err != nil {
 		t.Fatal(err)
 	}
