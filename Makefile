@@ -3,6 +3,8 @@ WASM := build/phantom_token.wasm
 
 .PHONY: build test unit run clean
 
+.DEFAULT_GOAL := build
+
 include e2e/e2e.mk
 
 build: $(WASM)
