@@ -1,7 +1,6 @@
 package main
 
 import (
-	"strconv"
 	"strings"
 
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
@@ -18,13 +17,17 @@ import (
 // httpContext handles one request.
 type httpContext struct {
 	types.DefaultHttpContext
-	cfg  *config.Config
-	head bool
-	hash cache.TokenHash
+	plugin *pluginContext
+	cfg    *config.Config
+	id     uint32
+	head   bool
+	hash   cache.TokenHash
 	// upstreamCopies counts the client's values of the upstream header.
 	upstreamCopies int
-	// done is set once the request was answered or resumed, so a panic
-	// afterwards does not answer twice.
+	// flight is the introspection the request waits for.
+	flight *flight
+	// done is set once the request was answered or let through, so a panic
+	// or a late answer does not act on it twice.
 	done bool
 }
 
@@ -63,7 +66,7 @@ func (h *httpContext) OnHttpRequestHeaders(int, bool) (action types.Action) {
 	// A CORS preflight carries no token by design; the CORS filter or the
 	// upstream answers it. Any other OPTIONS is authenticated.
 	if cfg.ForwardCORSPreflight && method == "OPTIONS" && origin && preflightMethod {
-		proxywasm.LogDebug("phantom-token: CORS preflight forwarded without authentication")
+		h.plugin.metrics.preflight.Increment(1)
 		return types.ActionContinue
 	}
 	h.head = method == "HEAD"
@@ -79,72 +82,51 @@ func (h *httpContext) OnHttpRequestHeaders(int, bool) (action types.Action) {
 	}
 	h.hash = cache.Hash(cfg.CacheNamespace, token)
 
+	var slot cache.Entry
 	if cfg.CacheEnabled {
-		if rec, _, err := proxywasm.GetSharedData(h.key()); err == nil {
-			if jwtText, ok := cache.Decode(rec, h.hash, now()); ok {
-				if claims, err := jwt.Parse(jwtText); err == nil {
-					h.logf("cache hit")
-					return h.admit(jwtText, claims)
-				}
+		rec, _, _ := proxywasm.GetSharedData(h.key())
+		slot = cache.Decode(rec, h.hash, now())
+		if slot.Kind == cache.Active {
+			if a, ok := fromCache(slot.JWT); ok {
+				h.plugin.metrics.cacheHits.Increment(1)
+				return h.finish(a)
 			}
 		}
+		h.plugin.metrics.cacheMisses.Increment(1)
 	}
-
-	calloutHeaders, body := introspection.Request(cfg, token)
-	if _, err := proxywasm.DispatchHttpCall(cfg.Cluster, calloutHeaders, body, nil,
-		uint32(cfg.Timeout.Milliseconds()), h.onIntrospection); err != nil {
-		return h.respond(reply.BadGateway, "cannot dispatch the introspection call to cluster "+strconv.Quote(cfg.Cluster)+": "+err.Error())
-	}
-	return types.ActionPause
+	return h.plugin.introspect(h, token, slot.Kind == cache.Pending)
 }
 
-// onIntrospection receives the identity server's answer.
-func (h *httpContext) onIntrospection(numHeaders, bodySize, _ int) {
-	var action types.Action
-	defer h.recoverPanic(&action)
-	var headers [][2]string
-	if numHeaders > 0 {
-		var err error
-		if headers, err = proxywasm.GetHttpCallResponseHeaders(); err != nil {
-			h.respond(reply.BadGateway, "cannot read introspection response headers: "+err.Error())
-			return
+// OnHttpStreamDone lets go of a request that ended while it waited.
+func (h *httpContext) OnHttpStreamDone() {
+	defer func() {
+		if r := recover(); r != nil {
+			proxywasm.LogCriticalf("phantom-token: panic at stream end: %v", r)
 		}
+	}()
+	if h.plugin != nil && h.cfg != nil {
+		h.plugin.leave(h)
 	}
-	var body []byte
-	if bodySize > 0 {
-		// Read at most one byte past the limit: enough to know it is too big.
-		var err error
-		if body, err = proxywasm.GetHttpCallResponseBody(0, min(bodySize, h.cfg.MaxJWTSize+1)); err != nil {
-			h.respond(reply.BadGateway, "cannot read introspection response body: "+err.Error())
-			return
-		}
-	}
-	answer := introspection.Classify(h.cfg, headers, body, now())
-	switch answer.Outcome {
+}
+
+// finish acts on the answer for this request, which must be the effective
+// context. It returns ActionContinue when the request may go on upstream.
+func (h *httpContext) finish(a introspection.Answer) types.Action {
+	switch a.Outcome {
 	case introspection.Active:
-		if answer.CacheTTL > 0 {
-			h.store(answer)
-		}
-		h.logf("introspection: active")
-		if h.admit(answer.JWT, answer.Claims) == types.ActionContinue {
-			h.done = true
-			if err := proxywasm.ResumeHttpRequest(); err != nil {
-				proxywasm.LogErrorf("phantom-token: cannot resume the request: %v", err)
-			}
-		}
+		return h.admit(a.JWT, a.Claims)
 	case introspection.Inactive:
-		h.respond(reply.InvalidToken, answer.Reason)
+		return h.respond(reply.InvalidToken, a.Reason)
 	case introspection.Unavailable:
-		h.respond(reply.Unavailable, answer.Reason)
+		return h.respond(reply.Unavailable, a.Reason)
 	case introspection.BadGateway:
-		h.respond(reply.BadGateway, answer.Reason)
-	default:
-		h.respond(reply.ServerError, answer.Reason)
+		return h.respond(reply.BadGateway, a.Reason)
 	}
+	return h.respond(reply.ServerError, a.Reason)
 }
 
 // admit runs the per-request checks on a JWT, fresh or cached, and puts it in
-// the upstream header. It returns ActionContinue when the request may go on.
+// the upstream header.
 func (h *httpContext) admit(jwtText string, claims jwt.Claims) types.Action {
 	switch claims.Check(now(), h.cfg.RequiredScopes) {
 	case jwt.Expired:
@@ -167,21 +149,9 @@ func (h *httpContext) admit(jwtText string, claims jwt.Claims) types.Action {
 	if err := proxywasm.AddHttpRequestHeader(name, value); err != nil {
 		return h.respond(reply.ServerError, "cannot set the "+name+" header: "+err.Error())
 	}
+	h.done = true
+	h.plugin.metrics.allowed.Increment(1)
 	return types.ActionContinue
-}
-
-// store caches an active answer in its slot. A CAS mismatch means another
-// worker wrote the slot a moment ago; its answer is as good as ours.
-func (h *httpContext) store(a introspection.Answer) {
-	key := h.key()
-	_, cas, err := proxywasm.GetSharedData(key)
-	if err != nil && err != types.ErrorStatusNotFound {
-		cas = 0
-	}
-	rec := cache.Encode(h.hash, now().Add(a.CacheTTL), a.JWT)
-	if err := proxywasm.SetSharedData(key, rec, cas); err != nil && err != types.ErrorStatusCasMismatch {
-		proxywasm.LogWarnf("phantom-token: cannot cache the answer: %v", err)
-	}
 }
 
 func (h *httpContext) key() string {
@@ -191,8 +161,16 @@ func (h *httpContext) key() string {
 // respond answers the client locally. It returns ActionPause, which the
 // header callback must return after a local reply.
 func (h *httpContext) respond(k reply.Kind, why string) types.Action {
-	r := reply.New(k, h.cfg, h.head)
 	h.done = true
+	var r reply.Reply
+	if h.cfg == nil {
+		r = reply.New(reply.ServerError, &config.Config{}, h.head)
+	} else {
+		r = reply.New(k, h.cfg, h.head)
+	}
+	if h.plugin != nil && h.plugin.metrics != nil {
+		h.plugin.metrics.denied[r.Status].Increment(1)
+	}
 	if r.Status >= 500 {
 		proxywasm.LogWarnf("phantom-token: %s%s: answering %d", h.fingerprint(), why, r.Status)
 	} else {
@@ -202,10 +180,6 @@ func (h *httpContext) respond(k reply.Kind, why string) types.Action {
 		proxywasm.LogErrorf("phantom-token: cannot send the local response: %v", err)
 	}
 	return types.ActionPause
-}
-
-func (h *httpContext) logf(what string) {
-	proxywasm.LogDebugf("phantom-token: %s%s", h.fingerprint(), what)
 }
 
 // fingerprint names the token in logs without revealing it.
@@ -221,10 +195,9 @@ func (h *httpContext) fingerprint() string {
 func (h *httpContext) recoverPanic(action *types.Action) {
 	if r := recover(); r != nil {
 		proxywasm.LogCriticalf("phantom-token: panic: %v", r)
+		*action = types.ActionPause
 		if !h.done {
-			*action = h.respond(reply.ServerError, "internal error")
-		} else {
-			*action = types.ActionPause
+			h.respond(reply.ServerError, "internal error")
 		}
 	}
 }

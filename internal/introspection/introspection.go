@@ -50,6 +50,8 @@ const (
 
 // Answer is the classified response of the identity server.
 type Answer struct {
+	// Status is the identity server's status; 0 when there was no response.
+	Status  int
 	Outcome Outcome
 	JWT     string
 	Claims  jwt.Claims
@@ -92,6 +94,12 @@ func Classify(c *config.Config, headers [][2]string, body []byte, now time.Time)
 			fromUpstream = true
 		}
 	}
+	a := classify(c, status, fromUpstream, cacheControl, body, now)
+	a.Status = status
+	return a
+}
+
+func classify(c *config.Config, status int, fromUpstream bool, cacheControl []string, body []byte, now time.Time) Answer {
 	switch {
 	case status == 0:
 		return Answer{Outcome: BadGateway, Reason: "introspection call failed without a response"}

@@ -36,25 +36,36 @@ var (
 	bodyServerError  = []byte(`{"code":"server_error","message":"Problem encountered processing the request"}`)
 )
 
+// Status is the HTTP status of kind k.
+func Status(k Kind) uint32 {
+	switch k {
+	case NoToken, InvalidToken:
+		return 401
+	case InsufficientScope:
+		return 403
+	case InvalidRequest:
+		return 400
+	case BadGateway:
+		return 502
+	case Unavailable:
+		return 503
+	}
+	return 500
+}
+
 // New builds the reply of kind k. A HEAD request gets the same status and
 // headers without a body.
 func New(k Kind, c *config.Config, head bool) Reply {
-	var r Reply
+	r := Reply{Status: Status(k), Body: bodyServerError}
 	switch k {
 	case NoToken:
-		r = Reply{Status: 401, Body: bodyUnauthorized, Headers: challenge(c, c.Scopes, "")}
+		r.Body, r.Headers = bodyUnauthorized, challenge(c, c.Scopes, "")
 	case InvalidToken:
-		r = Reply{Status: 401, Body: bodyUnauthorized, Headers: challenge(c, c.Scopes, "invalid_token")}
+		r.Body, r.Headers = bodyUnauthorized, challenge(c, c.Scopes, "invalid_token")
 	case InsufficientScope:
-		r = Reply{Status: 403, Body: bodyForbidden, Headers: challenge(c, c.RequiredScopes, "insufficient_scope")}
+		r.Body, r.Headers = bodyForbidden, challenge(c, c.RequiredScopes, "insufficient_scope")
 	case InvalidRequest:
-		r = Reply{Status: 400, Body: bodyBadRequest, Headers: challenge(c, c.Scopes, "invalid_request")}
-	case BadGateway:
-		r = Reply{Status: 502, Body: bodyServerError}
-	case Unavailable:
-		r = Reply{Status: 503, Body: bodyServerError}
-	default:
-		r = Reply{Status: 500, Body: bodyServerError}
+		r.Body, r.Headers = bodyBadRequest, challenge(c, c.Scopes, "invalid_request")
 	}
 	r.Headers = append(r.Headers, [2]string{"content-type", "application/json"})
 	if head {
