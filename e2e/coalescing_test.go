@@ -1,0 +1,98 @@
+package e2e
+
+import (
+	"context"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/phantom-token/envoy-phantom-token/e2e/fixtures"
+)
+
+// TestOneIntrospectionForConcurrentRequests: requests that carry the same
+// fresh token at the same moment, on new connections spread over both
+// workers, cost one introspection in all.
+func TestOneIntrospectionForConcurrentRequests(t *testing.T) {
+	const n = 64
+	tok := suite.ids.Issue(fixtures.TokenOptions{})
+	var start, done sync.WaitGroup
+	start.Add(1)
+	statuses := make([]int, n)
+	for i := 0; i < n; i++ {
+		done.Add(1)
+		go func(i int) {
+			defer done.Done()
+			c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+			req, _ := http.NewRequest("GET", suite.envoy.URL(scDefault)+"/concurrent", nil)
+			req.Header.Set("Authorization", "Bearer "+tok)
+			start.Wait()
+			if res, err := c.Do(req); err == nil {
+				statuses[i] = res.StatusCode
+				res.Body.Close()
+			}
+		}(i)
+	}
+	start.Done()
+	done.Wait()
+	for i, s := range statuses {
+		if s != http.StatusOK {
+			t.Fatalf("request %d: status %d", i, s)
+		}
+	}
+	if got := len(suite.ids.IntrospectionsOf(tok)); got != 1 {
+		t.Errorf("%d concurrent requests cost %d introspections, want 1", n, got)
+	}
+}
+
+// TestMetrics reads the filter's counters from Envoy's admin
+// /stats/prometheus: each request is counted under its outcome.
+func TestMetrics(t *testing.T) {
+	read := func() map[string]int {
+		body, err := suite.envoy.Admin(context.Background(), "/stats/prometheus")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]int{}
+		for _, m := range regexp.MustCompile(`(?m)^(\S*phantom_token\S*?)(?:\{[^}]*\})? (\d+)$`).FindAllStringSubmatch(body, -1) {
+			n, _ := strconv.Atoi(m[2])
+			out[m[1]] += n
+		}
+		return out
+	}
+	before := read()
+	tok := suite.ids.Issue(fixtures.TokenOptions{})
+	call(t, client, scDefault, "GET", bearer(tok), "") // miss: allowed, one 2xx introspection
+	call(t, client, scDefault, "GET", bearer(tok), "") // hit: allowed
+	call(t, client, scDefault, "GET", nil, "")         // 401
+	call(t, client, scDefault, "GET", bearer(suite.ids.Issue(fixtures.TokenOptions{Status: 503})), "")
+	after := read()
+	delta := func(suffix string) int {
+		for name, v := range after {
+			if strings.HasSuffix(name, suffix) {
+				return v - before[name]
+			}
+		}
+		t.Errorf("no stat ending in %s in /stats/prometheus", suffix)
+		return 0
+	}
+	for suffix, want := range map[string]int{
+		"phantom_token_requests_allowed": 2, "phantom_token_requests_401": 1, "phantom_token_requests_503": 1,
+		"phantom_token_cache_hits": 1, "phantom_token_cache_misses": 2,
+		"phantom_token_introspection_2xx": 1, "phantom_token_introspection_5xx": 1,
+	} {
+		if got := delta(suffix); got != want {
+			t.Errorf("%s went up by %d, want %d", suffix, got, want)
+		}
+	}
+	// Envoy publishes histograms at its stats flush (every 5s by default).
+	for deadline := time.Now().Add(8 * time.Second); delta("phantom_token_introspection_latency_ms_count") < 2; time.Sleep(250 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the latency histogram did not record the two introspections")
+		}
+		after = read()
+	}
+}
