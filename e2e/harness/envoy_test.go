@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -67,6 +68,13 @@ func TestStartWithoutWasm(t *testing.T) {
 	n, err := e.Counter(ctx, "http.a.downstream_rq_total")
 	if err != nil || n != 1 {
 		t.Errorf("http.a.downstream_rq_total = %d, %v; want 1", n, err)
+	}
+	pid, err := e.PID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if exe, err := os.Readlink(filepath.Join("/proc", strconv.Itoa(pid), "exe")); err != nil || filepath.Base(exe) != filepath.Base(envoyPath(t)) {
+		t.Errorf("PID %d runs %q (%v), want %s", pid, exe, err, envoyPath(t))
 	}
 	if log, err := e.Log(); err != nil || !strings.Contains(log, "starting main dispatch loop") {
 		t.Errorf("log lacks Envoy's start line (err %v):\n%s", err, log)
