@@ -211,7 +211,7 @@ func TestMetrics(t *testing.T) {
 		h.request(req(authBearer(token))...).answer(idsOK(""), jwt)                 // miss, 2xx, allowed
 		h.request(req(authBearer(token))...)                                        // hit, allowed
 		h.request(req()...)                                                         // 401
-		h.request(req(authBearer(token), authBearer(token))...)                     // 400
+		h.request(req([2]string{"authorization", "Bearer a,Bearer b"})...)          // 400
 		h.request(req(authBearer(token+"-b"))...).answer(idsOK(""), phantomJWT("")) // 403
 		h.request(req(authBearer(token+"-c"))...).answer(status(500), "")           // 502
 		h.request(req(authBearer(token+"-d"))...).answer(status(503), "")           // 503

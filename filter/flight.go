@@ -19,6 +19,7 @@ type flight struct {
 	hash    cache.TokenHash
 	key     string
 	token   string
+	local   localKey
 	waiters []*httpContext
 	// caller is the context whose call is in flight: a request's, or the
 	// plugin's own (made from the tick). 0 while the flight waits on another
@@ -35,20 +36,21 @@ const settledFor = time.Second
 
 // introspect makes h wait for an introspection of its token: one already
 // under way in this VM or another, or a new call.
-func (p *pluginContext) introspect(h *httpContext, token string, otherVMCalling bool) types.Action {
+func (p *pluginContext) introspect(h *httpContext, otherVMCalling bool) types.Action {
 	if !p.cfg.CacheEnabled { // no cache, no sharing: every request calls
-		f := &flight{hash: h.hash, token: token, waiters: []*httpContext{h}}
+		f := &flight{token: h.token, waiters: []*httpContext{h}}
 		h.flight = f
 		p.dispatch(f, h.id)
 		return types.ActionPause
 	}
-	if f := p.flights[h.hash]; f != nil {
+	hash := h.tokenHash()
+	if f := p.flights[hash]; f != nil {
 		f.waiters = append(f.waiters, h)
 		h.flight = f
 		p.metrics.coalesced.Increment(1)
 		return types.ActionPause
 	}
-	f := &flight{hash: h.hash, key: h.key(), token: token, waiters: []*httpContext{h}}
+	f := &flight{hash: hash, key: h.key(), token: h.token, local: p.local.key(h.token), waiters: []*httpContext{h}}
 	h.flight = f
 	p.flights[f.hash] = f
 	if otherVMCalling {
@@ -141,6 +143,7 @@ func (p *pluginContext) record(f *flight, a introspection.Answer, t time.Time) {
 	switch {
 	case a.Outcome == introspection.Active && a.CacheTTL > 0:
 		e = cache.Entry{Kind: cache.Active, Expires: t.Add(a.CacheTTL), JWT: a.JWT}
+		p.local.put(f.local, a, e.Expires)
 	case cache.Decode(rec, f.hash, t).Kind == cache.Pending:
 		e = cache.Entry{Kind: cache.Settled, Expires: t.Add(settledFor), Outcome: byte(a.Outcome), JWT: a.JWT}
 	default:
@@ -194,6 +197,7 @@ func (p *pluginContext) poll(f *flight, t time.Time) {
 		return
 	case cache.Active:
 		if a, ok := fromCache(e.JWT); ok {
+			p.local.put(f.local, a, e.Expires)
 			p.deliver(f, a)
 			return
 		}

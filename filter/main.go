@@ -41,6 +41,7 @@ type pluginContext struct {
 	// flights are the introspections this VM waits for, by token.
 	flights map[cache.TokenHash]*flight
 	ticking bool
+	local   *localCache
 }
 
 // OnPluginStart validates the configuration. A failure makes Envoy reject the
@@ -63,6 +64,7 @@ func (p *pluginContext) OnPluginStart(int) (status types.OnPluginStartStatus) {
 		return types.OnPluginStartStatusFailed
 	}
 	p.cfg, p.metrics, p.flights = cfg, defineMetrics(), map[cache.TokenHash]*flight{}
+	p.local = newLocalCache(cfg.CacheMaxEntries)
 	proxywasm.LogInfof("phantom-token: started: cluster %q, response type %s, cache %v", cfg.Cluster, cfg.ResponseType, cfg.CacheEnabled)
 	return types.OnPluginStartStatusOK
 }

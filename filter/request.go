@@ -1,7 +1,6 @@
 package main
 
 import (
-	"strings"
 
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
@@ -21,9 +20,9 @@ type httpContext struct {
 	cfg    *config.Config
 	id     uint32
 	head   bool
-	hash   cache.TokenHash
-	// upstreamCopies counts the client's values of the upstream header.
-	upstreamCopies int
+	token  string
+	// hash is the token's SHA-256, computed when first needed.
+	hash cache.TokenHash
 	// flight is the introspection the request waits for.
 	flight *flight
 	// done is set once the request was answered or let through, so a panic
@@ -40,37 +39,23 @@ func (h *httpContext) OnHttpRequestHeaders(int, bool) (action types.Action) {
 	if !cfg.Enabled {
 		return types.ActionContinue
 	}
-	headers, err := proxywasm.GetHttpRequestHeaders()
-	if err != nil {
-		return h.respond(reply.ServerError, "cannot read request headers: "+err.Error())
-	}
-	var method string
-	var authorization []string
-	var origin, preflightMethod bool
-	for _, kv := range headers {
-		name := strings.ToLower(kv[0])
-		if name == cfg.UpstreamHeader {
-			h.upstreamCopies++
-		}
-		switch name {
-		case ":method":
-			method = kv[1]
-		case "authorization":
-			authorization = append(authorization, kv[1])
-		case "origin":
-			origin = true
-		case "access-control-request-method":
-			preflightMethod = true
-		}
-	}
+	// Only the headers the filter needs are read: fetching the whole map
+	// costs more than the rest of a cache hit.
+	method, _ := proxywasm.GetHttpRequestHeader(":method")
 	// A CORS preflight carries no token by design; the CORS filter or the
 	// upstream answers it. Any other OPTIONS is authenticated.
-	if cfg.ForwardCORSPreflight && method == "OPTIONS" && origin && preflightMethod {
+	if method == "OPTIONS" && cfg.ForwardCORSPreflight && h.isPreflight() {
 		h.plugin.metrics.preflight.Increment(1)
 		return types.ActionContinue
 	}
 	h.head = method == "HEAD"
 
+	// Envoy folds repeated Authorization headers into one value joined by
+	// commas; bearer.FromHeader reads that as a duplicate.
+	var authorization []string
+	if v, err := proxywasm.GetHttpRequestHeader("authorization"); err == nil {
+		authorization = []string{v}
+	}
 	token, found := bearer.FromHeader(authorization, cfg.MaxTokenLength)
 	switch found {
 	case bearer.Missing:
@@ -80,21 +65,29 @@ func (h *httpContext) OnHttpRequestHeaders(int, bool) (action types.Action) {
 	case bearer.Duplicate:
 		return h.respond(reply.InvalidRequest, "more than one Authorization header")
 	}
-	h.hash = cache.Hash(cfg.CacheNamespace, token)
+	h.token = token
 
 	var slot cache.Entry
 	if cfg.CacheEnabled {
+		p := h.plugin
+		t := now()
+		lk := p.local.key(token)
+		if a, ok := p.local.get(lk, t); ok {
+			p.metrics.cacheHits.Increment(1)
+			return h.finish(a)
+		}
 		rec, _, _ := proxywasm.GetSharedData(h.key())
-		slot = cache.Decode(rec, h.hash, now())
+		slot = cache.Decode(rec, h.tokenHash(), t)
 		if slot.Kind == cache.Active {
 			if a, ok := fromCache(slot.JWT); ok {
-				h.plugin.metrics.cacheHits.Increment(1)
+				p.local.put(lk, a, slot.Expires)
+				p.metrics.cacheHits.Increment(1)
 				return h.finish(a)
 			}
 		}
-		h.plugin.metrics.cacheMisses.Increment(1)
+		p.metrics.cacheMisses.Increment(1)
 	}
-	return h.plugin.introspect(h, token, slot.Kind == cache.Pending)
+	return h.plugin.introspect(h, slot.Kind == cache.Pending)
 }
 
 // OnHttpStreamDone lets go of a request that ended while it waited.
@@ -134,28 +127,58 @@ func (h *httpContext) admit(jwtText string, claims jwt.Claims) types.Action {
 	case jwt.InsufficientScope:
 		return h.respond(reply.InsufficientScope, "JWT lacks a required scope")
 	}
-	// Remove every client-supplied value first, so no second copy of the
-	// header (a JWT of the client's own) travels with ours. Envoy removes all
-	// values in one call; a host that removes one at a time gets one call each.
-	name, value := h.cfg.UpstreamHeader, jwtText
-	if name == "authorization" {
-		value = "Bearer " + jwtText
-	}
-	for i := 0; i < max(h.upstreamCopies, 1); i++ {
-		if err := proxywasm.RemoveHttpRequestHeader(name); err != nil {
-			return h.respond(reply.ServerError, "cannot remove the "+name+" header: "+err.Error())
-		}
-	}
-	if err := proxywasm.AddHttpRequestHeader(name, value); err != nil {
-		return h.respond(reply.ServerError, "cannot set the "+name+" header: "+err.Error())
+	if err := h.setUpstreamHeader(jwtText); err != nil {
+		return h.respond(reply.ServerError, "cannot set the "+h.cfg.UpstreamHeader+" header: "+err.Error())
 	}
 	h.done = true
 	h.plugin.metrics.allowed.Increment(1)
 	return types.ActionContinue
 }
 
+// setUpstreamHeader puts the JWT in the upstream header, leaving no value the
+// client sent in it. Authorization has one value by now (Envoy folds repeated
+// ones, and a folded pair was refused), so one replace does it. Any other
+// header may come many times: every value is removed first, so no JWT of the
+// client's own travels with ours.
+func (h *httpContext) setUpstreamHeader(jwtText string) error {
+	name := h.cfg.UpstreamHeader
+	if name == "authorization" {
+		return proxywasm.ReplaceHttpRequestHeader(name, "Bearer "+jwtText)
+	}
+	// Envoy removes every value in one call; a host that removes one at a
+	// time gets a call for each.
+	for i := 0; i < maxRemovals; i++ {
+		if _, err := proxywasm.GetHttpRequestHeader(name); err != nil {
+			break
+		}
+		if err := proxywasm.RemoveHttpRequestHeader(name); err != nil {
+			return err
+		}
+	}
+	return proxywasm.AddHttpRequestHeader(name, jwtText)
+}
+
+// maxRemovals bounds the remove calls for hosts that remove one value at a
+// time; Envoy removes them all in the first.
+const maxRemovals = 64
+
+// isPreflight: a CORS preflight has Origin and Access-Control-Request-Method.
+func (h *httpContext) isPreflight() bool {
+	_, errOrigin := proxywasm.GetHttpRequestHeader("origin")
+	_, errMethod := proxywasm.GetHttpRequestHeader("access-control-request-method")
+	return errOrigin == nil && errMethod == nil
+}
+
+// tokenHash is the token's SHA-256 in the configuration's namespace.
+func (h *httpContext) tokenHash() cache.TokenHash {
+	if h.hash == (cache.TokenHash{}) && h.token != "" {
+		h.hash = cache.Hash(h.cfg.CacheNamespace, h.token)
+	}
+	return h.hash
+}
+
 func (h *httpContext) key() string {
-	return cache.Key(h.cfg.CacheNamespace, h.hash, h.cfg.CacheMaxEntries)
+	return cache.Key(h.cfg.CacheNamespace, h.tokenHash(), h.cfg.CacheMaxEntries)
 }
 
 // respond answers the client locally. It returns ActionPause, which the
@@ -184,10 +207,10 @@ func (h *httpContext) respond(k reply.Kind, why string) types.Action {
 
 // fingerprint names the token in logs without revealing it.
 func (h *httpContext) fingerprint() string {
-	if h.hash == (cache.TokenHash{}) {
+	if h.token == "" {
 		return ""
 	}
-	return "token " + h.hash.Fingerprint() + ": "
+	return "token " + h.tokenHash().Fingerprint() + ": "
 }
 
 // recoverPanic turns a panic into a 500: the request is never let through and
