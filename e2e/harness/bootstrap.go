@@ -76,10 +76,14 @@ func listenerResources(cfg Config) ([]any, error) {
 		seen[s.Name] = true
 		filters := []any{}
 		if s.Plugin != nil {
-			if wasm == "" {
+			module := wasm
+			if s.WasmPath != "" {
+				module = s.WasmPath
+			}
+			if module == "" {
 				return nil, fmt.Errorf("harness: scenario %q has a plugin but Config.WasmPath is empty", s.Name)
 			}
-			f, err := wasmFilter(s, wasm)
+			f, err := wasmFilter(s, module)
 			if err != nil {
 				return nil, err
 			}

@@ -35,6 +35,9 @@ type Scenario struct {
 	Plugin any
 	// Env holds environment variables of the VM (vm_config.environment_variables).
 	Env map[string]string
+	// WasmPath, when set, is this listener's module instead of
+	// Config.WasmPath (an absolute path).
+	WasmPath string
 	// VMID is vm_config.vm_id. Scenarios with the same VMID and Env share one VM
 	// per worker, as Istio does with every WasmPlugin.
 	VMID string

@@ -1,8 +1,9 @@
 // Command bench is `make bench`: it measures what the phantom token filter
 // costs in a real Envoy (1.40, V8, two workers, started through func-e).
 //
-// One Envoy serves three listeners side by side, all routed to the echo
-// upstream: "nofilter" (no wasm filter, the baseline), "warm" (the filter with
+// One Envoy serves four listeners side by side, all routed to the echo
+// upstream: "nofilter" (no wasm filter, the baseline), "noopwasm" (a Go
+// wasip1 filter that does nothing: the floor any such filter pays), "warm" (the filter with
 // its cache, the token already cached) and "nocache" (the filter with "cache":
 // false, so every request introspects at the Go identity server fixture).
 // fortio, used as a library, drives them in turn over several rounds with the
@@ -31,6 +32,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -51,11 +53,12 @@ import (
 // The listeners, in the order they are driven and printed.
 const (
 	noFilter = "nofilter"
+	noopWasm = "noopwasm"
 	warm     = "warm"
 	noCache  = "nocache"
 )
 
-var scenarios = []string{noFilter, warm, noCache}
+var scenarios = []string{noFilter, noopWasm, warm, noCache}
 
 // The targets this benchmark checks.
 const (
@@ -68,7 +71,7 @@ const (
 )
 
 var (
-	rounds       = flag.Int("rounds", 3, "rounds over the three listeners, at each load")
+	rounds       = flag.Int("rounds", 3, "rounds over the listeners, at each load")
 	duration     = flag.Duration("duration", 5*time.Second, "length of one run")
 	warmup       = flag.Duration("warmup", time.Second, "warm-up run per listener before the rounds")
 	conns        = flag.Int("conns", 16, "keep-alive connections (fortio threads) of every run")
@@ -114,6 +117,14 @@ func run() (err error) {
 	if err != nil {
 		return err
 	}
+	// The no-op module (./cmd/bench/noop) shows the floor: what any Go
+	// wasip1 filter costs in Envoy before its own code runs.
+	noopPath := filepath.Join(dir, "noop.wasm")
+	build := exec.Command("go", "build", "-buildmode=c-shared", "-trimpath", "-o", noopPath, "./cmd/bench/noop")
+	build.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("building the no-op module: %v\n%s", err, out)
+	}
 	plugin := func(cache bool) map[string]any {
 		return map[string]any{
 			"introspection_url": ids.URL + fixtures.IntrospectionPath,
@@ -137,6 +148,7 @@ func run() (err error) {
 		WasmLogLevel: "info", // per-request debug lines are not part of the filter's cost
 		Scenarios: []harness.Scenario{
 			{Name: noFilter},
+			{Name: noopWasm, Plugin: "{}", WasmPath: noopPath, VMID: noopWasm},
 			{Name: warm, Plugin: plugin(true)},
 			{Name: noCache, Plugin: plugin(false)},
 		},
@@ -166,7 +178,7 @@ func run() (err error) {
 		return err
 	}
 	noCacheTok := ids.Issue(fixtures.TokenOptions{Scope: "read"})
-	token := map[string]string{noFilter: tok, warm: tok, noCache: noCacheTok}
+	token := map[string]string{noFilter: tok, noopWasm: tok, warm: tok, noCache: noCacheTok}
 
 	tp, err := throughput(envoy, token, ids)
 	if err != nil {
@@ -186,6 +198,7 @@ func run() (err error) {
 	verdict(tp.ratio >= minWarmRatio,
 		fmt.Sprintf("warm throughput ≥ %.2f × nofilter", minWarmRatio),
 		fmt.Sprintf("%.3f × (margin %+.1f points)", tp.ratio, 100*(tp.ratio-minWarmRatio)))
+	fmt.Printf("      (a no-op Go wasip1 filter reaches %.3f × nofilter here; warm reaches %.3f × the no-op filter)\n", tp.floor, tp.ratio/tp.floor)
 	verdict(tp.addedHalfP50 <= maxAddedP50,
 		fmt.Sprintf("warm added p50 at 50%% load ≤ %.0f µs", maxAddedP50),
 		fmt.Sprintf("%+.0f µs (margin %+.0f µs)", tp.addedHalfP50, maxAddedP50-tp.addedHalfP50))
@@ -322,6 +335,7 @@ func load(u, tok string, qps float64, d time.Duration, n int) (sample, error) {
 // tpResult is what the targets need from the throughput runs.
 type tpResult struct {
 	ratio        float64 // warm / nofilter requests per second at max load
+	floor        float64 // noopwasm / nofilter requests per second at max load
 	addedHalfP50 float64 // warm p50 - nofilter p50 at half load, µs
 }
 
@@ -380,6 +394,7 @@ func throughput(envoy *harness.Envoy, token map[string]string, ids *fixtures.IdS
 	p50 := func(s sample) float64 { return s.p50 }
 	return tpResult{
 		ratio:        median(peak[warm], rps) / median(peak[noFilter], rps),
+		floor:        median(peak[noopWasm], rps) / median(peak[noFilter], rps),
 		addedHalfP50: median(atHalf[warm], p50) - median(atHalf[noFilter], p50),
 	}, nil
 }
@@ -588,8 +603,8 @@ func rssKB(pid int) (int, error) {
 // printStats prints Envoy's wasm stats and whatever the filter defines, and
 // counts the plugin's warning and error log lines.
 func printStats(ctx context.Context, envoy *harness.Envoy) {
-	fmt.Printf("\n== Envoy stats matching wasm|phantom_token\n")
-	body, err := envoy.Admin(ctx, "/stats?filter="+url.QueryEscape("wasm|phantom_token"))
+	fmt.Printf("\n== Envoy stats of the wasm runtime and the filter (^wasm)\n")
+	body, err := envoy.Admin(ctx, "/stats?filter="+url.QueryEscape("^wasm"))
 	if err != nil {
 		fmt.Printf("cannot read stats: %v\n", err)
 	}
