@@ -121,9 +121,13 @@ func (p *pluginContext) deliver(f *flight, a introspection.Answer) {
 	f.caller = 0
 	// A waiter leaves the list only once served, so that after a panic the
 	// recovery can still answer the rest.
+	var t time.Time // the clock is read only when needed: the panic recovery comes here too
+	if a.Outcome == introspection.Active {
+		t = now()
+	}
 	for len(f.waiters) > 0 {
 		if w := f.waiters[0]; !w.done && proxywasm.SetEffectiveContext(w.id) == nil {
-			if w.finish(a) == types.ActionContinue {
+			if w.finish(a, t) == types.ActionContinue {
 				if err := proxywasm.ResumeHttpRequest(); err != nil {
 					proxywasm.LogErrorf("phantom-token: cannot resume the request: %v", err)
 				}
@@ -143,7 +147,7 @@ func (p *pluginContext) record(f *flight, a introspection.Answer, t time.Time) {
 	switch {
 	case a.Outcome == introspection.Active && a.CacheTTL > 0:
 		e = cache.Entry{Kind: cache.Active, Expires: t.Add(a.CacheTTL), JWT: a.JWT}
-		p.local.put(f.local, a, e.Expires)
+		p.remember(f.local, a, e.Expires)
 	case cache.Decode(rec, f.hash, t).Kind == cache.Pending:
 		e = cache.Entry{Kind: cache.Settled, Expires: t.Add(settledFor), Outcome: byte(a.Outcome), JWT: a.JWT}
 	default:
@@ -197,7 +201,7 @@ func (p *pluginContext) poll(f *flight, t time.Time) {
 		return
 	case cache.Active:
 		if a, ok := fromCache(e.JWT); ok {
-			p.local.put(f.local, a, e.Expires)
+			p.remember(f.local, a, e.Expires)
 			p.deliver(f, a)
 			return
 		}
@@ -241,6 +245,22 @@ func (p *pluginContext) leave(h *httpContext) {
 	if p.cfg.CacheEnabled {
 		p.updateTick()
 	}
+}
+
+// upstreamValue is the upstream header's value for a JWT.
+func (p *pluginContext) upstreamValue(jwtText string) string {
+	if p.cfg.UpstreamHeader == "authorization" {
+		return "Bearer " + jwtText
+	}
+	return jwtText
+}
+
+// remember keeps an active answer in this VM's copy of the cache until
+// expires, and returns the entry.
+func (p *pluginContext) remember(k localKey, a introspection.Answer, expires time.Time) localEntry {
+	e := localEntry{answer: a, upstream: p.upstreamValue(a.JWT), expires: expires}
+	p.local.put(k, e)
+	return e
 }
 
 // fromCache turns a stored JWT into an active answer.

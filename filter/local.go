@@ -24,8 +24,10 @@ type localCache struct {
 type localKey [2]uint64
 
 type localEntry struct {
-	answer  introspection.Answer
-	expires time.Time
+	answer introspection.Answer
+	// upstream is the upstream header's value, built once per entry.
+	upstream string
+	expires  time.Time
 }
 
 // localCacheMax bounds the entries per VM; the shared cache holds the rest.
@@ -43,26 +45,23 @@ func (c *localCache) key(token string) localKey {
 	return localKey{maphash.String(c.seeds[0], token), maphash.String(c.seeds[1], token)}
 }
 
-func (c *localCache) get(k localKey, t time.Time) (introspection.Answer, bool) {
+func (c *localCache) get(k localKey, t time.Time) (localEntry, bool) {
 	e, ok := c.entries[k]
-	if !ok {
-		return introspection.Answer{}, false
-	}
-	if !t.Before(e.expires) {
+	if ok && !t.Before(e.expires) {
 		delete(c.entries, k)
-		return introspection.Answer{}, false
+		return localEntry{}, false
 	}
-	return e.answer, true
+	return e, ok
 }
 
 // put keeps an active answer until expires. When full, it drops an arbitrary
 // entry (Go's map order), which is as good as any without access times.
-func (c *localCache) put(k localKey, a introspection.Answer, expires time.Time) {
+func (c *localCache) put(k localKey, e localEntry) {
 	if _, ok := c.entries[k]; !ok && len(c.entries) >= c.max {
 		for old := range c.entries {
 			delete(c.entries, old)
 			break
 		}
 	}
-	c.entries[k] = localEntry{answer: a, expires: expires}
+	c.entries[k] = e
 }

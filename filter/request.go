@@ -1,6 +1,8 @@
 package main
 
 import (
+	"time"
+
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
 
@@ -71,17 +73,17 @@ func (h *httpContext) OnHttpRequestHeaders(int, bool) (action types.Action) {
 		p := h.plugin
 		t := now()
 		lk := p.local.key(token)
-		if a, ok := p.local.get(lk, t); ok {
+		if e, ok := p.local.get(lk, t); ok {
 			p.metrics.cacheHits.Increment(1)
-			return h.finish(a)
+			return h.admit(e.answer.Claims, e.upstream, t)
 		}
 		rec, _, _ := proxywasm.GetSharedData(h.key())
 		slot = cache.Decode(rec, h.tokenHash(), t)
 		if slot.Kind == cache.Active {
 			if a, ok := fromCache(slot.JWT); ok {
-				p.local.put(lk, a, slot.Expires)
+				e := p.remember(lk, a, slot.Expires)
 				p.metrics.cacheHits.Increment(1)
-				return h.finish(a)
+				return h.admit(a.Claims, e.upstream, t)
 			}
 		}
 		p.metrics.cacheMisses.Increment(1)
@@ -103,10 +105,10 @@ func (h *httpContext) OnHttpStreamDone() {
 
 // finish acts on the answer for this request, which must be the effective
 // context. It returns ActionContinue when the request may go on upstream.
-func (h *httpContext) finish(a introspection.Answer) types.Action {
+func (h *httpContext) finish(a introspection.Answer, t time.Time) types.Action {
 	switch a.Outcome {
 	case introspection.Active:
-		return h.admit(a.JWT, a.Claims)
+		return h.admit(a.Claims, h.plugin.upstreamValue(a.JWT), t)
 	case introspection.Inactive:
 		return h.respond(reply.InvalidToken, a.Reason)
 	case introspection.Unavailable:
@@ -118,15 +120,15 @@ func (h *httpContext) finish(a introspection.Answer) types.Action {
 }
 
 // admit runs the per-request checks on a JWT, fresh or cached, and puts it in
-// the upstream header.
-func (h *httpContext) admit(jwtText string, claims jwt.Claims) types.Action {
-	switch claims.Check(now(), h.cfg.RequiredScopes) {
+// the upstream header (value is the header's value, see upstreamValue).
+func (h *httpContext) admit(claims jwt.Claims, value string, t time.Time) types.Action {
+	switch claims.Check(t, h.cfg.RequiredScopes) {
 	case jwt.Expired:
 		return h.respond(reply.InvalidToken, "JWT has expired")
 	case jwt.InsufficientScope:
 		return h.respond(reply.InsufficientScope, "JWT lacks a required scope")
 	}
-	if err := h.setUpstreamHeader(jwtText); err != nil {
+	if err := h.setUpstreamHeader(value); err != nil {
 		return h.respond(reply.ServerError, "cannot set the "+h.cfg.UpstreamHeader+" header: "+err.Error())
 	}
 	h.done = true
@@ -134,15 +136,15 @@ func (h *httpContext) admit(jwtText string, claims jwt.Claims) types.Action {
 	return types.ActionContinue
 }
 
-// setUpstreamHeader puts the JWT in the upstream header, leaving no value the
-// client sent in it. Authorization has one value by now (Envoy folds repeated
-// ones, and a folded pair was refused), so one replace does it. Any other
-// header may come many times: every value is removed first, so no JWT of the
-// client's own travels with ours.
-func (h *httpContext) setUpstreamHeader(jwtText string) error {
+// setUpstreamHeader sets the upstream header, leaving no value the client
+// sent in it. Authorization has one value by now (Envoy folds repeated ones,
+// and a folded pair was refused), so one replace does it. Any other header may
+// come many times: every value is removed first, so no JWT of the client's own
+// travels with ours.
+func (h *httpContext) setUpstreamHeader(value string) error {
 	name := h.cfg.UpstreamHeader
 	if name == "authorization" {
-		return proxywasm.ReplaceHttpRequestHeader(name, "Bearer "+jwtText)
+		return proxywasm.ReplaceHttpRequestHeader(name, value)
 	}
 	// Envoy removes every value in one call; a host that removes one at a
 	// time gets a call for each.
@@ -154,7 +156,7 @@ func (h *httpContext) setUpstreamHeader(jwtText string) error {
 			return err
 		}
 	}
-	return proxywasm.AddHttpRequestHeader(name, jwtText)
+	return proxywasm.AddHttpRequestHeader(name, value)
 }
 
 // maxRemovals bounds the remove calls for hosts that remove one value at a
