@@ -248,3 +248,22 @@ func TestEvictionIsCounted(t *testing.T) {
 		}
 	})
 }
+
+// Every slot exists from the start, so that claims are compare-and-swap
+// writes (shared data takes a write with CAS 0 unconditionally, and a missing
+// key has no other CAS).
+func TestSlotsExistFromTheStart(t *testing.T) {
+	forEachMode(t, func(t *testing.T, m mode) {
+		cfg := withConfig(`,"cache_max_entries":8`)
+		started(t, m, cfg)
+		c, _ := config.Parse([]byte(cfg), nil)
+		for i := range 8 {
+			if _, _, err := proxywasm.GetSharedData(cache.SlotKey(c.CacheNamespace, uint64(i))); err != nil {
+				t.Errorf("slot %d: %v", i, err)
+			}
+		}
+		if _, _, err := proxywasm.GetSharedData(cache.SlotKey(c.CacheNamespace, 8)); err == nil {
+			t.Error("a slot beyond the budget exists")
+		}
+	})
+}

@@ -53,7 +53,7 @@ func (p *pluginContext) introspect(h *httpContext, otherVMCalling bool) types.Ac
 	f := &flight{hash: hash, key: h.key(), token: h.token, local: p.local.key(h.token), waiters: []*httpContext{h}}
 	h.flight = f
 	p.flights[f.hash] = f
-	if otherVMCalling {
+	if otherVMCalling || !p.claim(f) {
 		p.metrics.coalesced.Increment(1)
 		p.updateTick()
 		return types.ActionPause
@@ -64,9 +64,6 @@ func (p *pluginContext) introspect(h *httpContext, otherVMCalling bool) types.Ac
 
 // dispatch calls the identity server for f on behalf of context caller.
 func (p *pluginContext) dispatch(f *flight, caller uint32) {
-	if p.cfg.CacheEnabled {
-		p.claim(f)
-	}
 	headers, body := introspection.Request(p.cfg, f.token)
 	f.started = now()
 	_, err := proxywasm.DispatchHttpCall(p.cfg.Cluster, headers, body, nil, uint32(p.cfg.Timeout.Milliseconds()),
@@ -157,10 +154,42 @@ func (p *pluginContext) record(f *flight, a introspection.Answer, t time.Time) {
 }
 
 // claim writes the Pending record that tells other VMs this one is calling.
-func (p *pluginContext) claim(f *flight) {
+//
+// It reports false when another VM is calling for the token, or has just
+// stored its answer: the flight then waits, and the tick finds the answer.
+// The write is a compare-and-swap on the slot (every slot exists from the
+// start, see createSlots), so of two VMs that race for a token only one
+// calls.
+func (p *pluginContext) claim(f *flight) bool {
 	t := now()
+	busy := func(rec []byte) bool {
+		k := cache.Decode(rec, f.hash, t).Kind
+		return k == cache.Pending || k == cache.Active
+	}
 	rec, cas, _ := proxywasm.GetSharedData(f.key)
+	if busy(rec) {
+		return false
+	}
 	f.claimed = p.store(f, rec, cas, cache.Entry{Kind: cache.Pending, Expires: t.Add(p.cfg.Timeout + time.Second)}, t)
+	if !f.claimed {
+		// Another VM wrote the slot in between: for this token, or another.
+		rec, _, _ = proxywasm.GetSharedData(f.key)
+		return !busy(rec)
+	}
+	return true
+}
+
+// createSlots makes every slot of the cache exist, empty, unless it does
+// already. Shared data treats a write with CAS 0 as unconditional, and a key
+// that does not exist has no other CAS to give, so only slots that exist make
+// claims atomic. It costs one lookup per slot when a VM starts.
+func (p *pluginContext) createSlots() {
+	for slot := range p.cfg.CacheMaxEntries {
+		key := cache.SlotKey(p.cfg.CacheNamespace, uint64(slot))
+		if _, _, err := proxywasm.GetSharedData(key); err == types.ErrorStatusNotFound {
+			_ = proxywasm.SetSharedData(key, nil, 0)
+		}
+	}
 }
 
 // release clears f's Pending record, so that other VMs stop waiting for a
@@ -216,7 +245,9 @@ func (p *pluginContext) poll(f *flight, t time.Time) {
 			return
 		}
 	}
-	p.dispatch(f, p.id)
+	if p.claim(f) {
+		p.dispatch(f, p.id)
+	}
 }
 
 // leave forgets a request whose stream ended before it was answered.

@@ -65,6 +65,9 @@ func (p *pluginContext) OnPluginStart(int) (status types.OnPluginStartStatus) {
 	}
 	p.cfg, p.metrics, p.flights = cfg, defineMetrics(), map[cache.TokenHash]*flight{}
 	p.local = newLocalCache(cfg.CacheMaxEntries)
+	if cfg.CacheEnabled {
+		p.createSlots()
+	}
 	proxywasm.LogInfof("phantom-token: started: cluster %q, response type %s, cache %v", cfg.Cluster, cfg.ResponseType, cfg.CacheEnabled)
 	return types.OnPluginStartStatusOK
 }

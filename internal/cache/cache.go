@@ -79,7 +79,11 @@ func (h TokenHash) Fingerprint() string { return hex.EncodeToString(h[:6]) }
 
 // Key is the shared-data key of the slot the token hashes to.
 func Key(namespace string, h TokenHash, maxEntries int) string {
-	slot := binary.BigEndian.Uint64(h[:8]) % uint64(maxEntries)
+	return SlotKey(namespace, binary.BigEndian.Uint64(h[:8])%uint64(maxEntries))
+}
+
+// SlotKey is the shared-data key of a slot.
+func SlotKey(namespace string, slot uint64) string {
 	return keyPrefix + namespace + "/" + strconv.FormatUint(slot, 10)
 }
 

@@ -72,6 +72,9 @@ const (
 	DefaultCacheMaxTTL     = 300 * time.Second
 	DefaultCacheMaxEntries = 10000
 
+	// MaxCacheEntries bounds cache_max_entries.
+	MaxCacheEntries = 1_000_000
+
 	maxTimeout    = 300 * time.Second
 	maxSizeConfig = 1 << 24 // 16 MiB: larger JWTs or tokens are a mistake
 )
@@ -185,6 +188,9 @@ func Parse(data []byte, getenv func(string) string) (*Config, error) {
 	}
 	if c.CacheMaxTTL < time.Second {
 		return nil, fail("cache_max_ttl", "must be at least 1s (use \"cache\": false to turn caching off)")
+	}
+	if c.CacheMaxEntries > MaxCacheEntries {
+		return nil, fail("cache_max_entries", "must be at most %d (every VM creates its slots when it starts)", MaxCacheEntries)
 	}
 	if !isToken(c.UpstreamHeader) {
 		return nil, fail("upstream_header", "must be an HTTP header name")

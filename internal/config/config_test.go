@@ -156,6 +156,7 @@ func TestInvalid(t *testing.T) {
 		{"size bool", `{` + minimal + `,"max_token_length":true}`, "max_token_length"},
 		{"cache as a string", `{` + minimal + `,"cache":"yes"}`, "cache"},
 		{"cache ttl too short", `{` + minimal + `,"cache_max_ttl":"10ms"}`, "cache_max_ttl"},
+		{"cache entries over the maximum", `{` + minimal + `,"cache_max_entries":1000001}`, "cache_max_entries"},
 		{"cache entries zero", `{` + minimal + `,"cache_max_entries":0}`, "cache_max_entries"},
 		{"upstream header pseudo", `{` + minimal + `,"upstream_header":":path"}`, "upstream_header"},
 		{"enabled as a number", `{` + minimal + `,"enabled":1}`, "enabled"},
