@@ -62,9 +62,9 @@ type Answer struct {
 	Reason string
 }
 
-// StatusOutcome maps the status of the introspection response, as the NGINX
+// statusOutcome maps the status of the introspection response, as the NGINX
 // module does (its issue #14). ok is true for 200, whose body decides.
-func StatusOutcome(status int) (o Outcome, ok bool) {
+func statusOutcome(status int) (o Outcome, ok bool) {
 	switch {
 	case status == 200:
 		return Active, true
@@ -109,7 +109,7 @@ func classify(c *config.Config, status int, fromUpstream bool, cacheControl []st
 		// that did come from the upstream with x-envoy-upstream-service-time.
 		return Answer{Outcome: BadGateway, Reason: "no answer from the identity server (Envoy's 503: connection failure, reset or no healthy host)"}
 	}
-	if o, ok := StatusOutcome(status); !ok {
+	if o, ok := statusOutcome(status); !ok {
 		return Answer{Outcome: o, Reason: "introspection status " + strconv.Itoa(status)}
 	}
 	text := strings.TrimSpace(string(body))
