@@ -93,16 +93,24 @@ type exchange struct {
 	h      *host
 	id     uint32
 	action types.Action
+	// calls are the callouts made while its headers were handled: the
+	// plugin makes them from its own context (see queue1).
+	calls []proxytest.HttpCalloutAttribute
 }
 
 func (h *host) request(headers ...[2]string) *exchange {
 	id := h.InitializeHttpContext()
-	return &exchange{h: h, id: id, action: h.CallOnRequestHeaders(id, headers, false)}
+	// The emulator's list of a context's callouts only grows (and it reuses
+	// the IDs of answered calls).
+	before := len(h.rootCallouts())
+	e := &exchange{h: h, id: id, action: h.CallOnRequestHeaders(id, headers, false)}
+	e.calls = append(e.calls, h.rootCallouts()[before:]...)
+	e.calls = append(e.calls, h.GetCalloutAttributesFromContext(id)...)
+	return e
 }
 
-func (e *exchange) callouts() []proxytest.HttpCalloutAttribute {
-	return e.h.GetCalloutAttributesFromContext(e.id)
-}
+// callouts are the calls made for this request.
+func (e *exchange) callouts() []proxytest.HttpCalloutAttribute { return e.calls }
 
 // answer delivers the identity server's response to the pending callout.
 // A nil headers slice is a call that failed without a response.

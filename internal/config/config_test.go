@@ -26,7 +26,7 @@ func TestDefaults(t *testing.T) {
 		Cluster: "idsvr", Authority: "login.example.com:8443", Path: "/oauth/v2/introspect",
 		ClientID: "gateway", ClientSecret: "s3cret", Realm: "api", ResponseType: ResponseTypeJWT,
 		Timeout: 5 * time.Second, MaxJWTSize: 16384, MaxTokenLength: 4096, UpstreamHeader: "authorization",
-		CacheEnabled: true, CacheMaxTTL: 300 * time.Second, CacheMaxEntries: 10000,
+		CacheEnabled: true, CacheMaxTTL: 300 * time.Second, CacheMaxEntries: 10000, MaxInFlight: 100,
 		ForwardCORSPreflight: true, Enabled: true, CacheNamespace: c.CacheNamespace,
 	}
 	if !reflect.DeepEqual(c, want) {

@@ -156,3 +156,15 @@ func (c Claims) Check(now time.Time, required []string) Verdict {
 	}
 	return Valid
 }
+
+func (v Verdict) String() string {
+	switch v {
+	case Valid:
+		return "Valid"
+	case Expired:
+		return "Expired"
+	case InsufficientScope:
+		return "InsufficientScope"
+	}
+	return "Verdict(?)"
+}
