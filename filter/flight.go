@@ -129,19 +129,20 @@ func (p *pluginContext) queue1(f *flight) {
 	if p.hasQueue && enqueue(p.queue, wakeup) == nil {
 		return // the host wakes the plugin (at once, re-entrantly, in the emulator)
 	}
-	p.dispatchQueued()
+	p.queued = p.queued[:len(p.queued)-1]
+	p.dispatch(f)
 }
 
 var wakeup = []byte{1}
 
-// dispatchQueued makes the queued calls.
+// dispatchQueued makes the queued calls. A flight leaves the queue only once
+// its call is made, so that after a panic the recovery abandons it too.
 func (p *pluginContext) dispatchQueued() {
 	for len(p.queued) > 0 {
-		f := p.queued[0]
-		p.queued = p.queued[1:]
-		if f.state == queued {
+		if f := p.queued[0]; f.state == queued {
 			p.dispatch(f)
 		}
+		p.queued = p.queued[1:]
 	}
 }
 
@@ -195,6 +196,7 @@ func (p *pluginContext) onAnswer(f *flight, numHeaders, bodySize int) {
 	p.metrics.latency.Record(uint64(max(t.Sub(f.since).Milliseconds(), 0)))
 	if f.key != "" {
 		p.store(f, answer, t)
+		p.release(f) // a claim the answer could not replace: nobody waits on it
 	}
 	p.settle(f, answer)
 }
