@@ -53,14 +53,14 @@ var ErrTooDeep = errors.New("JSON nested deeper than " + strconv.Itoa(MaxDepth) 
 // Object parses data as one JSON object, refusing it when it nests deeper
 // than MaxDepth, is not valid JSON, is not an object, or has any of unique
 // (at most 64 names) as a member more than once. Errors never quote data.
-func Object(data []byte, unique ...string) (gjson.Result, error) {
+func Object(data string, unique ...string) (gjson.Result, error) {
 	if !Within(data, MaxDepth) {
 		return gjson.Result{}, ErrTooDeep
 	}
-	if !gjson.ValidBytes(data) {
+	if !gjson.Valid(data) {
 		return gjson.Result{}, errors.New("not JSON")
 	}
-	obj := gjson.ParseBytes(data)
+	obj := gjson.Parse(data)
 	if !obj.IsObject() {
 		return gjson.Result{}, errors.New("not a JSON object")
 	}

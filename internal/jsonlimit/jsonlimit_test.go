@@ -67,7 +67,7 @@ func TestObject(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Object([]byte(tt.json), "active", "exp", "scope")
+			_, err := Object(tt.json, "active", "exp", "scope")
 			got := ""
 			if err != nil {
 				got = err.Error()

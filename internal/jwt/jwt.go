@@ -156,7 +156,7 @@ func decodeJSONObject(part string, unique ...string) (gjson.Result, error) {
 	if err != nil {
 		return gjson.Result{}, errors.New("not base64url")
 	}
-	return jsonlimit.Object(raw, unique...)
+	return jsonlimit.Object(string(raw), unique...)
 }
 
 // isBase64URL: s is non-empty and only of the base64url alphabet.
