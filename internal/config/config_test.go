@@ -238,6 +238,24 @@ func document(c *Config) []byte {
 	return b
 }
 
+// TestDocumentWritesEveryField keeps FuzzConfig's round trip honest: a new
+// Config field must be written back by document, or be derived from others.
+func TestDocumentWritesEveryField(t *testing.T) {
+	handled := map[string]bool{
+		"IntrospectionURL": true, "Cluster": true, "ClientID": true, "ClientSecret": true,
+		"Realm": true, "Scopes": true, "RequiredScopes": true, "ResponseType": true, "JWTMember": true,
+		"Timeout": true, "MaxJWTSize": true, "MaxTokenLength": true, "UpstreamHeader": true,
+		"CacheEnabled": true, "CacheMaxTTL": true, "CacheMaxEntries": true, "CacheIgnoreCacheControl": true,
+		"ForwardCORSPreflight": true, "Enabled": true,
+		"Authority": true, "Path": true, "CacheNamespace": true, // derived
+	}
+	for _, f := range reflect.VisibleFields(reflect.TypeOf(Config{})) {
+		if !handled[f.Name] {
+			t.Errorf("document does not write Config.%s back: add it there and here", f.Name)
+		}
+	}
+}
+
 // FuzzConfig: an accepted configuration re-validates, and written back as
 // JSON it parses to the very same Config. A refused one says which key, or
 // nothing, never the secret.
