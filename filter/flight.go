@@ -187,8 +187,9 @@ func (p *pluginContext) onAnswer(f *flight, numHeaders, bodySize int) {
 	}
 	var body []byte
 	if bodySize > 0 {
-		// Read at most one byte past the limit: enough to know it is too big.
-		body, _ = callBody(0, min(bodySize, p.cfg.MaxJWTSize+1))
+		// Read at most one byte past the limit: enough to know it is too big
+		// (BodyLimit includes that byte).
+		body, _ = callBody(0, min(bodySize, introspection.BodyLimit(p.cfg)))
 	}
 	t := now()
 	answer := introspection.Classify(p.cfg, headers, body, t)
