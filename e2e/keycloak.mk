@@ -17,9 +17,11 @@ KEYCLOAK_CACHE ?= $(abspath $(E2E_DIR)/../.cache/keycloak)
 MAVEN_DEPENDENCY_PLUGIN ?= org.apache.maven.plugins:maven-dependency-plugin:3.8.1
 
 KEYCLOAK_TARBALL := $(KEYCLOAK_CACHE)/keycloak-quarkus-dist-$(KEYCLOAK_VERSION).tar.gz
+# Where the tarball extracts to (its top-level directory).
+KEYCLOAK_DIST := $(KEYCLOAK_CACHE)/keycloak-$(KEYCLOAK_VERSION)
 
 ifeq ($(origin KEYCLOAK_HOME),undefined)
-KEYCLOAK_HOME := $(KEYCLOAK_CACHE)/keycloak-$(KEYCLOAK_VERSION)
+KEYCLOAK_HOME := $(KEYCLOAK_DIST)
 KEYCLOAK_DEP := e2e-keycloak-dist
 endif
 KEYCLOAK_STAMP := $(KEYCLOAK_CACHE)/.extracted-$(KEYCLOAK_VERSION)
@@ -42,7 +44,7 @@ $(KEYCLOAK_TARBALL):
 
 $(KEYCLOAK_STAMP): $(KEYCLOAK_TARBALL)
 	echo '$(KEYCLOAK_SHA256)  $(KEYCLOAK_TARBALL)' | sha256sum --check --quiet
-	rm -rf '$(KEYCLOAK_HOME)'
+	rm -rf '$(KEYCLOAK_DIST)'
 	tar -xzf '$(KEYCLOAK_TARBALL)' -C '$(KEYCLOAK_CACHE)' --no-same-owner
-	test -x '$(KEYCLOAK_HOME)/bin/kc.sh'
+	test -x '$(KEYCLOAK_DIST)/bin/kc.sh'
 	touch $@
