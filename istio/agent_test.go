@@ -16,7 +16,15 @@ import (
 	"testing"
 	"time"
 
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	httprbac "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
+	httpwasm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/wasm/v3"
+	wasmextensions "github.com/envoyproxy/go-control-plane/envoy/extensions/wasm/v3"
 	"github.com/google/go-containerregistry/pkg/registry"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+	extensions "istio.io/api/extensions/v1alpha1"
 	"istio.io/istio/pkg/wasm"
 
 	"github.com/phantom-token/envoy-phantom-token/e2e/fixtures"
@@ -110,9 +118,10 @@ func TestImageFetcherExtractsTheModule(t *testing.T) {
 }
 
 // TestAgentCacheThenEnvoy pulls the image through istio-agent's own Wasm
-// cache, as it does for a WasmPlugin or TrafficExtension whose url is oci://
-// and whose sha256 is set, then runs the file the cache wrote in Envoy with
-// the manifests' plugin configuration as Istio delivers it.
+// cache and its conversion of the extension config istiod sends for a
+// WasmPlugin or TrafficExtension whose url is oci:// and whose sha256 is set,
+// then runs the file the cache wrote in Envoy with the plugin configuration
+// the agent hands over.
 func TestAgentCacheThenEnvoy(t *testing.T) {
 	envoyPath := os.Getenv("ENVOY_PATH")
 	if envoyPath == "" {
@@ -155,36 +164,147 @@ func TestAgentCacheThenEnvoy(t *testing.T) {
 		t.Fatalf("the cache wrote %d bytes to %s, not the %d-byte module", len(written), modulePath, len(module))
 	}
 
-	runInEnvoy(t, envoyPath, modulePath)
+	// What istio-agent does with the extension config istiod sends for each
+	// manifest: the remote module becomes the file its cache wrote.
+	var scenarios []agentScenario
+	for _, kind := range []string{"WasmPlugin", "TrafficExtension"} {
+		d := deliver(t, readManifest(t, kind))
+		resources := []*anypb.Any{istiodExtensionConfig(t, d, url, manifestDigest)}
+		if err := wasm.MaybeConvertWasmExtensionConfig(resources, cache); err != nil { // rewrites resources[0]
+			t.Fatalf("%s: %v", kind, err)
+		}
+		local := localWasm(t, resources[0])
+		vm := local.GetConfig().GetVmConfig()
+		if got := vm.GetCode().GetLocal().GetFilename(); got != modulePath {
+			t.Fatalf("%s: the agent gave Envoy %q, want the cached file %q", kind, got, modulePath)
+		}
+		if got := local.GetConfig().GetFailurePolicy(); got != wasmextensions.FailurePolicy_FAIL_CLOSED {
+			t.Errorf("%s: failure policy %v after the agent, want FAIL_CLOSED", kind, got)
+		}
+		var config wrapperspb.StringValue
+		if err := local.GetConfig().GetConfiguration().UnmarshalTo(&config); err != nil {
+			t.Fatal(err)
+		}
+		scenarios = append(scenarios, agentScenario{kind: kind, pluginConfig: config.GetValue(), hostEnv: vm.GetEnvironmentVariables().GetHostEnvKeys()})
+	}
+
+	// With a wrong sha256 the agent puts a deny-all RBAC filter in place of
+	// the plugin (failStrategy FAIL_CLOSE): every request gets 403.
+	d := deliver(t, readManifest(t, "WasmPlugin"))
+	resources := []*anypb.Any{istiodExtensionConfig(t, d, url, fileHash(module))}
+	if err := wasm.MaybeConvertWasmExtensionConfig(resources, cache); err != nil {
+		t.Fatal(err)
+	}
+	var ec core.TypedExtensionConfig
+	var rbac httprbac.RBAC
+	if err := resources[0].UnmarshalTo(&ec); err != nil {
+		t.Fatal(err)
+	}
+	if err := ec.GetTypedConfig().UnmarshalTo(&rbac); err != nil {
+		t.Fatalf("a wrong sha256 left a %s, want the deny-all RBAC filter", ec.GetTypedConfig().GetTypeUrl())
+	}
+	if rbac.GetRules() == nil || len(rbac.GetRules().GetPolicies()) != 0 || rbac.GetRulesStatPrefix() != wasm.DefaultDenyStatPrefix {
+		t.Errorf("a wrong sha256 gave the RBAC filter %v, want deny-all", &rbac)
+	}
+
+	runInEnvoy(t, envoyPath, modulePath, scenarios)
 }
 
-// runInEnvoy serves each manifest's plugin configuration, as Istio delivers
-// it, on its own listener of one Envoy running modulePath. The manifests name
-// the Envoy cluster Istio would make for the identity server
-// (outbound|443||login.example.com); here that cluster reaches the Go
-// identity server fixture, so the configuration runs unchanged.
-func runInEnvoy(t *testing.T, envoyPath, modulePath string) {
-	secret := fixtures.RandomToken()
-	type listener struct {
-		kind string
-		d    delivered
+// istiodExtensionConfig is the extension config (ECDS resource) istiod sends
+// for a WasmPlugin or TrafficExtension with an oci:// url, as
+// pilot/pkg/model/extensions.go builds it: a remote data source whose cluster
+// is a placeholder, the sha256, a 30s fetch timeout, the plugin configuration
+// as a StringValue, the failure policy and the VM's host environment keys.
+func istiodExtensionConfig(t *testing.T, d delivered, url, sha256 string) *anypb.Any {
+	t.Helper()
+	configuration, err := anypb.New(wrapperspb.String(d.pluginConfig))
+	if err != nil {
+		t.Fatal(err)
 	}
-	var listeners []listener
+	var hostEnv []string
+	for _, e := range d.env {
+		if e.GetValueFrom() == extensions.EnvValueSource_HOST {
+			hostEnv = append(hostEnv, e.GetName())
+		}
+	}
+	failure := wasmextensions.FailurePolicy_FAIL_OPEN
+	if d.failStrategy == extensions.FailStrategy_FAIL_CLOSE {
+		failure = wasmextensions.FailurePolicy_FAIL_CLOSED
+	}
+	filter, err := anypb.New(&httpwasm.Wasm{Config: &wasmextensions.PluginConfig{
+		Name:          "orders.phantom-token",
+		Configuration: configuration,
+		FailurePolicy: failure,
+		Vm: &wasmextensions.PluginConfig_VmConfig{VmConfig: &wasmextensions.VmConfig{
+			Runtime: "envoy.wasm.runtime.v8",
+			Code: &core.AsyncDataSource{Specifier: &core.AsyncDataSource_Remote{Remote: &core.RemoteDataSource{
+				HttpUri: &core.HttpUri{
+					Uri:              url,
+					Timeout:          durationpb.New(agentRequestTimeout),
+					HttpUpstreamType: &core.HttpUri_Cluster{Cluster: "_"},
+				},
+				Sha256: sha256,
+			}}},
+			EnvironmentVariables: &wasmextensions.EnvironmentVariables{HostEnvKeys: hostEnv},
+		}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resource, err := anypb.New(&core.TypedExtensionConfig{Name: "orders.phantom-token", TypedConfig: filter})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resource
+}
+
+// localWasm unpacks the Wasm filter of an extension config.
+func localWasm(t *testing.T, resource *anypb.Any) *httpwasm.Wasm {
+	t.Helper()
+	var ec core.TypedExtensionConfig
+	if err := resource.UnmarshalTo(&ec); err != nil {
+		t.Fatal(err)
+	}
+	var w httpwasm.Wasm
+	if err := ec.GetTypedConfig().UnmarshalTo(&w); err != nil {
+		t.Fatalf("the agent left a %s, want the Wasm filter", ec.GetTypedConfig().GetTypeUrl())
+	}
+	return &w
+}
+
+// agentScenario is a plugin as istio-agent hands it to Envoy.
+type agentScenario struct {
+	kind         string
+	pluginConfig string   // the configuration's StringValue
+	hostEnv      []string // vm_config.environment_variables.host_env_keys
+}
+
+// runInEnvoy serves each plugin configuration, byte for byte as the agent
+// hands it to Envoy, on its own listener of one Envoy running modulePath. The
+// manifests name the Envoy cluster Istio makes for the identity server
+// (outbound|443||login.example.com); here that cluster reaches the Go
+// identity server fixture, so the configuration runs unchanged. The harness
+// gives the VM its environment as key_values, where Istio lists host_env_keys
+// for Envoy to copy from the istio-proxy container's environment.
+func runInEnvoy(t *testing.T, envoyPath, modulePath string, agentScenarios []agentScenario) {
+	secret := fixtures.RandomToken()
 	var scenarios []harness.Scenario
 	clientIDs := map[string]string{}
 	clusters := map[string]string{}
-	for _, kind := range []string{"WasmPlugin", "TrafficExtension"} {
-		d := deliver(t, readManifest(t, kind))
-		pc := parseJSON(t, d.pluginConfig)
+	for _, a := range agentScenarios {
+		pc := parseJSON(t, a.pluginConfig)
 		clientIDs[pc["client_id"].(string)] = secret
 		clusters[pc["cluster"].(string)] = ""
+		env := map[string]string{}
+		for _, name := range a.hostEnv {
+			env[name] = secret
+		}
 		scenarios = append(scenarios, harness.Scenario{
-			Name:   strings.ToLower(kind),
-			Plugin: d.pluginConfig,                                              // verbatim
-			Env:    map[string]string{pc["client_secret_env"].(string): secret}, // vmConfig.env, valueFrom HOST
-			VMID:   "",                                                          // as Istio sets it
+			Name:   strings.ToLower(a.kind),
+			Plugin: a.pluginConfig, // verbatim
+			Env:    env,
+			VMID:   "", // as Istio sets it
 		})
-		listeners = append(listeners, listener{kind, d})
 	}
 
 	echo, err := fixtures.StartEcho(fixtures.AnyPort)
@@ -235,13 +355,13 @@ func runInEnvoy(t *testing.T, envoyPath, modulePath string) {
 
 	client := &http.Client{Timeout: 20 * time.Second}
 	secrets := []string{secret}
-	for _, l := range listeners {
-		t.Run(l.kind, func(t *testing.T) {
-			base := envoy.URL(strings.ToLower(l.kind))
+	for _, a := range agentScenarios {
+		t.Run(a.kind, func(t *testing.T) {
+			base := envoy.URL(strings.ToLower(a.kind))
 
 			token := ids.Issue(fixtures.TokenOptions{Scope: "read write"})
-			path := "/orders/" + strings.ToLower(l.kind)
-			status, header := send(t, client, base+path, "Bearer "+token)
+			path := "/orders/" + strings.ToLower(a.kind)
+			status, _ := send(t, client, base+path, "Bearer "+token)
 			if status != http.StatusOK {
 				t.Fatalf("a valid token got %d, want 200", status)
 			}
@@ -260,7 +380,7 @@ func runInEnvoy(t *testing.T, envoyPath, modulePath string) {
 
 			// Fail closed with the manifest's realm and scopes in the challenge.
 			badPath := path + "/bad"
-			status, header = send(t, client, base+badPath, "Bearer "+fixtures.RandomToken())
+			status, header := send(t, client, base+badPath, "Bearer "+fixtures.RandomToken())
 			wantChallenge := `Bearer realm="orders", scope="read write", error="invalid_token"`
 			if status != http.StatusUnauthorized || header.Get("WWW-Authenticate") != wantChallenge {
 				t.Errorf("an unknown token got %d %q, want 401 %q", status, header.Get("WWW-Authenticate"), wantChallenge)
