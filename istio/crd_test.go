@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -94,7 +95,7 @@ func extensionsGVK(kind string) schema.GroupVersionKind {
 // that validator, the list-type checks and the x-kubernetes-validations (CEL).
 func newServedKind(crd *apiextensionsv1.CustomResourceDefinition, v apiextensionsv1.CustomResourceDefinitionVersion) (*servedKind, error) {
 	if v.Schema == nil {
-		return nil, fmt.Errorf("no schema")
+		return nil, errors.New("no schema")
 	}
 	var internal apiextensions.CustomResourceValidation
 	if err := apiextensionsv1.Convert_v1_CustomResourceValidation_To_apiextensions_CustomResourceValidation(v.Schema, &internal, nil); err != nil {
