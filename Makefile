@@ -6,6 +6,7 @@ WASM := build/phantom_token.wasm
 .DEFAULT_GOAL := build
 
 include e2e/e2e.mk
+include istio/istio.mk
 
 build: $(WASM)
 
@@ -23,7 +24,7 @@ run: build $(E2E_ENVOY_DEP)
 	cd e2e && ENVOY_PATH='$(ENVOY_PATH)' go run ./cmd/run -root ..
 
 # The README's test command, and what CI runs.
-test: unit e2e
+test: unit e2e istio-test
 
 clean: e2e-clean
 	rm -rf build
