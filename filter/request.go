@@ -134,12 +134,6 @@ func (h *httpContext) admit(claims jwt.Claims, value string, t time.Time) types.
 	return types.ActionContinue
 }
 
-// continued marks a request that admit let through in its header callback.
-func (h *httpContext) continued() types.Action {
-	h.done = true
-	return types.ActionContinue
-}
-
 // setUpstreamHeader sets the upstream header, leaving no value the client
 // sent in it. Authorization has one value by now (Envoy folds repeated ones,
 // and a folded pair was refused), so one replace does it. Any other header may
