@@ -41,6 +41,13 @@ const (
 	scNoCORS   = "no-cors"  // forward_cors_preflight false
 	scDisabled = "disabled" // enabled false
 	scRFC9701  = "rfc9701"  // node oidc-provider, application/token-introspection+jwt
+
+	// These share the default's vm_id (every scenario's is empty, as with
+	// Istio), endpoint, cluster and client, with another caching policy.
+	scIgnoreCC = "ignore-cc" // cache_ignore_cache_control
+	scShortTTL = "short-ttl" // cache_max_ttl 1s
+	scNegative = "negative"  // cache_negative_ttl 3s
+	scBounded  = "bounded"   // max_in_flight 4
 )
 
 // rfc9701MaxTTL is the cache_max_ttl of the rfc9701 scenario.
@@ -209,6 +216,10 @@ func scenarios(refusedPort int) []harness.Scenario {
 			"introspection_url": "http://127.0.0.1:" + strconv.Itoa(refusedPort) + fixtures.IntrospectionPath,
 		})},
 		{Name: scNoCORS, Plugin: plugin(map[string]any{"forward_cors_preflight": false})},
+		{Name: scIgnoreCC, Plugin: plugin(map[string]any{"cache_ignore_cache_control": true})},
+		{Name: scShortTTL, Plugin: plugin(map[string]any{"cache_max_ttl": "1s"})},
+		{Name: scNegative, Plugin: plugin(map[string]any{"cache_negative_ttl": "3s"})},
+		{Name: scBounded, Plugin: plugin(map[string]any{"max_in_flight": 4, "timeout": "3s"})},
 		{Name: scDisabled, Plugin: plugin(map[string]any{"enabled": false})},
 		{Name: scRFC9701, Plugin: map[string]any{
 			"introspection_url":          suite.oidc.URL + fixtures.OIDCIntrospectionPath,

@@ -259,8 +259,9 @@ func TestManifestPluginConfig(t *testing.T) {
 		return ""
 	}
 	want := config.Config{
-		Cluster:   "outbound|443||login.example.com",
-		Authority: "login.example.com", Path: "/oauth/v2/oauth-introspect",
+		IntrospectionURL: "https://login.example.com/oauth/v2/oauth-introspect",
+		Cluster:          "outbound|443||login.example.com",
+		Authority:        "login.example.com", Path: "/oauth/v2/oauth-introspect",
 		ClientID: "api-gateway",
 		Realm:    "orders", Scopes: []string{"read", "write"},
 		ResponseType:   config.ResponseTypeJWT,
@@ -269,6 +270,7 @@ func TestManifestPluginConfig(t *testing.T) {
 		MaxTokenLength: config.DefaultMaxTokenLength,
 		UpstreamHeader: config.DefaultUpstreamHeader,
 		CacheEnabled:   true, CacheMaxTTL: 300 * time.Second, CacheMaxEntries: 10000,
+		MaxInFlight:          config.DefaultMaxInFlight,
 		ForwardCORSPreflight: true, Enabled: true,
 	}
 
