@@ -183,11 +183,16 @@ func (h *host) calloutTimeouts() []int {
 	return out
 }
 
-// allLogs is every line the plugin logged, at every level.
+// allLogs is every line the plugin logged, at every level. The lines come
+// from the emulator's own log output, copied when logged: its per-level
+// lists hold, in wasm mode, views of the module's memory, which later writes
+// overwrite.
 func (h *host) allLogs() []string {
 	var all []string
-	for _, l := range [][]string{h.GetTraceLogs(), h.GetDebugLogs(), h.GetInfoLogs(), h.GetWarnLogs(), h.GetErrorLogs(), h.GetCriticalLogs()} {
-		all = append(all, l...)
+	for _, line := range strings.Split(h.stdlog.String(), "\n") {
+		if i := strings.Index(line, "proxy_"); i >= 0 && strings.Contains(line, "_log: ") {
+			all = append(all, line[i:])
+		}
 	}
 	return all
 }
