@@ -179,7 +179,9 @@ func TestFloods(t *testing.T) {
 			tokens[i] = suite.ids.Issue(fixtures.TokenOptions{Delay: 500 * time.Millisecond})
 		}
 		var statuses map[int]int
-		n := introspectionDelta(func() { statuses = hammer(t, scBounded, concurrent, concurrent, func(i int) string { return tokens[i] }) })
+		n := introspectionDelta(func() {
+			statuses = hammer(t, scBounded, concurrent, concurrent, func(i int) string { return tokens[i] })
+		})
 		t.Logf("%d concurrent new tokens, a slow IdS, max_in_flight 4 on 2 workers: %d introspections, statuses %v", concurrent, n, statuses)
 		if n > 8 || statuses[200] != int(n) || statuses[503] != concurrent-int(n) {
 			t.Errorf("%d introspections and statuses %v: want at most 8 calls, each a 200, the rest 503 with Retry-After", n, statuses)

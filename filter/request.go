@@ -51,13 +51,12 @@ func (h *httpContext) OnHttpRequestHeaders(int, bool) (action types.Action) {
 	// costs more than the rest of a cache hit. Envoy folds repeated
 	// Authorization headers into one value joined by commas;
 	// bearer.FromHeader reads that as a duplicate.
-	var authorization []string
-	if v, err := getHeader("authorization"); err == nil {
-		authorization = []string{v}
-	} else if cfg.ForwardCORSPreflight && h.preflight() {
+	authorization, err := getHeader("authorization")
+	present := err == nil
+	if !present && cfg.ForwardCORSPreflight && h.preflight() {
 		return h.forwardPreflight()
 	}
-	token, found := bearer.FromHeader(authorization, cfg.MaxTokenLength)
+	token, found := bearer.FromHeader(authorization, present, cfg.MaxTokenLength)
 	switch found {
 	case bearer.Missing:
 		return h.respond(reply.NoToken, "no bearer token")

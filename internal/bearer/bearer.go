@@ -36,20 +36,17 @@ func (r Result) String() string {
 	return "Result(" + strconv.Itoa(int(r)) + ")"
 }
 
-// FromHeader takes every value of the Authorization header and returns the
-// token. maxLen bounds the token's length.
+// FromHeader takes the Authorization header's value (present false when the
+// request has none) and returns the token. maxLen bounds the token's length.
+// Envoy folds repeated Authorization headers into one value joined by ",",
+// which is how a second credential shows (Duplicate).
 //
 // Unlike the NGINX module, which searches for "bearer " anywhere in the value,
 // the scheme must start the value: "Foo Bearer x" is another scheme.
-func FromHeader(values []string, maxLen int) (string, Result) {
-	switch len(values) {
-	case 0:
+func FromHeader(v string, present bool, maxLen int) (string, Result) {
+	if !present {
 		return "", Missing
-	case 1:
-	default:
-		return "", Duplicate
 	}
-	v := values[0]
 	if folded(v) {
 		return "", Duplicate
 	}
