@@ -204,6 +204,19 @@ func TestAnswerSizeBoundedByEnvoy(t *testing.T) {
 		WasmLogLevel: "info", // 40 × the debug lines are not what is measured
 		Scenarios:    []harness.Scenario{{Name: "huge", Plugin: plugin(map[string]any{"timeout": "5s"})}},
 	})
+	if rt, err := e.Admin(testCtx(t), "/runtime"); err != nil {
+		t.Fatal(err)
+	} else {
+		var v struct {
+			Entries map[string]struct {
+				FinalValue string `json:"final_value"`
+			} `json:"entries"`
+		}
+		_ = json.Unmarshal([]byte(rt), &v)
+		if got := v.Entries["http.async_response_buffer_limit"].FinalValue; got != fmt.Sprint(harness.DefaultAsyncResponseBufferLimit) {
+			t.Errorf("Envoy's runtime has http.async_response_buffer_limit %q, want %d", got, harness.DefaultAsyncResponseBufferLimit)
+		}
+	}
 	// Warm up both workers' VMs and connection pools with ordinary traffic,
 	// so that the figure before includes what any traffic costs.
 	expectServing(t, e, "huge")
