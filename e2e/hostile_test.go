@@ -194,8 +194,8 @@ func TestDeepNestingKeepsVMServing(t *testing.T) {
 
 // TestAnswerSizeBoundedByEnvoy: 40 identity-server answers of 10 MB at once
 // each get 502, and Envoy's memory stays within 40 MiB of what it was: with
-// http.async_response_buffer_limit at the harness's default (64 KiB, as in
-// envoy.yaml), Envoy resets each call after 64 KiB instead of buffering the
+// http.async_response_buffer_limit at the harness's default (128 KiB, as in
+// envoy.yaml), Envoy resets each call after 128 KiB instead of buffering the
 // whole answer for the module (by default it buffers up to 32 MiB per call,
 // and 40 such answers took its RSS up by about 200 MiB).
 func TestAnswerSizeBoundedByEnvoy(t *testing.T) {

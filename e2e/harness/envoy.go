@@ -83,11 +83,12 @@ type Config struct {
 }
 
 // DefaultAsyncResponseBufferLimit is what the harness sets, like the example
-// envoy.yaml: 64 KiB, four times the filter's default max_jwt_size (16 KiB),
-// so that every answer the filter could accept reaches it, a JSON-wrapped one
-// included, while a 10 MB answer is cut off after 64 KiB instead of being held
-// whole in Envoy's memory.
-const DefaultAsyncResponseBufferLimit = 64 << 10
+// envoy.yaml: 128 KiB. The largest answer the filter accepts with its default
+// max_jwt_size (16 KiB) is 68 KiB (a jwt_member JSON answer may hold
+// 4 × max_jwt_size + 4 KiB), so every answer it could accept reaches it, while
+// a 10 MB answer is cut off after 128 KiB instead of being held whole in
+// Envoy's memory.
+const DefaultAsyncResponseBufferLimit = 128 << 10
 
 // CircuitBreakers are an Envoy cluster's thresholds; zero leaves Envoy's
 // default (1024 each).

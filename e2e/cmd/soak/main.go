@@ -51,12 +51,12 @@ var (
 const (
 	listener      = "soak"
 	clientID      = "soak-gateway"
-	pluginTimeout = time.Second     // the filter's callout timeout
-	slowDelay     = 2 * time.Second // how long a slow IdS holds its answer: past the timeout
-	maxJWTSize    = 64 << 10        // so that 10,000-level nests reach the module's parser
-	bufferLimit   = 128 << 10       // http.async_response_buffer_limit: above max_jwt_size
-	oversizeBytes = 80 << 10        // a JWT over max_jwt_size but under the buffer limit
-	hugeBytes     = 10_000_000      // an answer Envoy must cut off at the buffer limit
+	pluginTimeout = time.Second                             // the filter's callout timeout
+	slowDelay     = 2 * time.Second                         // how long a slow IdS holds its answer: past the timeout
+	maxJWTSize    = 64 << 10                                // so that 10,000-level nests reach the module's parser
+	bufferLimit   = harness.DefaultAsyncResponseBufferLimit // as in envoy.yaml; above max_jwt_size
+	oversizeBytes = 80 << 10                                // a JWT over max_jwt_size but under the buffer limit
+	hugeBytes     = 10_000_000                              // an answer Envoy must cut off at the buffer limit
 	cacheEntries  = 1024
 	hotTokens     = 16
 	requestLimit  = 5 * time.Second // a client gives up after this: a hang is a failure
