@@ -98,7 +98,7 @@ func (p *pluginContext) onAnswer(f *flight, caller uint32, numHeaders, bodySize 
 	var body []byte
 	if bodySize > 0 {
 		// Read at most one byte past the limit: enough to know it is too big.
-		body, _ = proxywasm.GetHttpCallResponseBody(0, min(bodySize, p.cfg.MaxJWTSize+1))
+		body, _ = proxywasm.GetHttpCallResponseBody(0, min(bodySize, introspection.BodyLimit(p.cfg)))
 	}
 	t := now()
 	answer := introspection.Classify(p.cfg, headers, body, t)

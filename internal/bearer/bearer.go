@@ -2,7 +2,10 @@
 // as RFC 6750 §2.1 defines it.
 package bearer
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // Result says what the Authorization header held.
 type Result int
@@ -18,6 +21,20 @@ const (
 	// Duplicate: more than one Authorization header.
 	Duplicate
 )
+
+func (r Result) String() string {
+	switch r {
+	case Found:
+		return "Found"
+	case Missing:
+		return "Missing"
+	case Malformed:
+		return "Malformed"
+	case Duplicate:
+		return "Duplicate"
+	}
+	return "Result(" + strconv.Itoa(int(r)) + ")"
+}
 
 // FromHeader takes every value of the Authorization header and returns the
 // token. maxLen bounds the token's length.

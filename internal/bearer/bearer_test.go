@@ -1,6 +1,7 @@
 package bearer
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -42,6 +43,8 @@ func TestFromHeader(t *testing.T) {
 		{"folded with an empty Bearer", []string{"Bearer abc,Bearer"}, "", Duplicate},
 		{"comma inside the token", []string{"Bearer abc,def"}, "", Malformed},
 		{"trailing comma", []string{"Bearer abc,"}, "", Malformed},
+		{"no-break space is not a separator", []string{"Bearer\u00a0abc"}, "", Missing},
+		{"line break is not a separator", []string{"Bearer\nabc"}, "", Missing},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -53,13 +56,46 @@ func TestFromHeader(t *testing.T) {
 	}
 }
 
+func TestResultString(t *testing.T) {
+	for r, want := range map[Result]string{Found: "Found", Missing: "Missing", Malformed: "Malformed", Duplicate: "Duplicate", 9: "Result(9)"} {
+		if r.String() != want {
+			t.Errorf("%d prints %q, want %q", int(r), r.String(), want)
+		}
+	}
+}
+
+var b64token = regexp.MustCompile(`^[A-Za-z0-9\-._~+/]+=*$`)
+
+// FuzzFromHeader: an accepted token is an RFC 6750 b64token within the length
+// bound, and it is what follows "Bearer" and spaces or tabs at the start of
+// the value, less trailing spaces and tabs. Two values are always Duplicate.
 func FuzzFromHeader(f *testing.F) {
-	f.Add("Bearer abc")
-	f.Add("bearer\t a+b/c==")
-	f.Fuzz(func(t *testing.T, v string) {
-		token, result := FromHeader([]string{v}, 4096)
-		if result == Found && (token == "" || strings.ContainsAny(token, " \t&\"") || len(token) > 4096) {
-			t.Fatalf("accepted %q from %q", token, v)
+	for _, v := range []string{"Bearer abc", "bearer\t a+b/c==", "BEARER x \t", "Bearer", "Bearer ", "Basic dXNlcg==",
+		"Bearer abc,Bearer def", "Bearer abc,", "Foo Bearer abc", "Bearer ab=c", "Bearer " + strings.Repeat("a", 64),
+		"Bearer " + strings.Repeat("a", 65), "Bearer é", "Bearer\x00abc"} {
+		f.Add(v, 64)
+	}
+	f.Fuzz(func(t *testing.T, v string, maxLen int) {
+		if maxLen < 1 || maxLen > 8192 {
+			maxLen = 4096
+		}
+		if _, r := FromHeader([]string{v, v}, maxLen); r != Duplicate {
+			t.Fatalf("two values %q: %v", v, r)
+		}
+		token, result := FromHeader([]string{v}, maxLen)
+		if result != Found {
+			if token != "" {
+				t.Fatalf("%v with token %q", result, token)
+			}
+			return
+		}
+		if !b64token.MatchString(token) || len(token) > maxLen {
+			t.Fatalf("accepted %q (max %d) from %q", token, maxLen, v)
+		}
+		trimmed := strings.TrimRight(v, " \t")
+		prefix, ok := strings.CutSuffix(trimmed, token)
+		if !ok || len(prefix) <= len("bearer") || !strings.EqualFold(prefix[:6], "bearer") || strings.Trim(prefix[6:], " \t") != "" {
+			t.Fatalf("token %q is not the rest of %q after the scheme", token, v)
 		}
 	})
 }

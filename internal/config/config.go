@@ -11,8 +11,11 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/phantom-token/envoy-phantom-token/internal/jsonlimit"
 )
 
 // Response types the introspection endpoint may be asked for.
@@ -26,6 +29,8 @@ const (
 
 // Config is the validated plugin configuration.
 type Config struct {
+	// IntrospectionURL is the endpoint as configured.
+	IntrospectionURL string
 	// Cluster is the Envoy cluster that reaches the introspection endpoint.
 	Cluster string
 	// Authority and Path are derived from introspection_url.
@@ -39,6 +44,10 @@ type Config struct {
 	Scopes         []string // advertised in the challenge
 	RequiredScopes []string // enforced on every request
 	ResponseType   string
+	// JWTMember, when set, names the member of a JSON introspection answer
+	// that carries the JWT (Keycloak "jwt", Curity's JSON mode
+	// "phantom_token"); the answer is used only when its "active" is true.
+	JWTMember string
 
 	Timeout        time.Duration
 	MaxJWTSize     int
@@ -58,7 +67,8 @@ type Config struct {
 	Enabled bool
 
 	// CacheNamespace separates the cache entries of configurations that must
-	// never share answers: another endpoint, client or response type.
+	// never share answers: another endpoint, cluster, client, response type
+	// or JWT member.
 	CacheNamespace string
 }
 
@@ -101,7 +111,7 @@ func fail(key, format string, args ...any) error {
 var known = map[string]bool{
 	"introspection_url": true, "cluster": true,
 	"client_id": true, "client_secret": true, "client_secret_env": true,
-	"realm": true, "scopes": true, "required_scopes": true, "response_type": true,
+	"realm": true, "scopes": true, "required_scopes": true, "response_type": true, "jwt_member": true,
 	"timeout": true, "max_jwt_size": true, "max_token_length": true, "upstream_header": true,
 	"cache": true, "cache_max_ttl": true, "cache_max_entries": true, "cache_ignore_cache_control": true,
 	"forward_cors_preflight": true, "enabled": true,
@@ -112,6 +122,14 @@ var known = map[string]bool{
 func Parse(data []byte, getenv func(string) string) (*Config, error) {
 	if len(strings.TrimSpace(string(data))) == 0 {
 		return nil, fail("", "is empty: introspection_url, cluster, client_id and a client secret are required")
+	}
+	// The operator writes it, but gjson recurses: deep nesting must never
+	// trap the VM, whoever wrote it.
+	if !jsonlimit.Within(data, jsonlimit.MaxDepth) {
+		return nil, fail("", "nests arrays or objects deeper than %d levels", jsonlimit.MaxDepth)
+	}
+	if !utf8.Valid(data) {
+		return nil, fail("", "is not valid UTF-8")
 	}
 	if !gjson.ValidBytes(data) {
 		return nil, fail("", "is not valid JSON")
@@ -139,7 +157,7 @@ func Parse(data []byte, getenv func(string) string) (*Config, error) {
 
 	c := &Config{}
 	p := parser{get: get}
-	rawURL := p.requiredString("introspection_url")
+	c.IntrospectionURL = p.requiredString("introspection_url")
 	c.Cluster = p.requiredString("cluster")
 	c.ClientID = p.requiredString("client_id")
 	secret := p.optionalString("client_secret", "")
@@ -148,6 +166,7 @@ func Parse(data []byte, getenv func(string) string) (*Config, error) {
 	c.Scopes = p.scopeList("scopes")
 	c.RequiredScopes = p.scopeList("required_scopes")
 	c.ResponseType = p.optionalString("response_type", ResponseTypeJWT)
+	c.JWTMember = p.optionalString("jwt_member", "")
 	c.Timeout = p.duration("timeout", DefaultTimeout)
 	c.MaxJWTSize = p.size("max_jwt_size", DefaultMaxJWTSize)
 	c.MaxTokenLength = p.size("max_token_length", DefaultMaxTokenLength)
@@ -162,7 +181,7 @@ func Parse(data []byte, getenv func(string) string) (*Config, error) {
 		return nil, p.err
 	}
 
-	if c.Authority, c.Path, err = splitURL(rawURL); err != nil {
+	if c.Authority, c.Path, err = splitURL(c.IntrospectionURL); err != nil {
 		return nil, fail("introspection_url", "%v", err)
 	}
 	switch {
@@ -183,6 +202,16 @@ func Parse(data []byte, getenv func(string) string) (*Config, error) {
 	if c.ResponseType != ResponseTypeJWT && c.ResponseType != ResponseTypeIntrospectionJWT {
 		return nil, fail("response_type", "must be %q or %q", ResponseTypeJWT, ResponseTypeIntrospectionJWT)
 	}
+	switch c.JWTMember {
+	case "":
+	case "active", "exp", "scope", "token_introspection":
+		return nil, fail("jwt_member", "must not be %q, a claim with its own meaning", c.JWTMember)
+	default:
+		if c.ResponseType != ResponseTypeJWT {
+			// RFC 9701 answers are JWTs, never JSON with a member.
+			return nil, fail("jwt_member", "needs response_type %q", ResponseTypeJWT)
+		}
+	}
 	if c.Timeout > maxTimeout || c.Timeout < time.Millisecond {
 		return nil, fail("timeout", "must be between 1ms and %s", maxTimeout)
 	}
@@ -195,7 +224,7 @@ func Parse(data []byte, getenv func(string) string) (*Config, error) {
 	if !isToken(c.UpstreamHeader) {
 		return nil, fail("upstream_header", "must be an HTTP header name")
 	}
-	c.CacheNamespace = namespace(rawURL, c)
+	c.CacheNamespace = namespace(c)
 	return c, nil
 }
 
@@ -248,7 +277,9 @@ func (p *parser) boolean(key string, def bool) bool {
 	return def
 }
 
-// scopeList accepts "a b c" or ["a", "b", "c"].
+// scopeList accepts "a b c" (scopes separated by single spaces, RFC 6749
+// §3.3) or ["a", "b", "c"] (one scope per string). An empty list or an empty
+// entry is an error: it would enforce or advertise nothing, silently.
 func (p *parser) scopeList(key string) []string {
 	v := p.get(key)
 	var scopes []string
@@ -256,21 +287,29 @@ func (p *parser) scopeList(key string) []string {
 	case !v.Exists():
 		return nil
 	case v.Type == gjson.String:
-		scopes = strings.Fields(v.Str)
+		scopes = strings.Split(v.Str, " ")
 	case v.IsArray():
 		for _, s := range v.Array() {
 			if s.Type != gjson.String {
 				p.setErr(fail(key, "must be a string or an array of strings"))
 				return nil
 			}
-			scopes = append(scopes, strings.Fields(s.Str)...)
+			scopes = append(scopes, s.Str)
 		}
 	default:
 		p.setErr(fail(key, "must be a string or an array of strings"))
 		return nil
 	}
+	if len(scopes) == 0 {
+		p.setErr(fail(key, "must not be empty: leave the key out instead"))
+		return nil
+	}
 	for _, s := range scopes {
-		if !isScopeToken(s) {
+		switch {
+		case s == "":
+			p.setErr(fail(key, "has an empty scope (an empty string, or a leading, trailing or double space)"))
+			return nil
+		case !isScopeToken(s):
 			p.setErr(fail(key, "contains %q, which is not an RFC 6749 scope token", s))
 			return nil
 		}
@@ -368,8 +407,13 @@ func splitURL(raw string) (authority, path string, err error) {
 
 // namespace is a short digest of everything that makes one configuration's
 // introspection answers differ from another's.
-func namespace(rawURL string, c *Config) string {
-	h := sha256.Sum256([]byte(strings.Join([]string{rawURL, c.Cluster, c.ClientID, c.ResponseType}, "\x00")))
+func namespace(c *Config) string {
+	parts := []string{c.IntrospectionURL, c.Cluster, c.ClientID, c.ResponseType}
+	if c.JWTMember != "" {
+		// Only when set, so that configurations without it keep their entries.
+		parts = append(parts, "jwt_member", c.JWTMember)
+	}
+	h := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
 	return fmt.Sprintf("%x", h[:8])
 }
 

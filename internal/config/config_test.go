@@ -1,11 +1,14 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/phantom-token/envoy-phantom-token/internal/jsonlimit"
 )
 
 const minimal = `"introspection_url":"https://login.example.com:8443/oauth/v2/introspect","cluster":"idsvr","client_id":"gateway","client_secret":"s3cret"`
@@ -23,7 +26,8 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := &Config{
-		Cluster: "idsvr", Authority: "login.example.com:8443", Path: "/oauth/v2/introspect",
+		IntrospectionURL: "https://login.example.com:8443/oauth/v2/introspect",
+		Cluster:          "idsvr", Authority: "login.example.com:8443", Path: "/oauth/v2/introspect",
 		ClientID: "gateway", ClientSecret: "s3cret", Realm: "api", ResponseType: ResponseTypeJWT,
 		Timeout: 5 * time.Second, MaxJWTSize: 16384, MaxTokenLength: 4096, UpstreamHeader: "authorization",
 		CacheEnabled: true, CacheMaxTTL: 300 * time.Second, CacheMaxEntries: 10000,
@@ -45,7 +49,10 @@ func TestValidValues(t *testing.T) {
 	}{
 		{"secret from the VM environment", `,"client_secret_env":"PHANTOM_SECRET"`, nil},
 		{"realm", `,"realm":"orders"`, func(c *Config) bool { return c.Realm == "orders" }},
-		{"scopes as a string", `,"scopes":"read  write"`, func(c *Config) bool { return reflect.DeepEqual(c.Scopes, []string{"read", "write"}) }},
+		{"scopes as a string", `,"scopes":"read write"`, func(c *Config) bool { return reflect.DeepEqual(c.Scopes, []string{"read", "write"}) }},
+		{"required scopes as a string", `,"required_scopes":"a b"`, func(c *Config) bool { return reflect.DeepEqual(c.RequiredScopes, []string{"a", "b"}) }},
+		{"JWT member (Keycloak)", `,"jwt_member":"jwt"`, func(c *Config) bool { return c.JWTMember == "jwt" }},
+		{"JWT member (Curity JSON mode)", `,"jwt_member":"phantom_token"`, func(c *Config) bool { return c.JWTMember == "phantom_token" }},
 		{"scopes as an array (repeatable directive)", `,"scopes":["read","write"]`, func(c *Config) bool { return reflect.DeepEqual(c.Scopes, []string{"read", "write"}) }},
 		{"required scopes", `,"required_scopes":["orders:read"]`, func(c *Config) bool { return reflect.DeepEqual(c.RequiredScopes, []string{"orders:read"}) }},
 		{"RFC 9701 response type", `,"response_type":"application/token-introspection+jwt"`, func(c *Config) bool { return c.ResponseType == ResponseTypeIntrospectionJWT }},
@@ -99,6 +106,7 @@ func TestNamespaceSeparatesConfigurations(t *testing.T) {
 	base, _ := Parse([]byte(`{`+minimal+`}`), env)
 	for _, extra := range []string{
 		`,"response_type":"application/token-introspection+jwt"`,
+		`,"jwt_member":"jwt"`,
 	} {
 		other, err := Parse([]byte(`{`+minimal+extra+`}`), env)
 		if err != nil || other.CacheNamespace == base.CacheNamespace {
@@ -145,6 +153,26 @@ func TestInvalid(t *testing.T) {
 		{"scopes wrong type", `{` + minimal + `,"scopes":42}`, "scopes"},
 		{"scope with quote", `{` + minimal + `,"scopes":"a\"b"}`, "scopes"},
 		{"required scopes array of numbers", `{` + minimal + `,"required_scopes":[1]}`, "required_scopes"},
+		{"required scopes empty string", `{` + minimal + `,"required_scopes":""}`, "required_scopes"},
+		{"required scopes empty array", `{` + minimal + `,"required_scopes":[]}`, "required_scopes"},
+		{"required scopes array with an empty string", `{` + minimal + `,"required_scopes":[""]}`, "required_scopes"},
+		{"required scopes double space", `{` + minimal + `,"required_scopes":"a  b"}`, "required_scopes"},
+		{"required scopes leading space", `{` + minimal + `,"required_scopes":" a"}`, "required_scopes"},
+		{"required scopes trailing space", `{` + minimal + `,"required_scopes":"a "}`, "required_scopes"},
+		{"required scopes separated by a tab", `{` + minimal + `,"required_scopes":"a\tb"}`, "required_scopes"},
+		{"required scopes separated by a no-break space", `{` + minimal + `,"required_scopes":"a\u00a0b"}`, "required_scopes"},
+		{"required scopes array entry with a space", `{` + minimal + `,"required_scopes":["a b"]}`, "required_scopes"},
+		{"scopes empty string", `{` + minimal + `,"scopes":""}`, "scopes"},
+		{"scopes empty array", `{` + minimal + `,"scopes":[]}`, "scopes"},
+		{"scopes array with an empty string", `{` + minimal + `,"scopes":["a",""]}`, "scopes"},
+		{"scopes double space", `{` + minimal + `,"scopes":"a  b"}`, "scopes"},
+		{"JWT member empty", `{` + minimal + `,"jwt_member":""}`, "jwt_member"},
+		{"JWT member not a string", `{` + minimal + `,"jwt_member":true}`, "jwt_member"},
+		{"JWT member a claim of its own", `{` + minimal + `,"jwt_member":"active"}`, "jwt_member"},
+		{"JWT member with RFC 9701", `{` + minimal + `,"jwt_member":"jwt","response_type":"application/token-introspection+jwt"}`, "jwt_member"},
+		{"not UTF-8", "{" + minimal + `,"realm":"\xff"}`, ""},
+		{"nested at the bound is only an unknown key", `{` + minimal + `,"x":` + nest(jsonlimit.MaxDepth-1) + `}`, "x"},
+		{"nested past the bound", `{` + minimal + `,"x":` + nest(jsonlimit.MaxDepth) + `}`, ""},
 		{"unknown response type", `{` + minimal + `,"response_type":"application/json"}`, "response_type"},
 		{"timeout zero", `{` + minimal + `,"timeout":0}`, "timeout"},
 		{"timeout negative", `{` + minimal + `,"timeout":"-1s"}`, "timeout"},
@@ -176,4 +204,101 @@ func TestInvalid(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDeepConfiguration: the operator's JSON is bounded too, so that gjson's
+// recursion never traps the VM: far too deep is a configuration error.
+func TestDeepConfiguration(t *testing.T) {
+	for _, open := range []string{"[", `{"a":`} {
+		for _, n := range []int{9000, 10000, 100000} {
+			_, err := Parse([]byte(`{`+minimal+`,"scopes":`+strings.Repeat(open, n)+`}`), env)
+			var ce *Error
+			if !errors.As(err, &ce) || ce.Key != "" || !strings.Contains(err.Error(), "deeper than 64") {
+				t.Errorf("%d × %s: %v", n, open, err)
+			}
+		}
+	}
+}
+
+func nest(n int) string { return strings.Repeat("[", n) + strings.Repeat("]", n) }
+
+// document is a configuration as JSON, written back from a Config.
+func document(c *Config) []byte {
+	m := map[string]any{
+		"introspection_url": c.IntrospectionURL, "cluster": c.Cluster,
+		"client_id": c.ClientID, "client_secret": c.ClientSecret,
+		"realm": c.Realm, "response_type": c.ResponseType,
+		"timeout": c.Timeout.String(), "max_jwt_size": c.MaxJWTSize, "max_token_length": c.MaxTokenLength,
+		"upstream_header": c.UpstreamHeader, "cache": c.CacheEnabled, "cache_max_ttl": c.CacheMaxTTL.String(),
+		"cache_max_entries": c.CacheMaxEntries, "cache_ignore_cache_control": c.CacheIgnoreCacheControl,
+		"forward_cors_preflight": c.ForwardCORSPreflight, "enabled": c.Enabled,
+	}
+	if c.Scopes != nil {
+		m["scopes"] = c.Scopes
+	}
+	if c.RequiredScopes != nil {
+		m["required_scopes"] = c.RequiredScopes
+	}
+	if c.JWTMember != "" {
+		m["jwt_member"] = c.JWTMember
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// TestDocumentWritesEveryField keeps FuzzConfig's round trip honest: a new
+// Config field must be written back by document, or be derived from others.
+func TestDocumentWritesEveryField(t *testing.T) {
+	handled := map[string]bool{
+		"IntrospectionURL": true, "Cluster": true, "ClientID": true, "ClientSecret": true,
+		"Realm": true, "Scopes": true, "RequiredScopes": true, "ResponseType": true, "JWTMember": true,
+		"Timeout": true, "MaxJWTSize": true, "MaxTokenLength": true, "UpstreamHeader": true,
+		"CacheEnabled": true, "CacheMaxTTL": true, "CacheMaxEntries": true, "CacheIgnoreCacheControl": true,
+		"ForwardCORSPreflight": true, "Enabled": true,
+		"Authority": true, "Path": true, "CacheNamespace": true, // derived
+	}
+	for _, f := range reflect.VisibleFields(reflect.TypeOf(Config{})) {
+		if !handled[f.Name] {
+			t.Errorf("document does not write Config.%s back: add it there and here", f.Name)
+		}
+	}
+}
+
+// FuzzConfig: an accepted configuration re-validates, and written back as
+// JSON it parses to the very same Config. A refused one says which key, or
+// nothing, never the secret.
+func FuzzConfig(f *testing.F) {
+	f.Add([]byte(`{` + minimal + `}`))
+	f.Add([]byte(`{` + minimal + `,"scopes":"read write","required_scopes":["a","b:c"],"realm":"x","timeout":2.5,"max_jwt_size":"32KiB","cache_max_ttl":60}`))
+	f.Add([]byte(`{"introspection_url":"http://[::1]:80/i?x=%20","cluster":"c","client_id":"i d","client_secret_env":"PHANTOM_SECRET","jwt_member":"jwt","upstream_header":"X-JWT","cache":false}`))
+	f.Add([]byte(`{` + minimal + `,"response_type":"application/token-introspection+jwt","forward_cors_preflight":false,"enabled":false}`))
+	f.Add([]byte(`{` + minimal + `,"x":` + nest(jsonlimit.MaxDepth) + `}`))
+	f.Add([]byte(`{` + minimal + `,"x":` + nest(10000) + `}`))
+	f.Add([]byte(`{` + minimal + `,"x":` + strings.Repeat(`{"a":`, 10000) + `}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Parse(data, env)
+		if err != nil {
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("error %v is not a config error", err)
+			}
+			if strings.Contains(err.Error(), "s3cret") || strings.Contains(err.Error(), "from-env") {
+				t.Fatalf("error reveals the secret: %v", err)
+			}
+			return
+		}
+		if !jsonlimit.Within(data, jsonlimit.MaxDepth) {
+			t.Fatalf("accepted JSON deeper than %d", jsonlimit.MaxDepth)
+		}
+		again, err := Parse(document(c), env)
+		if err != nil {
+			t.Fatalf("written back as %s, refused: %v", document(c), err)
+		}
+		if !reflect.DeepEqual(again, c) {
+			t.Fatalf("round trip through %s\n got %+v\nwant %+v", document(c), again, c)
+		}
+	})
 }

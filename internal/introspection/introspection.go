@@ -12,6 +12,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/phantom-token/envoy-phantom-token/internal/config"
+	"github.com/phantom-token/envoy-phantom-token/internal/jsonlimit"
 	"github.com/phantom-token/envoy-phantom-token/internal/jwt"
 )
 
@@ -48,6 +49,22 @@ const (
 	ServerError                // 500
 )
 
+func (o Outcome) String() string {
+	switch o {
+	case Active:
+		return "Active"
+	case Inactive:
+		return "Inactive"
+	case BadGateway:
+		return "BadGateway"
+	case Unavailable:
+		return "Unavailable"
+	case ServerError:
+		return "ServerError"
+	}
+	return "Outcome(" + strconv.Itoa(int(o)) + ")"
+}
+
 // Answer is the classified response of the identity server.
 type Answer struct {
 	// Status is the identity server's status; 0 when there was no response.
@@ -78,9 +95,25 @@ func statusOutcome(status int) (o Outcome, ok bool) {
 	return ServerError, false
 }
 
+// BodyLimit is how many bytes of an introspection answer's body the filter
+// reads: one more than the largest body it accepts, so that a larger body is
+// seen, and refused with 502, never truncated and used.
+func BodyLimit(c *config.Config) int { return maxBody(c) + 1 }
+
+// maxBody is the largest answer accepted: max_jwt_size for a bare JWT. A JSON
+// answer with jwt_member holds the JWT and other members, which may repeat
+// every claim of the JWT (Keycloak's do), escaped: 4 × max_jwt_size + 4 KiB
+// leaves room for that, while the JWT itself is still held to max_jwt_size.
+func maxBody(c *config.Config) int {
+	if c.JWTMember == "" {
+		return c.MaxJWTSize
+	}
+	return 4*c.MaxJWTSize + 4096
+}
+
 // Classify maps a complete introspection response: its headers as the host
 // gives them (none when the call failed without a response) and its body, of
-// which the caller reads at most c.MaxJWTSize+1 bytes.
+// which the caller reads at most BodyLimit(c) bytes.
 func Classify(c *config.Config, headers [][2]string, body []byte, now time.Time) Answer {
 	status, fromUpstream := 0, false
 	var cacheControl []string
@@ -112,19 +145,61 @@ func classify(c *config.Config, status int, fromUpstream bool, cacheControl []st
 	if o, ok := statusOutcome(status); !ok {
 		return Answer{Outcome: o, Reason: "introspection status " + strconv.Itoa(status)}
 	}
+	if len(body) > maxBody(c) {
+		if c.JWTMember == "" {
+			return Answer{Outcome: BadGateway, Reason: "introspection JWT larger than max_jwt_size"}
+		}
+		return Answer{Outcome: BadGateway, Reason: "introspection answer larger than 4 × max_jwt_size + 4096 bytes"}
+	}
 	text := strings.TrimSpace(string(body))
 	switch {
 	case text == "":
 		return Answer{Outcome: BadGateway, Reason: "introspection answered 200 with an empty body"}
-	case len(body) > c.MaxJWTSize:
-		return Answer{Outcome: BadGateway, Reason: "introspection JWT larger than max_jwt_size"}
 	case text[0] == '{':
-		// Some servers answer an inactive token with RFC 7662 JSON even when
-		// asked for a JWT. Anything else in JSON is not what was asked for.
-		if isInactiveJSON(text) {
-			return Answer{Outcome: Inactive, Reason: "token is not active"}
-		}
+		return jsonAnswer(c, text, cacheControl, now)
+	}
+	return jwtAnswer(c, text, cacheControl, now)
+}
+
+// jsonAnswer maps a JSON answer. With jwt_member it carries the JWT in that
+// member, used only when "active" is the JSON true: Keycloak 26.7.3 can send
+// {"active":false,"jwt":…} with every claim inside (CVE-2026-18208). Without
+// jwt_member, JSON is only understood as RFC 7662's inactive answer, which
+// some servers send even when asked for a JWT; any other JSON is not what
+// was asked for.
+func jsonAnswer(c *config.Config, text string, cacheControl []string, now time.Time) Answer {
+	unique := []string{"active", "exp", "scope", "token_introspection", c.JWTMember}
+	if c.JWTMember == "" {
+		unique = unique[:4]
+	}
+	obj, err := jsonlimit.Object(text, unique...)
+	if err != nil {
+		return Answer{Outcome: BadGateway, Reason: "introspection JSON answer: " + err.Error()}
+	}
+	active := obj.Get("active").Type
+	switch {
+	case c.JWTMember == "" && active == gjson.False:
+		return Answer{Outcome: Inactive, Reason: "token is not active"}
+	case c.JWTMember == "":
 		return Answer{Outcome: BadGateway, Reason: "introspection answered JSON instead of a JWT"}
+	case active != gjson.True:
+		return Answer{Outcome: Inactive, Reason: "token is not active (JSON answer whose active is not true)"}
+	}
+	member := obj.Get(gjson.Escape(c.JWTMember))
+	if member.Type != gjson.String {
+		return Answer{Outcome: BadGateway, Reason: "active JSON answer without a string " + strconv.Quote(c.JWTMember) + " member"}
+	}
+	a := jwtAnswer(c, member.Str, cacheControl, now)
+	if a.Outcome != Active {
+		a.Reason = "member " + strconv.Quote(c.JWTMember) + ": " + a.Reason
+	}
+	return a
+}
+
+// jwtAnswer maps the JWT of an answer: the body, or the jwt_member.
+func jwtAnswer(c *config.Config, text string, cacheControl []string, now time.Time) Answer {
+	if len(text) > c.MaxJWTSize {
+		return Answer{Outcome: BadGateway, Reason: "introspection JWT larger than max_jwt_size"}
 	}
 	claims, err := jwt.Parse(text)
 	if err != nil {
@@ -142,10 +217,6 @@ func classify(c *config.Config, status int, fromUpstream bool, cacheControl []st
 	return Answer{Outcome: Active, JWT: text, Claims: claims, CacheTTL: cacheTTL(c, cacheControl, claims.Exp, now)}
 }
 
-func isInactiveJSON(text string) bool {
-	return gjson.Valid(text) && gjson.Get(text, "active").Type == gjson.False
-}
-
 // ExpirySkew is taken off the JWT's exp so that a cached JWT is never handed
 // to the upstream in its last moments.
 const ExpirySkew = 5 * time.Second
@@ -158,12 +229,9 @@ func cacheTTL(c *config.Config, cacheControl []string, exp, now time.Time) time.
 	}
 	ttl := c.CacheMaxTTL
 	if !c.CacheIgnoreCacheControl {
-		maxAge, cacheable := parseCacheControl(cacheControl)
-		if !cacheable {
+		var cacheable bool
+		if ttl, cacheable = parseCacheControl(cacheControl, ttl); !cacheable {
 			return 0
-		}
-		if maxAge >= 0 && maxAge < ttl {
-			ttl = maxAge
 		}
 	}
 	if !exp.IsZero() {
@@ -177,10 +245,10 @@ func cacheTTL(c *config.Config, cacheControl []string, exp, now time.Time) time.
 	return ttl
 }
 
-// parseCacheControl reads the directives that matter to a shared cache:
-// no-store and no-cache forbid caching; s-maxage wins over max-age. maxAge is
-// -1 when none is given.
-func parseCacheControl(values []string) (maxAge time.Duration, cacheable bool) {
+// parseCacheControl reads the directives that matter to a shared cache and
+// returns how long, at most limit (> 0), an answer may be cached: no-store
+// and no-cache forbid caching; s-maxage wins over max-age; 0 forbids it too.
+func parseCacheControl(values []string, limit time.Duration) (ttl time.Duration, cacheable bool) {
 	maxAge, sMaxAge := time.Duration(-1), time.Duration(-1)
 	for _, v := range values {
 		for _, d := range strings.Split(v, ",") {
@@ -191,14 +259,14 @@ func parseCacheControl(values []string) (maxAge time.Duration, cacheable bool) {
 			case "no-store", "no-cache":
 				return 0, false
 			case "max-age", "s-maxage":
-				n, err := strconv.ParseUint(arg, 10, 32)
-				if err != nil {
+				n, ok := deltaSeconds(arg)
+				if !ok {
 					return 0, false // unparsable: be conservative
 				}
 				if name == "max-age" {
-					maxAge = time.Duration(n) * time.Second
+					maxAge = n
 				} else {
-					sMaxAge = time.Duration(n) * time.Second
+					sMaxAge = n
 				}
 			}
 		}
@@ -206,5 +274,24 @@ func parseCacheControl(values []string) (maxAge time.Duration, cacheable bool) {
 	if sMaxAge >= 0 {
 		maxAge = sMaxAge
 	}
-	return maxAge, maxAge != 0
+	switch {
+	case maxAge == 0:
+		return 0, false
+	case maxAge > 0 && maxAge < limit:
+		return maxAge, true
+	}
+	return limit, true
+}
+
+// deltaSeconds parses RFC 9111 delta-seconds (digits only); a value too large
+// to represent counts as 2^31 seconds (RFC 9111 §1.2.2).
+func deltaSeconds(s string) (time.Duration, bool) {
+	if s == "" || strings.Trim(s, "0123456789") != "" {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(s, 10, 32)
+	if err != nil || n > 1<<31 {
+		n = 1 << 31
+	}
+	return time.Duration(n) * time.Second, true
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/phantom-token/envoy-phantom-token/internal/config"
+	"github.com/phantom-token/envoy-phantom-token/internal/jsonlimit"
+	"github.com/phantom-token/envoy-phantom-token/internal/jwt"
 	"github.com/phantom-token/envoy-phantom-token/internal/testjwt"
 )
 
@@ -87,7 +89,9 @@ func TestClassify200(t *testing.T) {
 	now := time.Unix(1_000_000, 0)
 	in := func(d time.Duration) string { return `"exp":` + itoa(now.Add(d).Unix()) }
 	jwtMode, rfc9701 := cfg(t, ""), cfg(t, `,"response_type":"application/token-introspection+jwt"`)
+	member := cfg(t, `,"jwt_member":"jwt"`)
 	big := testjwt.Make(`{"pad":"` + strings.Repeat("x", 16384) + `"}`)
+	valid := testjwt.Make(`{"sub":"a",` + in(time.Hour) + `}`)
 	tests := []struct {
 		name    string
 		c       *config.Config
@@ -112,6 +116,42 @@ func TestClassify200(t *testing.T) {
 		{"RFC 9701 without token_introspection", rfc9701, testjwt.Make(`{"sub":"a"}`), BadGateway},
 		{"RFC 9701 without active", rfc9701, testjwt.Make(`{"token_introspection":{"sub":"a"}}`), BadGateway},
 		{"RFC 9701 JSON inactive", rfc9701, `{"active":false}`, Inactive},
+		{"JSON active false twice", jwtMode, `{"active":false,"active":true}`, BadGateway},
+		{"JSON active false with a duplicate scope", jwtMode, `{"active":false,"scope":"a","scope":"b"}`, BadGateway},
+		{"JSON nested past the depth bound", jwtMode, `{"active":false,"x":` + nest("[", jsonlimit.MaxDepth) + `}`, BadGateway},
+		{"JSON nested at the depth bound", jwtMode, `{"active":false,"x":` + nest("[", jsonlimit.MaxDepth-1) + `}`, Inactive},
+		{"JSON with a JWT member but no jwt_member configured", jwtMode, keycloak(true, valid), BadGateway},
+		{"JSON active false with a JWT, no jwt_member configured", jwtMode, keycloak(false, valid), Inactive},
+		{"JWT with a scope array", jwtMode, testjwt.Make(`{"scope":["a","b"]}`), Active},
+		{"JWT with a scope number (matters only when scopes are required)", jwtMode, testjwt.Make(`{"scope":1}`), Active},
+		{"JWT with a duplicate scope", jwtMode, testjwt.Make(`{"scope":"a","scope":"admin"}`), BadGateway},
+		{"RFC 9701 with a duplicate active", rfc9701, testjwt.Make(`{"token_introspection":{"active":false,"active":true}}`), BadGateway},
+		{"jwt_member: active true with a JWT", member, keycloak(true, valid), Active},
+		{"jwt_member: active true, JWT member escaped", member, `{"active":true,"jwt":"` + strings.Replace(valid, ".", `\u002e`, 1) + `"}`, Active},
+		{"jwt_member: active false with a JWT (CVE-2026-18208)", member, keycloak(false, valid), Inactive},
+		{"jwt_member: active missing", member, `{"jwt":"` + valid + `"}`, Inactive},
+		{"jwt_member: active the string true", member, `{"active":"true","jwt":"` + valid + `"}`, Inactive},
+		{"jwt_member: active 1", member, `{"active":1,"jwt":"` + valid + `"}`, Inactive},
+		{"jwt_member: active null", member, `{"active":null,"jwt":"` + valid + `"}`, Inactive},
+		{"jwt_member: inactive without a JWT", member, `{"active":false}`, Inactive},
+		{"jwt_member: active true without the member", member, `{"active":true,"sub":"a"}`, BadGateway},
+		{"jwt_member: active true, member another name", member, `{"active":true,"phantom_token":"` + valid + `"}`, BadGateway},
+		{"jwt_member: member a number", member, `{"active":true,"jwt":42}`, BadGateway},
+		{"jwt_member: member an object", member, `{"active":true,"jwt":{"a":"b"}}`, BadGateway},
+		{"jwt_member: member null", member, `{"active":true,"jwt":null}`, BadGateway},
+		{"jwt_member: member not a JWT", member, `{"active":true,"jwt":"opaque"}`, BadGateway},
+		{"jwt_member: member JWT expired", member, keycloak(true, testjwt.Make(`{`+in(-time.Second)+`}`)), Inactive},
+		{"jwt_member: member JWT says inactive", member, keycloak(true, testjwt.Make(`{"active":false}`)), Inactive},
+		{"jwt_member: member JWT over max_jwt_size", member, keycloak(true, big), BadGateway},
+		{"jwt_member: member JWT with a duplicate exp", member, keycloak(true, testjwt.Make(`{"exp":1,"exp":2000000000}`)), BadGateway},
+		{"jwt_member: duplicate member", member, `{"active":true,"jwt":"` + valid + `","jwt":"` + valid + `"}`, BadGateway},
+		{"jwt_member: duplicate active", member, `{"active":true,"jwt":"` + valid + `","active":false}`, BadGateway},
+		{"jwt_member: other members may be large", member, `{"active":true,"pad":"` + strings.Repeat("x", 3*16384) + `","jwt":"` + valid + `"}`, Active},
+		{"jwt_member: answer over 4 × max_jwt_size + 4096", member, `{"active":true,"pad":"` + strings.Repeat("x", 4*16384+4096) + `","jwt":"` + valid + `"}`, BadGateway},
+		{"jwt_member: a bare JWT is still accepted", member, valid, Active},
+		{"jwt_member: a bare JWT over max_jwt_size", member, big, BadGateway},
+		{"jwt_member: JSON nested past the depth bound", member, `{"active":true,"jwt":"` + valid + `","x":` + nest("[", jsonlimit.MaxDepth) + `}`, BadGateway},
+		{"jwt_member: JSON not valid", member, `{"active":true,"jwt":"` + valid + `"`, BadGateway},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -119,7 +159,7 @@ func TestClassify200(t *testing.T) {
 			if a.Outcome != tt.outcome {
 				t.Fatalf("got %v (%s), want %v", a.Outcome, a.Reason, tt.outcome)
 			}
-			if a.Outcome == Active && a.JWT != strings.TrimSpace(tt.body) {
+			if a.Outcome == Active && a.JWT != strings.TrimSpace(tt.body) && a.JWT != valid {
 				t.Errorf("JWT %q", a.JWT)
 			}
 			if a.Outcome != Active && (a.JWT != "" || strings.Contains(a.Reason, tt.body) && tt.body != "") {
@@ -153,6 +193,9 @@ func TestCacheTTL(t *testing.T) {
 		{"no-cache", def, []string{"private", "No-Cache"}, noExp, 0},
 		{"max-age=0", def, []string{"max-age=0"}, noExp, 0},
 		{"unparsable max-age", def, []string{"max-age=soon"}, noExp, 0},
+		{"negative max-age", def, []string{"max-age=-5"}, noExp, 0},
+		{"signed max-age", def, []string{"max-age=+5"}, noExp, 0},
+		{"max-age too large to represent", def, []string{"max-age=99999999999999999999"}, noExp, 60 * time.Second},
 		{"ignore no-store", ignore, []string{"no-store"}, noExp, 60 * time.Second},
 		{"ignore max-age but not exp", ignore, []string{"max-age=0"}, exp(20 * time.Second), 15 * time.Second},
 		{"cache off", off, nil, noExp, 0},
@@ -171,6 +214,94 @@ func TestCacheTTL(t *testing.T) {
 	}
 }
 
+// keycloak is a JSON introspection answer with the JWT in member "jwt".
+func keycloak(active bool, jwt string) string {
+	return `{"active":` + strconv.FormatBool(active) + `,"scope":"a b","jwt":"` + jwt + `","exp":2000000000}`
+}
+
+// nest is n levels of open ("[" or `{"a":`) around 1, closed.
+func nest(open string, n int) string {
+	closer := "]"
+	if open != "[" {
+		closer = "}"
+	}
+	return strings.Repeat(open, n) + "1" + strings.Repeat(closer, n)
+}
+
+// TestDeepNesting: an answer nested far past the bound, where gjson's
+// recursion would overflow the wasm stack, is a 502 on every path, whose
+// reason names the problem.
+func TestDeepNesting(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	jwtMode := cfg(t, `,"max_jwt_size":"1MiB"`)
+	rfc9701 := cfg(t, `,"max_jwt_size":"1MiB","response_type":"application/token-introspection+jwt"`)
+	member := cfg(t, `,"max_jwt_size":"1MiB","jwt_member":"jwt"`)
+	for _, open := range []string{"[", `{"a":`} {
+		for _, n := range []int{9000, 10000, 100000} {
+			deep := nest(open, n)
+			for _, tt := range []struct {
+				path string
+				c    *config.Config
+				body string
+			}{
+				{"JWT header", jwtMode, testjwt.Parts(`{"alg":"RS256","x":`+deep+`}`, `{}`, "abc")},
+				{"JWT payload", jwtMode, testjwt.Make(`{"x":` + deep + `}`)},
+				{"JSON body", jwtMode, `{"active":false,"x":` + deep + `}`},
+				{"JSON body, unclosed", jwtMode, `{"active":false,"x":` + strings.Repeat(open, n)},
+				{"token_introspection", rfc9701, testjwt.Make(`{"token_introspection":{"active":true,"x":` + deep + `}}`)},
+				{"JSON body with jwt_member", member, `{"active":true,"jwt":"` + testjwt.Make(`{}`) + `","x":` + deep + `}`},
+				{"member JWT header", member, keycloak(true, testjwt.Parts(`{"alg":"RS256","x":`+deep+`}`, `{}`, "abc"))},
+				{"member JWT payload", member, keycloak(true, testjwt.Make(`{"x":`+deep+`}`))},
+			} {
+				a := Classify(tt.c, upstream(200), []byte(tt.body), now)
+				if a.Outcome != BadGateway || !strings.Contains(a.Reason, "nested deeper than 64 levels") {
+					t.Errorf("%s, %d × %s: got %v (%s)", tt.path, n, open, a.Outcome, a.Reason)
+				}
+			}
+		}
+	}
+}
+
+func TestBodyLimit(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	tests := []struct {
+		name  string
+		extra string
+		limit int
+	}{
+		{"a bare JWT: one byte past max_jwt_size", ``, 16384 + 1},
+		{"a smaller max_jwt_size", `,"max_jwt_size":1000`, 1000 + 1},
+		{"jwt_member: 4 × max_jwt_size + 4096, and one byte", `,"jwt_member":"jwt"`, 4*16384 + 4096 + 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := cfg(t, tt.extra)
+			if got := BodyLimit(c); got != tt.limit {
+				t.Fatalf("BodyLimit = %d, want %d", got, tt.limit)
+			}
+			// A body of BodyLimit bytes, as the filter reads it from a larger
+			// answer, is refused; one byte less is judged on its content.
+			jwt := testjwt.Make(`{}`)
+			pad := func(n int) []byte { return []byte(jwt + strings.Repeat(" ", n-len(jwt))) }
+			if a := Classify(c, upstream(200), pad(tt.limit), now); a.Outcome != BadGateway {
+				t.Errorf("%d bytes: got %v", tt.limit, a.Outcome)
+			}
+			if a := Classify(c, upstream(200), pad(tt.limit-1), now); a.Outcome != Active {
+				t.Errorf("%d bytes: got %v (%s)", tt.limit-1, a.Outcome, a.Reason)
+			}
+		})
+	}
+}
+
+func TestOutcomeString(t *testing.T) {
+	for o, want := range map[Outcome]string{Active: "Active", Inactive: "Inactive", BadGateway: "BadGateway",
+		Unavailable: "Unavailable", ServerError: "ServerError", 7: "Outcome(7)"} {
+		if o.String() != want {
+			t.Errorf("%d prints %q, want %q", int(o), o.String(), want)
+		}
+	}
+}
+
 // upstream is the header list of an answer that came from the identity server
 // through Envoy's router.
 func upstream(status int) [][2]string {
@@ -178,3 +309,82 @@ func upstream(status int) [][2]string {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// FuzzCacheControl: no-store or no-cache anywhere forbids caching; a
+// cacheable answer gets a positive TTL no longer than the limit.
+func FuzzCacheControl(f *testing.F) {
+	for _, v := range []string{"max-age=30", "public, max-age=600", "max-age=50, s-maxage=20", `max-age="10"`,
+		"no-store", "private\nNo-Cache", "max-age=0", "max-age=soon", "no-cache=\"set-cookie\", max-age=5",
+		"max-age=99999999999999999999", " , ,max-age=1,", "s-maxage=0, max-age=9"} {
+		f.Add(v)
+	}
+	const limit = time.Hour
+	f.Fuzz(func(t *testing.T, header string) {
+		values := strings.Split(header, "\n") // one value per header line
+		ttl, cacheable := parseCacheControl(values, limit)
+		forbidden := false
+		for _, v := range values {
+			for _, d := range strings.Split(v, ",") {
+				name, _, _ := strings.Cut(d, "=")
+				switch strings.ToLower(strings.TrimSpace(name)) {
+				case "no-store", "no-cache":
+					forbidden = true
+				}
+			}
+		}
+		switch {
+		case forbidden && cacheable:
+			t.Fatalf("%q: cacheable despite no-store/no-cache", values)
+		case cacheable && (ttl <= 0 || ttl > limit):
+			t.Fatalf("%q: ttl %v", values, ttl)
+		case !cacheable && ttl != 0:
+			t.Fatalf("%q: not cacheable, ttl %v", values, ttl)
+		}
+	})
+}
+
+// FuzzClassify: whatever a 200 carries, an Active answer holds a JWT within
+// max_jwt_size that parses, JSON nested past the bound is never Active, and a
+// refused answer carries no JWT.
+func FuzzClassify(f *testing.F) {
+	valid := testjwt.Make(`{"sub":"a","scope":"a b"}`)
+	for _, body := range []string{valid, keycloak(true, valid), keycloak(false, valid), `{"active":false}`,
+		`{"active":true,"jwt":"` + valid + `","jwt":"x"}`, `{"active":true,"jwt":` + nest("[", 100) + `}`,
+		testjwt.Make(`{"x":` + nest(`{"a":`, 100) + `}`), "", "a.b.c"} {
+		f.Add([]byte(body), false)
+		f.Add([]byte(body), true)
+	}
+	f.Add([]byte(`{"active":false,"x":`+nest("[", 10000)+`}`), false)
+	f.Add([]byte(keycloak(true, testjwt.Make(`{"x":`+nest(`{"a":`, 10000)+`}`))), true)
+	plain, err := config.Parse([]byte(`{"introspection_url":"http://i/","cluster":"c","client_id":"i","client_secret":"s","max_jwt_size":"256KiB"}`), nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	member, err := config.Parse([]byte(`{"introspection_url":"http://i/","cluster":"c","client_id":"i","client_secret":"s","max_jwt_size":"256KiB","jwt_member":"jwt"}`), nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	now := time.Unix(1_000_000, 0)
+	f.Fuzz(func(t *testing.T, body []byte, withMember bool) {
+		c := plain
+		if withMember {
+			c = member
+		}
+		a := Classify(c, upstream(200), body, now)
+		if a.Outcome != Active {
+			if a.JWT != "" || a.CacheTTL != 0 {
+				t.Fatalf("%v answer carries %q, ttl %v", a.Outcome, a.JWT, a.CacheTTL)
+			}
+			return
+		}
+		if len(body) >= BodyLimit(c) || len(a.JWT) > c.MaxJWTSize {
+			t.Fatalf("accepted a body of %d bytes, a JWT of %d", len(body), len(a.JWT))
+		}
+		if _, err := jwt.Parse(a.JWT); err != nil {
+			t.Fatalf("accepted JWT %q: %v", a.JWT, err)
+		}
+		if text := strings.TrimSpace(string(body)); text[0] == '{' && !jsonlimit.Within(text, jsonlimit.MaxDepth) {
+			t.Fatalf("accepted JSON deeper than the bound")
+		}
+	})
+}

@@ -8,10 +8,13 @@ import (
 	"encoding/base64"
 	"errors"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/phantom-token/envoy-phantom-token/internal/jsonlimit"
 )
 
 // Claims are the parts of a JWT payload the filter acts on. For an RFC 9701
@@ -26,9 +29,22 @@ type Claims struct {
 	// Exp is the earliest expiry found (JWT exp, token_introspection.exp);
 	// zero when there is none.
 	Exp time.Time
-	// Scopes are the granted scopes, from the space-separated "scope" claim.
+	// Scopes are the granted scopes from the "scope" claim: a string of
+	// scopes separated by spaces (%x20 only, RFC 6749 §3.3), or an array of
+	// strings, one scope each. JWT access tokens with a "scope" array come
+	// from IdentityServer4/Duende (unless EmitScopesAsSpaceDelimitedStringInJwt),
+	// Spring Authorization Server and Cloud Foundry UAA. Other names (Okta's
+	// or Azure AD's "scp") are not read.
 	Scopes []string
+	// BadScope is true when the "scope" claim is neither a string nor an
+	// array of strings. It matters only where scopes are required (Check).
+	BadScope bool
 }
+
+// Claim names the filter reads. Each may appear at most once in the payload
+// and in token_introspection: gjson reads the first of two, most parsers the
+// last, so the filter and the upstream would disagree.
+var readClaims = []string{"active", "exp", "scope", "token_introspection"}
 
 // Parse checks that s is a compact JWS (three non-empty base64url parts, a JSON
 // header naming an algorithm other than "none", a JSON object payload) and
@@ -40,17 +56,19 @@ func Parse(s string) (Claims, error) {
 	if !ok1 || !ok2 || strings.IndexByte(sig, '.') >= 0 {
 		return c, errors.New("not three dot-separated parts")
 	}
-	if header == "" || payload == "" || sig == "" || !isBase64URL(sig) {
+	// Go's base64 decoder skips CR and LF: the alphabet is checked first so
+	// that no line break inside a part reaches the upstream header.
+	if !isBase64URL(header) || !isBase64URL(payload) || !isBase64URL(sig) || len(sig)%4 == 1 {
 		return c, errors.New("empty or non-base64url part")
 	}
-	h, err := decodeJSONObject(header)
+	h, err := decodeJSONObject(header, "alg")
 	if err != nil {
 		return c, errors.New("header: " + err.Error())
 	}
 	if alg := h.Get("alg"); alg.Type != gjson.String || alg.Str == "" || strings.EqualFold(alg.Str, "none") {
 		return c, errors.New("header has no signing algorithm")
 	}
-	p, err := decodeJSONObject(payload)
+	p, err := decodeJSONObject(payload, readClaims...)
 	if err != nil {
 		return c, errors.New("payload: " + err.Error())
 	}
@@ -61,6 +79,9 @@ func Parse(s string) (Claims, error) {
 	if ti := p.Get("token_introspection"); ti.Exists() {
 		if !ti.IsObject() {
 			return c, errors.New("token_introspection is not an object")
+		}
+		if name, dup := jsonlimit.Duplicate(ti, readClaims...); dup {
+			return c, errors.New("token_introspection has a duplicate member " + strconv.Quote(name))
 		}
 		c.Introspection, claims = true, ti
 		if err := readExp(ti.Get("exp"), &c.Exp); err != nil {
@@ -77,13 +98,40 @@ func Parse(s string) (Claims, error) {
 	default:
 		return c, errors.New("active is not a boolean")
 	}
-	switch sc := claims.Get("scope"); {
-	case sc.Type == gjson.String:
-		c.Scopes = strings.Fields(sc.Str)
-	case sc.Exists():
-		return c, errors.New("scope is not a string")
-	}
+	c.Scopes, c.BadScope = readScopes(claims.Get("scope"))
 	return c, nil
+}
+
+// readScopes reads a scope claim: "a b c" (split on %x20 only, so
+// "read\u00a0write" is one scope; empty parts between spaces are dropped) or
+// ["a", "b", "c"] (each string one scope, as is). bad is true for any other
+// type, null included.
+func readScopes(v gjson.Result) (scopes []string, bad bool) {
+	switch {
+	case !v.Exists():
+		return nil, false
+	case v.Type == gjson.String:
+		for _, s := range strings.Split(v.Str, " ") {
+			if s != "" {
+				scopes = append(scopes, s)
+			}
+		}
+		return scopes, false
+	case v.IsArray():
+		v.ForEach(func(_, s gjson.Result) bool {
+			if s.Type != gjson.String {
+				bad = true
+				return false
+			}
+			scopes = append(scopes, s.Str)
+			return true
+		})
+		if bad {
+			return nil, true
+		}
+		return scopes, false
+	}
+	return nil, true
 }
 
 // readExp keeps the earliest of *exp and the NumericDate v.
@@ -101,21 +149,17 @@ func readExp(v gjson.Result, exp *time.Time) error {
 	return nil
 }
 
-func decodeJSONObject(part string) (gjson.Result, error) {
+// decodeJSONObject decodes a base64url part holding a JSON object in which
+// none of unique repeats, checking its nesting depth before gjson sees it.
+func decodeJSONObject(part string, unique ...string) (gjson.Result, error) {
 	raw, err := base64.RawURLEncoding.Strict().DecodeString(part)
 	if err != nil {
 		return gjson.Result{}, errors.New("not base64url")
 	}
-	if !gjson.ValidBytes(raw) {
-		return gjson.Result{}, errors.New("not JSON")
-	}
-	r := gjson.ParseBytes(raw)
-	if !r.IsObject() {
-		return gjson.Result{}, errors.New("not a JSON object")
-	}
-	return r, nil
+	return jsonlimit.Object(string(raw), unique...)
 }
 
+// isBase64URL: s is non-empty and only of the base64url alphabet.
 func isBase64URL(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
@@ -123,7 +167,7 @@ func isBase64URL(s string) bool {
 			return false
 		}
 	}
-	return true
+	return s != ""
 }
 
 // Verdict is the outcome of the per-request checks.
@@ -133,14 +177,36 @@ const (
 	Valid             Verdict = iota
 	Expired                   // 401 invalid_token
 	InsufficientScope         // 403 insufficient_scope
+	// UnreadableScope: scopes are required and the scope claim is neither a
+	// string nor an array of strings. 502: the identity server's answer is
+	// not what RFC 6749/7662 define, not the client's fault.
+	UnreadableScope
 )
+
+func (v Verdict) String() string {
+	switch v {
+	case Valid:
+		return "Valid"
+	case Expired:
+		return "Expired"
+	case InsufficientScope:
+		return "InsufficientScope"
+	case UnreadableScope:
+		return "UnreadableScope"
+	}
+	return "Verdict(" + strconv.Itoa(int(v)) + ")"
+}
 
 // Check runs the checks every request gets, whether its JWT came from the
 // identity server or from the cache: the JWT has not expired and it grants
-// every required scope.
+// every required scope. A scope claim of the wrong type matters only when a
+// scope is required.
 func (c Claims) Check(now time.Time, required []string) Verdict {
 	if !c.Exp.IsZero() && !now.Before(c.Exp) {
 		return Expired
+	}
+	if len(required) > 0 && c.BadScope {
+		return UnreadableScope
 	}
 	for _, r := range required {
 		found := false

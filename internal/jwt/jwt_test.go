@@ -2,8 +2,14 @@ package jwt
 
 import (
 	"reflect"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/phantom-token/envoy-phantom-token/internal/jsonlimit"
 
 	"github.com/phantom-token/envoy-phantom-token/internal/testjwt"
 )
@@ -31,6 +37,9 @@ func TestParse(t *testing.T) {
 		{"four parts", testjwt.Make(`{}`) + ".x", Claims{}, false},
 		{"empty signature", testjwt.Parts(`{"alg":"RS256"}`, `{}`, ""), Claims{}, false},
 		{"padded signature", testjwt.Parts(`{"alg":"RS256"}`, `{}`, "abc="), Claims{}, false},
+		{"one-character signature", testjwt.Parts(`{"alg":"RS256"}`, `{}`, "a"), Claims{}, false},
+		{"line break inside the payload", strings.Replace(testjwt.Make(`{"sub":"abcdef"}`), ".eyJ", ".ey\nJ", 1), Claims{}, false},
+		{"empty header", "." + testjwt.Make(`{}`)[strings.IndexByte(testjwt.Make(`{}`), '.')+1:], Claims{}, false},
 		{"alg none", testjwt.Parts(`{"alg":"none"}`, `{}`, "abc"), Claims{}, false},
 		{"no alg", testjwt.Parts(`{"typ":"JWT"}`, `{}`, "abc"), Claims{}, false},
 		{"header not JSON", testjwt.Parts(`nope`, `{}`, "abc"), Claims{}, false},
@@ -39,7 +48,29 @@ func TestParse(t *testing.T) {
 		{"payload not base64url", "eyJhbGciOiJSUzI1NiJ9.***.abc", Claims{}, false},
 		{"exp a string", testjwt.Make(`{"exp":"tomorrow"}`), Claims{}, false},
 		{"active a string", testjwt.Make(`{"active":"true"}`), Claims{}, false},
-		{"scope an array", testjwt.Make(`{"scope":["a"]}`), Claims{}, false},
+		{"scope split on %x20 only: no-break space", testjwt.Make(`{"scope":"read\u00a0write"}`), Claims{Scopes: []string{"read\u00a0write"}}, true},
+		{"scope split on %x20 only: tab", testjwt.Make(`{"scope":"read\twrite"}`), Claims{Scopes: []string{"read\twrite"}}, true},
+		{"scope with extra spaces", testjwt.Make(`{"scope":" a  b "}`), Claims{Scopes: []string{"a", "b"}}, true},
+		{"scope empty string", testjwt.Make(`{"scope":""}`), Claims{}, true},
+		{"scope an array of strings", testjwt.Make(`{"scope":["a","b c"]}`), Claims{Scopes: []string{"a", "b c"}}, true},
+		{"scope an empty array", testjwt.Make(`{"scope":[]}`), Claims{}, true},
+		{"scope an array with a number", testjwt.Make(`{"scope":["a",1]}`), Claims{BadScope: true}, true},
+		{"scope a number", testjwt.Make(`{"scope":42}`), Claims{BadScope: true}, true},
+		{"scope null", testjwt.Make(`{"scope":null}`), Claims{BadScope: true}, true},
+		{"scope an object", testjwt.Make(`{"scope":{"a":true}}`), Claims{BadScope: true}, true},
+		{"RFC 9701 scope array", testjwt.Make(`{"token_introspection":{"active":true,"scope":["a"]}}`),
+			Claims{Introspection: true, HasActive: true, Active: true, Scopes: []string{"a"}}, true},
+		{"duplicate scope", testjwt.Make(`{"scope":"a","scope":"admin"}`), Claims{}, false},
+		{"duplicate scope through an escape", testjwt.Make(`{"scope":"a","sc\u006fpe":"admin"}`), Claims{}, false},
+		{"duplicate exp", testjwt.Make(`{"exp":1,"exp":2000000000}`), Claims{}, false},
+		{"duplicate active", testjwt.Make(`{"active":false,"active":true}`), Claims{}, false},
+		{"duplicate token_introspection", testjwt.Make(`{"token_introspection":{"active":false},"token_introspection":{"active":true}}`), Claims{}, false},
+		{"duplicate active in token_introspection", testjwt.Make(`{"token_introspection":{"active":false,"active":true}}`), Claims{}, false},
+		{"duplicate scope in token_introspection", testjwt.Make(`{"token_introspection":{"active":true,"scope":"a","scope":"b"}}`), Claims{}, false},
+		{"duplicate alg", testjwt.Parts(`{"alg":"none","alg":"RS256"}`, `{}`, "abc"), Claims{}, false},
+		{"other claims may repeat", testjwt.Make(`{"sub":"a","sub":"b"}`), Claims{}, true},
+		{"payload at the depth bound", testjwt.Make(`{"x":` + nest("[", jsonlimit.MaxDepth-1) + `}`), Claims{}, true},
+		{"payload past the depth bound", testjwt.Make(`{"x":` + nest("[", jsonlimit.MaxDepth) + `}`), Claims{}, false},
 		{"token_introspection a string", testjwt.Make(`{"token_introspection":"x"}`), Claims{}, false},
 		{"opaque text", "not-a-jwt", Claims{}, false},
 	}
@@ -53,6 +84,37 @@ func TestParse(t *testing.T) {
 				t.Errorf("got %+v, want %+v", c, tt.claims)
 			}
 		})
+	}
+}
+
+// nest is n levels of open ("[" or `{"a":`) around 1, closed.
+func nest(open string, n int) string {
+	closer := "]"
+	if open != "[" {
+		closer = "}"
+	}
+	return strings.Repeat(open, n) + "1" + strings.Repeat(closer, n)
+}
+
+// TestDeepNesting: JSON nested far past the bound, where gjson's recursion
+// would overflow the wasm stack, is refused on every path before gjson sees
+// it, with an error that says so.
+func TestDeepNesting(t *testing.T) {
+	for _, open := range []string{"[", `{"a":`} {
+		for _, n := range []int{9000, 10000, 100000} {
+			deep := nest(open, n)
+			for name, jwt := range map[string]string{
+				"header":              testjwt.Parts(`{"alg":"RS256","x":`+deep+`}`, `{}`, "abc"),
+				"payload":             testjwt.Make(`{"x":` + deep + `}`),
+				"token_introspection": testjwt.Make(`{"token_introspection":{"active":true,"x":` + deep + `}}`),
+				"unclosed payload":    testjwt.Make(`{"x":` + strings.Repeat(open, n)),
+			} {
+				_, err := Parse(jwt)
+				if err == nil || !strings.Contains(err.Error(), "nested deeper than 64") {
+					t.Errorf("%s, %d × %s: err = %v", name, n, open, err)
+				}
+			}
+		}
 	}
 }
 
@@ -73,6 +135,10 @@ func TestCheck(t *testing.T) {
 		{"no scope claim", Claims{}, []string{"a"}, InsufficientScope},
 		{"scope prefix is not the scope", Claims{Scopes: []string{"read:all"}}, []string{"read"}, InsufficientScope},
 		{"expiry before scopes", Claims{Exp: now}, []string{"a"}, Expired},
+		{"unreadable scope claim, scopes required", Claims{BadScope: true}, []string{"a"}, UnreadableScope},
+		{"unreadable scope claim, no scope required", Claims{BadScope: true}, nil, Valid},
+		{"no-break space is not a separator", mustParse(t, `{"scope":"read\u00a0write"}`), []string{"read", "write"}, InsufficientScope},
+		{"scope array grants each", mustParse(t, `{"scope":["write","read"]}`), []string{"read", "write"}, Valid},
 	}
 	for _, tt := range tests {
 		if got := tt.claims.Check(now, tt.required); got != tt.want {
@@ -81,7 +147,85 @@ func TestCheck(t *testing.T) {
 	}
 }
 
+func mustParse(t *testing.T, payload string) Claims {
+	t.Helper()
+	c, err := Parse(testjwt.Make(payload))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestVerdictString(t *testing.T) {
+	for v, want := range map[Verdict]string{Valid: "Valid", Expired: "Expired", InsufficientScope: "InsufficientScope",
+		UnreadableScope: "UnreadableScope", 9: "Verdict(9)"} {
+		if v.String() != want {
+			t.Errorf("%d prints %q, want %q", int(v), v.String(), want)
+		}
+	}
+}
+
+var base64url = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
+// FuzzParse builds a JWS from a header, a payload and a signature part. An
+// accepted JWT has the shape Parse promises, nests no deeper than the bound,
+// and claims consistent with its payload.
 func FuzzParse(f *testing.F) {
-	f.Add(testjwt.Make(`{"exp":1}`))
-	f.Fuzz(func(t *testing.T, s string) { Parse(s) })
+	hdr := `{"alg":"RS256"}`
+	f.Add(hdr, `{"exp":1}`, "abc")
+	f.Add(hdr, `{"sub":"a","exp":2000000000,"scope":"read write","active":true}`, "c2ln")
+	f.Add(hdr, `{"token_introspection":{"active":true,"scope":["a","b"],"exp":2000000000}}`, "c2ln")
+	f.Add(hdr, `{"scope":"a","sc\u006fpe":"b"}`, "x")
+	f.Add(`{"alg":"none"}`, `{}`, "x")
+	for _, n := range []int{jsonlimit.MaxDepth - 1, jsonlimit.MaxDepth, 10000} {
+		f.Add(hdr, `{"x":`+nest("[", n)+`}`, "x")
+		f.Add(`{"alg":"RS256","x":`+nest(`{"a":`, n)+`}`, `{}`, "x")
+	}
+	f.Fuzz(func(t *testing.T, header, payload, sig string) {
+		s := testjwt.Parts(header, payload, sig)
+		c, err := Parse(s)
+		if err != nil {
+			if c.Introspection || c.HasActive || c.Scopes != nil {
+				t.Fatalf("refused (%v) but returned claims %+v", err, c)
+			}
+			return
+		}
+		if strings.Count(s, ".") != 2 || sig == "" || !jsonlimit.Within(header, jsonlimit.MaxDepth) || !jsonlimit.Within(payload, jsonlimit.MaxDepth) {
+			t.Fatalf("accepted %q", s)
+		}
+		if !base64url.MatchString(sig) || len(sig)%4 == 1 {
+			t.Fatalf("accepted signature %q", sig)
+		}
+		p := gjson.Parse(payload)
+		if !p.IsObject() || !gjson.Valid(payload) {
+			t.Fatalf("accepted payload %q", payload)
+		}
+		if alg := gjson.Get(header, "alg"); alg.Type != gjson.String || strings.EqualFold(alg.Str, "none") || alg.Str == "" {
+			t.Fatalf("accepted header %q", header)
+		}
+		claims := p
+		if ti := p.Get("token_introspection"); ti.Exists() {
+			claims = ti
+		}
+		if c.Introspection != p.Get("token_introspection").Exists() {
+			t.Fatalf("Introspection %v for %q", c.Introspection, payload)
+		}
+		if a := claims.Get("active"); c.HasActive != a.IsBool() || c.Active != (a.Type == gjson.True) {
+			t.Fatalf("active %v/%v for %q", c.HasActive, c.Active, payload)
+		}
+		if !c.Exp.IsZero() && c.Exp.Before(time.Unix(0, 0)) {
+			t.Fatalf("exp %v", c.Exp)
+		}
+		for _, sc := range c.Scopes {
+			if sc == "" || claims.Get("scope").Type == gjson.String && strings.Contains(sc, " ") {
+				t.Fatalf("scope %q from %q", sc, payload)
+			}
+		}
+		if c.BadScope && c.Scopes != nil {
+			t.Fatalf("bad scope claim with scopes %q", c.Scopes)
+		}
+		if again, _ := Parse(s); !reflect.DeepEqual(again, c) {
+			t.Fatalf("two parses differ: %+v, %+v", c, again)
+		}
+	})
 }
