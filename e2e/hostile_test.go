@@ -140,12 +140,16 @@ func expectServing(t *testing.T, e *harness.Envoy, listener string) {
 //
 // The "deep" listener accepts JWTs up to 1 MiB and this Envoy buffers answers
 // up to 2 MiB, so that even the 100,000-level answers reach the module instead
-// of being stopped by a size limit first; "defaults" has every default.
+// of being stopped by a size limit first; "member" reads JSON answers with the
+// JWT in a member (Keycloak's jwt_member), so that a body starting with '['
+// reaches a JSON parser too; "defaults" has every default. All three share
+// one VM per worker (same vm_id), as Istio's WasmPlugins do.
 func TestDeepNestingKeepsVMServing(t *testing.T) {
 	e := privateEnvoy(t, harness.Config{
 		AsyncResponseBufferLimit: 2 << 20,
 		Scenarios: []harness.Scenario{
 			{Name: "deep", Plugin: plugin(map[string]any{"max_jwt_size": "1MiB", "timeout": "2s"})},
+			{Name: "member", Plugin: plugin(map[string]any{"jwt_member": "jwt", "max_jwt_size": "256KiB", "timeout": "2s"})},
 			{Name: "defaults", Plugin: plugin(nil)},
 		},
 	})
@@ -168,6 +172,10 @@ func TestDeepNestingKeepsVMServing(t *testing.T) {
 		{"deep", fixtures.FaultDeepJWTPayload, 100_000},
 		{"deep", fixtures.FaultDeepJWTHeader, 10_000},
 		{"deep", fixtures.FaultDeepJWTHeader, 100_000},
+		{"member", fixtures.FaultDeepArray, 10_000},
+		{"member", fixtures.FaultDeepArray, 100_000},
+		{"member", fixtures.FaultDeepObject, 10_000},
+		{"member", fixtures.FaultDeepObject, 100_000},
 	} {
 		t.Run(fmt.Sprintf("%s/%s-%d", tc.listener, tc.fault, tc.depth), func(t *testing.T) {
 			tok := suite.ids.Issue(fixtures.TokenOptions{Fault: tc.fault, Depth: tc.depth})
