@@ -140,10 +140,12 @@ func expectServing(t *testing.T, e *harness.Envoy, listener string) {
 //
 // The "deep" listener accepts JWTs up to 1 MiB and this Envoy buffers answers
 // up to 2 MiB, so that even the 100,000-level answers reach the module instead
-// of being stopped by a size limit first; "member" reads JSON answers with the
-// JWT in a member (Keycloak's jwt_member), so that a body starting with '['
-// reaches a JSON parser too; "defaults" has every default. All three share
-// one VM per worker (same vm_id), as Istio's WasmPlugins do.
+// of being stopped by a size limit first; "member" takes JSON answers with the
+// JWT in a member (Keycloak's jwt_member), the other path by which a JSON body
+// is parsed; "defaults" has every default. All three share one VM per worker
+// (same vm_id), as Istio's WasmPlugins do. (Here a body that starts with '['
+// is refused as "not a JWT" before any JSON parser in every mode; it is sent
+// anyway, since that could change.)
 func TestDeepNestingKeepsVMServing(t *testing.T) {
 	e := privateEnvoy(t, harness.Config{
 		AsyncResponseBufferLimit: 2 << 20,
