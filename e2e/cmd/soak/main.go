@@ -52,7 +52,7 @@ const (
 	listener      = "soak"
 	clientID      = "soak-gateway"
 	pluginTimeout = time.Second                             // the filter's callout timeout
-	slowDelay     = 2 * time.Second                         // how long a slow IdS holds its answer: past the timeout
+	slowDelay     = 10 * pluginTimeout                      // a slow IdS holds its answer far past the timeout
 	maxJWTSize    = 64 << 10                                // so that 10,000-level nests reach the module's parser
 	bufferLimit   = harness.DefaultAsyncResponseBufferLimit // as in envoy.yaml; above max_jwt_size
 	oversizeBytes = 80 << 10                                // a JWT over max_jwt_size but under the buffer limit
@@ -261,19 +261,35 @@ func run() (failures []string, err error) {
 	counters := make([]atomic.Int64, len(classes))
 	step := time.Second / time.Duration(*rate)
 	lastProgress := start
+	// Unexpected outcomes per window of the run, to tell a moment (a stall of
+	// the machine) from a drift; and how late the generator itself sent, which
+	// shows such a stall from outside Envoy.
+	window := max(time.Second, *duration/60)
+	unexpected := make([]atomic.Int64, int(*duration/window)+2)
+	var maxLag time.Duration
+	lateSends := 0
 	for i := range total {
-		time.Sleep(time.Until(start.Add(time.Duration(i) * step)))
+		due := start.Add(time.Duration(i) * step)
+		time.Sleep(time.Until(due))
+		if lag := time.Since(due); lag > 100*time.Millisecond {
+			lateSends++
+			maxLag = max(maxLag, lag)
+		}
 		ci := schedule[i%perRound]
 		n := int(counters[ci].Add(1)) - 1
 		select {
 		case sem <- struct{}{}:
 		default:
 			skipped.Add(1)
+			unexpected[min(int(time.Since(start)/window), len(unexpected)-1)].Add(1)
 			continue
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
 			o := send(hc[i%len(hc)], base, classes[ci], n, ids)
+			if o.status != classes[ci].status || o.problem != "" {
+				unexpected[min(int(due.Sub(start)/window), len(unexpected)-1)].Add(1)
+			}
 			s := stats[ci]
 			s.mu.Lock()
 			s.sent++
@@ -328,6 +344,17 @@ func run() (failures []string, err error) {
 		}
 	}
 	fmt.Printf("%-18s %7d %6s %-26s %9.2f %9.2f\n", "all", len(all), "", "", ms(percentile(all, 0.5)), ms(percentile(all, 0.99)))
+	fmt.Printf("load generator: %d requests sent over 100 ms late (largest lag %s): a stall of this machine, not of Envoy alone, when not 0\n",
+		lateSends, maxLag.Round(time.Millisecond))
+	var windows []string
+	for w := range unexpected {
+		if n := unexpected[w].Load(); n > 0 && len(windows) < 20 {
+			windows = append(windows, fmt.Sprintf("%s–%s: %d", time.Duration(w)*window, time.Duration(w+1)*window, n))
+		}
+	}
+	if len(windows) > 0 {
+		fmt.Printf("unexpected outcomes (and requests not sent) by time sent: %s\n", strings.Join(windows, ", "))
+	}
 	if n := skipped.Load(); n > 0 {
 		failures = append(failures, fmt.Sprintf("%d requests not sent: more than %d in flight (answers too slow or hanging)", n, *maxInFlight))
 	}
@@ -492,6 +519,9 @@ func send(hc *http.Client, base string, c class, n int, ids *fixtures.IdS) outco
 	if json.Unmarshal(body, &seen) != nil || seen.Method != method {
 		o.problem = "200 not from the upstream"
 		return o
+	}
+	if c.status != http.StatusOK {
+		return o // the wrong status is the failure; what the upstream saw is not checked
 	}
 	auth := seen.Header.Values("Authorization")
 	switch {
