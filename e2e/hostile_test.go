@@ -311,3 +311,60 @@ func TestAnswerSizeBoundedByEnvoy(t *testing.T) {
 	}
 	expectServing(t, e, "huge")
 }
+
+// TestCircuitBreakerRefusalIs502: when Envoy's circuit breakers on the
+// identity-server cluster refuse a call, the filter answers 502 and the call
+// never reaches the server. With max_pending_requests 2 and connections to
+// spare, a burst of new tokens on an idle pool overflows: over HTTP/1.1 a call
+// is pending while its connection is being opened, not only when every
+// connection is busy (which is why envoy.yaml gives pending as much room as
+// requests).
+func TestCircuitBreakerRefusalIs502(t *testing.T) {
+	const burst = 30
+	e := privateEnvoy(t, harness.Config{
+		CircuitBreakers: map[string]harness.CircuitBreakers{"ids": {MaxConnections: 256, MaxRequests: 256, MaxPendingRequests: 2}},
+		Scenarios:       []harness.Scenario{{Name: "breaker", Plugin: plugin(map[string]any{"timeout": "5s"})}},
+	})
+	tokens := make([]string, burst)
+	for i := range tokens {
+		tokens[i] = suite.ids.Issue(fixtures.TokenOptions{Delay: 200 * time.Millisecond})
+	}
+	statuses := make([]int, burst)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range burst {
+		wg.Go(func() {
+			c := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+			<-start
+			statuses[i], _, _ = send(c, e.URL("breaker")+"/breaker", tokens[i])
+		})
+	}
+	close(start)
+	wg.Wait()
+	count := map[int]int{}
+	calls := 0
+	for i, s := range statuses {
+		count[s]++
+		if n := len(suite.ids.IntrospectionsOf(tokens[i])); s == http.StatusBadGateway && n != 0 {
+			t.Errorf("request %d got 502 but its token reached the IdS %d times", i, n)
+		} else {
+			calls += n
+		}
+	}
+	overflow, err := e.Counter(testCtx(t), "cluster.ids.upstream_rq_pending_overflow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cx, _ := e.Counter(testCtx(t), "cluster.ids.upstream_cx_total")
+	t.Logf("%d simultaneous new tokens, max_pending_requests 2: statuses %v, pending overflows %d, connections opened %d, introspections %d",
+		burst, count, overflow, cx, calls)
+	if count[http.StatusBadGateway] == 0 || count[http.StatusBadGateway] != overflow {
+		t.Errorf("%d × 502 and %d pending overflows: want some, and as many of each", count[http.StatusBadGateway], overflow)
+	}
+	if count[http.StatusOK]+count[http.StatusBadGateway] != burst {
+		t.Errorf("statuses %v: want only 200 and 502", count)
+	}
+	if calls != count[http.StatusOK] {
+		t.Errorf("the IdS got %d introspections for %d answered tokens", calls, count[http.StatusOK])
+	}
+}

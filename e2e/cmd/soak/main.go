@@ -153,7 +153,7 @@ func run() (failures []string, err error) {
 		WasmLogLevel:             "info", // debug lines for every request would fill the disk in 10 minutes
 		AsyncResponseBufferLimit: bufferLimit,
 		// As in envoy.yaml.
-		CircuitBreakers: map[string]harness.CircuitBreakers{"ids": {MaxConnections: 256, MaxRequests: 256, MaxPendingRequests: 64}},
+		CircuitBreakers: map[string]harness.CircuitBreakers{"ids": {MaxConnections: 256, MaxRequests: 256, MaxPendingRequests: 256}},
 		Scenarios: []harness.Scenario{{Name: listener, Plugin: map[string]any{
 			"introspection_url": ids.URL + fixtures.IntrospectionPath,
 			"cluster":           "ids",
@@ -188,7 +188,7 @@ func run() (failures []string, err error) {
 	perRound := len(schedule)
 	fmt.Printf("== Soak: %s at %d req/s (%d requests), Envoy %s with 2 workers, %d clients\n",
 		*duration, *rate, int(duration.Seconds()*float64(*rate)), envoyVersion(ctx, envoy), *clients)
-	fmt.Printf("filter: timeout %s, max_jwt_size %d, cache_max_entries %d; Envoy: http.async_response_buffer_limit %d, ids circuit breakers 256/256/64\n",
+	fmt.Printf("filter: timeout %s, max_jwt_size %d, cache_max_entries %d; Envoy: http.async_response_buffer_limit %d, ids circuit breakers 256/256/256 (connections/requests/pending)\n",
 		pluginTimeout, maxJWTSize, cacheEntries, bufferLimit)
 	fmt.Printf("mix per round of %d requests:", perRound)
 	for _, c := range classes {
@@ -372,8 +372,9 @@ func run() (failures []string, err error) {
 	}
 
 	// Workers.
-	fmt.Printf("\n== Connections per worker during the run: %d, %d\n", cxAfter[0]-cxBefore[0], cxAfter[1]-cxBefore[1])
-	if cxAfter[0] == cxBefore[0] || cxAfter[1] == cxBefore[1] {
+	fmt.Printf("\n== Connections per worker: %d, %d (%d, %d opened during the run; the clients keep theirs alive)\n",
+		cxAfter[0], cxAfter[1], cxAfter[0]-cxBefore[0], cxAfter[1]-cxBefore[1])
+	if cxAfter[0] == 0 || cxAfter[1] == 0 {
 		failures = append(failures, "one worker got no connection: the soak did not drive both VMs")
 	}
 
