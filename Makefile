@@ -6,6 +6,11 @@ WASM := build/phantom_token.wasm
 .DEFAULT_GOAL := build
 
 include e2e/e2e.mk
+include istio/istio.mk
+include fuzz.mk
+
+# staticcheck, pinned; run through `go run` so nothing is installed.
+STATICCHECK := go run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 build: $(WASM)
 
@@ -13,9 +18,12 @@ $(WASM): go.mod go.sum $(shell find filter internal -name '*.go' -not -name '*_t
 	@mkdir -p $(dir $@)
 	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -trimpath -o $@ ./filter
 
-# Unit and filter tests, in Go and against the compiled module.
+# Formatting, vet, staticcheck, then unit and filter tests, in Go and against
+# the compiled module.
 unit: build
+	@out=$$(gofmt -l filter internal e2e istio); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	go vet ./...
+	$(STATICCHECK) ./...
 	go test -count=1 ./...
 
 # Envoy with envoy.yaml and the module, a local identity server and an echo API.
@@ -23,7 +31,7 @@ run: build $(E2E_ENVOY_DEP)
 	cd e2e && ENVOY_PATH='$(ENVOY_PATH)' go run ./cmd/run -root ..
 
 # The README's test command, and what CI runs.
-test: unit e2e
+test: unit fuzz e2e istio-test
 
 clean: e2e-clean
 	rm -rf build

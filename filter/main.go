@@ -4,7 +4,9 @@
 package main
 
 import (
+	"math/rand/v2"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
@@ -28,9 +30,15 @@ type vmContext struct {
 	types.DefaultVMContext
 }
 
+// NewPluginContext implements types.VMContext.
 func (*vmContext) NewPluginContext(id uint32) types.PluginContext {
-	return &pluginContext{id: id}
+	p := &pluginContext{id: id}
+	lastPlugin = p
+	return p
 }
+
+// lastPlugin is the newest plugin context, for tests in Go mode.
+var lastPlugin *pluginContext
 
 // pluginContext is one plugin configuration in one VM (one per worker).
 type pluginContext struct {
@@ -38,14 +46,26 @@ type pluginContext struct {
 	id      uint32
 	cfg     *config.Config
 	metrics *metrics
-	// flights are the introspections this VM waits for, by token.
+	local   *cache.Local
+	// flights are the introspections this VM waits for, by token; without
+	// a cache each request has its own, outside this map.
 	flights map[cache.TokenHash]*flight
-	ticking bool
-	local   *localCache
+	// nflights counts every flight, in the map or not: the bound of
+	// max_in_flight.
+	nflights int
+	// queued are the flights whose call the plugin makes next, from its own
+	// context, so that the call outlives the request that needed it.
+	queued []*flight
+	// queue wakes this VM's plugin context to make the queued calls. Without
+	// one (hasQueue false) requests call from their own context.
+	queue    uint32
+	hasQueue bool
+	ticking  bool
 }
 
-// OnPluginStart validates the configuration. A failure makes Envoy reject the
-// configuration before any request reaches it.
+// OnPluginStart implements types.PluginContext: it validates the
+// configuration. A failure makes Envoy reject the configuration before any
+// request reaches it.
 func (p *pluginContext) OnPluginStart(int) (status types.OnPluginStartStatus) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -64,44 +84,106 @@ func (p *pluginContext) OnPluginStart(int) (status types.OnPluginStartStatus) {
 		return types.OnPluginStartStatusFailed
 	}
 	p.cfg, p.metrics, p.flights = cfg, defineMetrics(), map[cache.TokenHash]*flight{}
-	p.local = newLocalCache(cfg.CacheMaxEntries)
+	p.local = cache.NewLocal(cfg.CacheMaxEntries)
 	if cfg.CacheEnabled {
-		p.createSlots()
+		p.createSets()
 	}
+	// Each VM has a queue of its own: a shared queue wakes only the VM that
+	// registered its name last.
+	name := "phantom-token/" + cache.Version + "/dispatch/" + strconv.FormatUint(rand.Uint64(), 36)
+	if p.queue, err = proxywasm.RegisterSharedQueue(name); err != nil {
+		proxywasm.LogWarnf("phantom-token: cannot register a dispatch queue (%v): calls are made from the request's context", err)
+	}
+	p.hasQueue = err == nil
 	proxywasm.LogInfof("phantom-token: started: cluster %q, response type %s, cache %v", cfg.Cluster, cfg.ResponseType, cfg.CacheEnabled)
 	return types.OnPluginStartStatusOK
 }
 
+// NewHttpContext implements types.PluginContext.
 func (p *pluginContext) NewHttpContext(id uint32) types.HttpContext {
 	return &httpContext{plugin: p, cfg: p.cfg, id: id}
+}
+
+// createSets makes every set of the cache exist, empty, unless it does
+// already. Shared data treats a write with CAS 0 as unconditional, and a key
+// that does not exist has no other CAS to give, so only sets that exist make
+// claims atomic; a set that could not be created is never claimed (its tokens'
+// calls are not shared across workers). It costs one lookup per set when a VM
+// starts.
+func (p *pluginContext) createSets() {
+	failed := 0
+	var last error
+	for n := range cache.Sets(p.cfg.CacheMaxEntries) {
+		key := cache.SetKey(p.cfg.CacheNamespace, uint64(n))
+		if _, _, err := getShared(key); err == types.ErrorStatusNotFound {
+			if err := setShared(key, nil, 0); err != nil {
+				failed, last = failed+1, err
+			}
+		}
+	}
+	if failed > 0 {
+		proxywasm.LogWarnf("phantom-token: cannot create %d cache sets (%v): their tokens are introspected by each worker alone", failed, last)
+	}
 }
 
 // tickPeriod is how often a VM looks at the cache for answers another VM is
 // fetching. It ticks only while some request waits on one.
 const tickPeriod = 5 // ms
 
-// OnTick serves the requests that wait on another VM's introspection, and
-// calls the identity server itself for those whose wait is over.
+// OnTick implements types.PluginContext: it serves the requests that wait on
+// another VM's introspection, and calls the identity server itself for those
+// whose wait is over.
 func (p *pluginContext) OnTick() {
+	var current *flight
 	defer func() {
 		if r := recover(); r != nil {
 			proxywasm.LogCriticalf("phantom-token: panic on tick: %v", r)
+			p.abandon(current)
+			p.updateTick()
 		}
 	}()
 	t := now()
 	for _, f := range p.flights {
-		if f.caller == 0 {
+		if f.state == watching {
+			current = f
 			p.poll(f, t)
 		}
 	}
+	current = nil
 	p.updateTick()
 }
 
-// updateTick runs the tick only while a flight waits without a call of ours.
+// OnQueueReady implements types.PluginContext: the VM's own queue says that
+// calls wait to be made.
+func (p *pluginContext) OnQueueReady(queue uint32) {
+	defer func() {
+		if r := recover(); r != nil {
+			proxywasm.LogCriticalf("phantom-token: panic while making calls: %v", r)
+			for len(p.queued) > 0 {
+				f := p.queued[0]
+				p.queued = p.queued[1:]
+				p.abandon(f)
+			}
+		}
+	}()
+	// Drain the wake-ups (one per queued flight at most); the calls are in
+	// p.queued.
+	for range maxWakeups {
+		if _, err := dequeue(queue); err != nil {
+			break
+		}
+	}
+	p.dispatchQueued()
+}
+
+// maxWakeups bounds the queue reads of one OnQueueReady.
+const maxWakeups = 1024
+
+// updateTick runs the tick only while a flight waits on another VM's call.
 func (p *pluginContext) updateTick() {
 	need := false
 	for _, f := range p.flights {
-		if f.caller == 0 {
+		if f.state == watching {
 			need = true
 			break
 		}
@@ -113,8 +195,15 @@ func (p *pluginContext) updateTick() {
 	if need {
 		period = tickPeriod
 	}
-	if err := proxywasm.SetTickPeriodMilliSeconds(period); err != nil {
+	if err := setTick(period); err != nil {
 		proxywasm.LogErrorf("phantom-token: cannot set the tick period: %v", err)
+		if need { // nothing would ever look at their answer: no wait without a bound
+			for _, f := range p.flights {
+				if f.state == watching {
+					p.abandon(f)
+				}
+			}
+		}
 		return
 	}
 	p.ticking = need

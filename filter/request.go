@@ -9,6 +9,7 @@ import (
 	"github.com/phantom-token/envoy-phantom-token/internal/bearer"
 	"github.com/phantom-token/envoy-phantom-token/internal/cache"
 	"github.com/phantom-token/envoy-phantom-token/internal/config"
+	"github.com/phantom-token/envoy-phantom-token/internal/cors"
 	"github.com/phantom-token/envoy-phantom-token/internal/introspection"
 	"github.com/phantom-token/envoy-phantom-token/internal/jwt"
 	"github.com/phantom-token/envoy-phantom-token/internal/reply"
@@ -20,17 +21,22 @@ type httpContext struct {
 	plugin *pluginContext
 	cfg    *config.Config
 	id     uint32
-	head   bool
 	token  string
+	// method is the request's :method once read ("" until then): the filter
+	// reads it only for a request without Authorization, or to answer HEAD
+	// without a body.
+	method string
 	// hash is the token's SHA-256, computed when first needed.
 	hash cache.TokenHash
 	// flight is the introspection the request waits for.
 	flight *flight
-	// done is set once the request was answered or let through, so a panic
-	// or a late answer does not act on it twice.
+	// done is set once the request was let through or answered, so that a
+	// panic or a late answer never acts on it twice.
 	done bool
 }
 
+// OnHttpRequestHeaders implements types.HttpContext: it lets the request
+// through with a JWT, answers it, or pauses it until an introspection answers.
 func (h *httpContext) OnHttpRequestHeaders(int, bool) (action types.Action) {
 	defer h.recoverPanic(&action)
 	cfg := h.cfg
@@ -38,24 +44,18 @@ func (h *httpContext) OnHttpRequestHeaders(int, bool) (action types.Action) {
 		return h.respond(reply.ServerError, "plugin has no valid configuration")
 	}
 	if !cfg.Enabled {
+		h.done = true
 		return types.ActionContinue
 	}
 	// Only the headers the filter needs are read: fetching the whole map
-	// costs more than the rest of a cache hit.
-	method, _ := proxywasm.GetHttpRequestHeader(":method")
-	// A CORS preflight carries no token by design; the CORS filter or the
-	// upstream answers it. Any other OPTIONS is authenticated.
-	if method == "OPTIONS" && cfg.ForwardCORSPreflight && h.isPreflight() {
-		h.plugin.metrics.preflight.Increment(1)
-		return types.ActionContinue
-	}
-	h.head = method == "HEAD"
-
-	// Envoy folds repeated Authorization headers into one value joined by
-	// commas; bearer.FromHeader reads that as a duplicate.
+	// costs more than the rest of a cache hit. Envoy folds repeated
+	// Authorization headers into one value joined by commas;
+	// bearer.FromHeader reads that as a duplicate.
 	var authorization []string
-	if v, err := proxywasm.GetHttpRequestHeader("authorization"); err == nil {
+	if v, err := getHeader("authorization"); err == nil {
 		authorization = []string{v}
+	} else if cfg.ForwardCORSPreflight && h.preflight() {
+		return h.forwardPreflight()
 	}
 	token, found := bearer.FromHeader(authorization, cfg.MaxTokenLength)
 	switch found {
@@ -67,31 +67,11 @@ func (h *httpContext) OnHttpRequestHeaders(int, bool) (action types.Action) {
 		return h.respond(reply.InvalidRequest, "more than one Authorization header")
 	}
 	h.token = token
-
-	var slot cache.Entry
-	if cfg.CacheEnabled {
-		p := h.plugin
-		t := now()
-		lk := p.local.key(token)
-		if e, ok := p.local.get(lk, t); ok {
-			p.metrics.cacheHits.Increment(1)
-			return h.admit(e.answer.Claims, e.upstream, t)
-		}
-		rec, _, _ := proxywasm.GetSharedData(h.key())
-		slot = cache.Decode(rec, h.tokenHash(), t)
-		if slot.Kind == cache.Active {
-			if a, ok := fromCache(slot.JWT); ok {
-				e := p.remember(lk, a, slot.Expires)
-				p.metrics.cacheHits.Increment(1)
-				return h.admit(a.Claims, e.upstream, t)
-			}
-		}
-		p.metrics.cacheMisses.Increment(1)
-	}
-	return h.plugin.introspect(h, slot.Kind == cache.Pending)
+	return h.plugin.authenticate(h)
 }
 
-// OnHttpStreamDone lets go of a request that ended while it waited.
+// OnHttpStreamDone implements types.HttpContext: it lets go of a request that
+// ended while it waited.
 func (h *httpContext) OnHttpStreamDone() {
 	defer func() {
 		if r := recover(); r != nil {
@@ -103,35 +83,53 @@ func (h *httpContext) OnHttpStreamDone() {
 	}
 }
 
-// finish acts on the answer for this request, which must be the effective
-// context. It returns ActionContinue when the request may go on upstream.
-func (h *httpContext) finish(a introspection.Answer, t time.Time) types.Action {
-	switch a.Outcome {
-	case introspection.Active:
-		return h.admit(a.Claims, h.plugin.upstreamValue(a.JWT), t)
-	case introspection.Inactive:
-		return h.respond(reply.InvalidToken, a.Reason)
-	case introspection.Unavailable:
-		return h.respond(reply.Unavailable, a.Reason)
-	case introspection.BadGateway:
-		return h.respond(reply.BadGateway, a.Reason)
+// preflight reads the headers of a CORS preflight (only asked of a request
+// without Authorization).
+func (h *httpContext) preflight() bool {
+	h.method, _ = getHeader(":method")
+	if h.method != "OPTIONS" {
+		return false
 	}
-	return h.respond(reply.ServerError, a.Reason)
+	origin, _ := getHeader("origin")
+	requestMethod, _ := getHeader("access-control-request-method")
+	return cors.Preflight(h.method, origin, requestMethod)
+}
+
+// forwardPreflight lets a preflight through unauthenticated, carrying no copy
+// of the upstream header that a client could have put there.
+func (h *httpContext) forwardPreflight() types.Action {
+	if h.cfg.UpstreamHeader != "authorization" { // Authorization is absent
+		if err := h.removeUpstreamHeader(); err != nil {
+			return h.respond(reply.ServerError, "cannot remove the "+h.cfg.UpstreamHeader+" header: "+err.Error())
+		}
+	}
+	h.plugin.metrics.preflight.Increment(1)
+	h.done = true
+	return types.ActionContinue
+}
+
+// finish acts on the answer for this request, which must be the effective
+// context. upstream is the upstream header's value for an active answer. It
+// returns ActionContinue when the request may go on upstream.
+func (h *httpContext) finish(a introspection.Answer, upstream string, t time.Time) types.Action {
+	if a.Outcome != introspection.Active {
+		return h.respond(reply.ForOutcome(a.Outcome), a.Reason)
+	}
+	return h.admit(a.Claims, upstream, t)
 }
 
 // admit runs the per-request checks on a JWT, fresh or cached, and puts it in
-// the upstream header (value is the header's value, see upstreamValue).
+// the upstream header (value is the header's value, see upstreamValue). The
+// caller lets the request go on when it returns ActionContinue, and then marks
+// it done.
 func (h *httpContext) admit(claims jwt.Claims, value string, t time.Time) types.Action {
-	switch claims.Check(t, h.cfg.RequiredScopes) {
-	case jwt.Expired:
-		return h.respond(reply.InvalidToken, "JWT has expired")
-	case jwt.InsufficientScope:
-		return h.respond(reply.InsufficientScope, "JWT lacks a required scope")
+	verdict := claims.Check(t, h.cfg.RequiredScopes)
+	if k, refused := reply.ForCheck(verdict); refused {
+		return h.respond(k, "JWT fails the per-request checks: "+verdict.String())
 	}
 	if err := h.setUpstreamHeader(value); err != nil {
 		return h.respond(reply.ServerError, "cannot set the "+h.cfg.UpstreamHeader+" header: "+err.Error())
 	}
-	h.done = true
 	h.plugin.metrics.allowed.Increment(1)
 	return types.ActionContinue
 }
@@ -144,31 +142,30 @@ func (h *httpContext) admit(claims jwt.Claims, value string, t time.Time) types.
 func (h *httpContext) setUpstreamHeader(value string) error {
 	name := h.cfg.UpstreamHeader
 	if name == "authorization" {
-		return proxywasm.ReplaceHttpRequestHeader(name, value)
+		return replaceHeader(name, value)
 	}
-	// Envoy removes every value in one call; a host that removes one at a
-	// time gets a call for each.
-	for i := 0; i < maxRemovals; i++ {
-		if _, err := proxywasm.GetHttpRequestHeader(name); err != nil {
-			break
+	if err := h.removeUpstreamHeader(); err != nil {
+		return err
+	}
+	return addHeader(name, value)
+}
+
+// removeUpstreamHeader removes every value of the upstream header. Envoy
+// removes them all in one call; a host that removes one at a time gets a call
+// for each, up to maxRemovals.
+func (h *httpContext) removeUpstreamHeader() error {
+	for range maxRemovals {
+		if _, err := getHeader(h.cfg.UpstreamHeader); err != nil {
+			return nil
 		}
-		if err := proxywasm.RemoveHttpRequestHeader(name); err != nil {
+		if err := removeHeader(h.cfg.UpstreamHeader); err != nil {
 			return err
 		}
 	}
-	return proxywasm.AddHttpRequestHeader(name, value)
+	return nil
 }
 
-// maxRemovals bounds the remove calls for hosts that remove one value at a
-// time; Envoy removes them all in the first.
 const maxRemovals = 64
-
-// isPreflight: a CORS preflight has Origin and Access-Control-Request-Method.
-func (h *httpContext) isPreflight() bool {
-	_, errOrigin := proxywasm.GetHttpRequestHeader("origin")
-	_, errMethod := proxywasm.GetHttpRequestHeader("access-control-request-method")
-	return errOrigin == nil && errMethod == nil
-}
 
 // tokenHash is the token's SHA-256 in the configuration's namespace.
 func (h *httpContext) tokenHash() cache.TokenHash {
@@ -178,50 +175,60 @@ func (h *httpContext) tokenHash() cache.TokenHash {
 	return h.hash
 }
 
-func (h *httpContext) key() string {
-	return cache.Key(h.cfg.CacheNamespace, h.tokenHash(), h.cfg.CacheMaxEntries)
-}
-
-// respond answers the client locally. It returns ActionPause, which the
-// header callback must return after a local reply.
+// respond answers the client locally and marks the request done. It returns
+// ActionPause, which the header callback must return after a local reply.
 func (h *httpContext) respond(k reply.Kind, why string) types.Action {
-	h.done = true
-	var r reply.Reply
-	if h.cfg == nil {
-		r = reply.New(reply.ServerError, &config.Config{}, h.head)
-	} else {
-		r = reply.New(k, h.cfg, h.head)
+	cfg := h.cfg
+	if cfg == nil {
+		cfg, k = &config.Config{}, reply.ServerError
 	}
-	if h.plugin != nil && h.plugin.metrics != nil {
-		h.plugin.metrics.denied[r.Status].Increment(1)
+	if h.method == "" {
+		h.method, _ = getHeader(":method")
+	}
+	r := reply.New(k, cfg, h.method == "HEAD")
+	err := sendReply(r.Status, r.Headers, r.Body, -1)
+	h.done = true // answered, or nothing more can be done for it
+	if err != nil {
+		proxywasm.LogErrorf("phantom-token: cannot send the local response: %v", err)
 	}
 	if r.Status >= 500 {
 		proxywasm.LogWarnf("phantom-token: %s%s: answering %d", h.fingerprint(), why, r.Status)
 	} else {
 		proxywasm.LogDebugf("phantom-token: %s%s: answering %d", h.fingerprint(), why, r.Status)
 	}
-	if err := proxywasm.SendHttpResponse(r.Status, r.Headers, r.Body, -1); err != nil {
-		proxywasm.LogErrorf("phantom-token: cannot send the local response: %v", err)
+	if h.plugin != nil && h.plugin.metrics != nil {
+		h.plugin.metrics.denied[r.Status].Increment(1)
 	}
 	return types.ActionPause
 }
 
 // fingerprint names the token in logs without revealing it.
 func (h *httpContext) fingerprint() string {
-	if h.token == "" {
+	if h.token == "" || h.cfg == nil {
 		return ""
 	}
 	return "token " + h.tokenHash().Fingerprint() + ": "
 }
 
 // recoverPanic turns a panic into a 500: the request is never let through and
-// the VM survives.
+// the VM survives. The flight the request belongs to, if any, is abandoned
+// with it: its other requests get a 500 too, rather than a wait nobody ends.
 func (h *httpContext) recoverPanic(action *types.Action) {
-	if r := recover(); r != nil {
-		proxywasm.LogCriticalf("phantom-token: panic: %v", r)
-		*action = types.ActionPause
-		if !h.done {
-			h.respond(reply.ServerError, "internal error")
+	r := recover()
+	if r == nil {
+		return
+	}
+	proxywasm.LogCriticalf("phantom-token: panic: %v", r)
+	*action = types.ActionPause // a request let through returned before anything could panic
+	defer func() {
+		if r := recover(); r != nil {
+			proxywasm.LogCriticalf("phantom-token: panic while answering after a panic: %v", r)
 		}
+		if h.plugin != nil {
+			h.plugin.abandon(h.flight)
+		}
+	}()
+	if !h.done {
+		h.respond(reply.ServerError, "internal error")
 	}
 }

@@ -60,6 +60,13 @@ type Config struct {
 	CacheMaxTTL             time.Duration
 	CacheMaxEntries         int
 	CacheIgnoreCacheControl bool
+	// CacheNegativeTTL is how long an inactive verdict is cached; 0 (the
+	// default) caches none.
+	CacheNegativeTTL time.Duration
+
+	// MaxInFlight bounds the introspections one VM has under way; a request
+	// that would need one more is answered 503 with Retry-After.
+	MaxInFlight int
 
 	// ForwardCORSPreflight lets CORS preflight requests through without a token.
 	ForwardCORSPreflight bool
@@ -81,11 +88,17 @@ const (
 	DefaultUpstreamHeader  = "authorization"
 	DefaultCacheMaxTTL     = 300 * time.Second
 	DefaultCacheMaxEntries = 10000
+	DefaultMaxInFlight     = 100
+
+	// MaxCacheNegativeTTL bounds cache_negative_ttl: a revoked token's
+	// verdict is never kept long, and neither is a mistaken one.
+	MaxCacheNegativeTTL = 60 * time.Second
 
 	// MaxCacheEntries bounds cache_max_entries.
 	MaxCacheEntries = 1_000_000
 
 	maxTimeout    = 300 * time.Second
+	maxInFlight   = 10000
 	maxSizeConfig = 1 << 24 // 16 MiB: larger JWTs or tokens are a mistake
 )
 
@@ -114,6 +127,7 @@ var known = map[string]bool{
 	"realm": true, "scopes": true, "required_scopes": true, "response_type": true, "jwt_member": true,
 	"timeout": true, "max_jwt_size": true, "max_token_length": true, "upstream_header": true,
 	"cache": true, "cache_max_ttl": true, "cache_max_entries": true, "cache_ignore_cache_control": true,
+	"cache_negative_ttl": true, "max_in_flight": true,
 	"forward_cors_preflight": true, "enabled": true,
 }
 
@@ -175,6 +189,10 @@ func Parse(data []byte, getenv func(string) string) (*Config, error) {
 	c.CacheMaxTTL = p.duration("cache_max_ttl", DefaultCacheMaxTTL)
 	c.CacheMaxEntries = p.size("cache_max_entries", DefaultCacheMaxEntries)
 	c.CacheIgnoreCacheControl = p.boolean("cache_ignore_cache_control", false)
+	if p.get("cache_negative_ttl").Exists() {
+		c.CacheNegativeTTL = p.duration("cache_negative_ttl", 0)
+	}
+	c.MaxInFlight = p.size("max_in_flight", DefaultMaxInFlight)
 	c.ForwardCORSPreflight = p.boolean("forward_cors_preflight", true)
 	c.Enabled = p.boolean("enabled", true)
 	if p.err != nil {
@@ -217,6 +235,12 @@ func Parse(data []byte, getenv func(string) string) (*Config, error) {
 	}
 	if c.CacheMaxTTL < time.Second {
 		return nil, fail("cache_max_ttl", "must be at least 1s (use \"cache\": false to turn caching off)")
+	}
+	if c.CacheNegativeTTL > MaxCacheNegativeTTL {
+		return nil, fail("cache_negative_ttl", "must be at most %s", MaxCacheNegativeTTL)
+	}
+	if c.MaxInFlight > maxInFlight {
+		return nil, fail("max_in_flight", "must be at most %d", maxInFlight)
 	}
 	if c.CacheMaxEntries > MaxCacheEntries {
 		return nil, fail("cache_max_entries", "must be at most %d (every VM creates its slots when it starts)", MaxCacheEntries)
@@ -406,14 +430,15 @@ func splitURL(raw string) (authority, path string, err error) {
 }
 
 // namespace is a short digest of everything that makes one configuration's
-// introspection answers differ from another's.
+// cache entries differ from another's: what the answers are (endpoint,
+// cluster, client, response type, JWT member) and what may be stored and for
+// how long (the caching policy, the JWT size bound, the table's geometry). Two
+// configurations share entries only when they would have stored the same
+// ones; the per-request checks (scopes, exp) run on every hit anyway.
 func namespace(c *Config) string {
-	parts := []string{c.IntrospectionURL, c.Cluster, c.ClientID, c.ResponseType}
-	if c.JWTMember != "" {
-		// Only when set, so that configurations without it keep their entries.
-		parts = append(parts, "jwt_member", c.JWTMember)
-	}
-	h := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
+	h := sha256.Sum256([]byte(strings.Join([]string{c.IntrospectionURL, c.Cluster, c.ClientID, c.ResponseType, c.JWTMember,
+		strconv.Itoa(c.MaxJWTSize), c.CacheMaxTTL.String(), strconv.FormatBool(c.CacheIgnoreCacheControl),
+		c.CacheNegativeTTL.String(), strconv.Itoa(c.CacheMaxEntries)}, "\x00")))
 	return fmt.Sprintf("%x", h[:8])
 }
 

@@ -30,7 +30,7 @@ func TestDefaults(t *testing.T) {
 		Cluster:          "idsvr", Authority: "login.example.com:8443", Path: "/oauth/v2/introspect",
 		ClientID: "gateway", ClientSecret: "s3cret", Realm: "api", ResponseType: ResponseTypeJWT,
 		Timeout: 5 * time.Second, MaxJWTSize: 16384, MaxTokenLength: 4096, UpstreamHeader: "authorization",
-		CacheEnabled: true, CacheMaxTTL: 300 * time.Second, CacheMaxEntries: 10000,
+		CacheEnabled: true, CacheMaxTTL: 300 * time.Second, CacheMaxEntries: 10000, MaxInFlight: 100,
 		ForwardCORSPreflight: true, Enabled: true, CacheNamespace: c.CacheNamespace,
 	}
 	if !reflect.DeepEqual(c, want) {
@@ -232,6 +232,10 @@ func document(c *Config) []byte {
 		"upstream_header": c.UpstreamHeader, "cache": c.CacheEnabled, "cache_max_ttl": c.CacheMaxTTL.String(),
 		"cache_max_entries": c.CacheMaxEntries, "cache_ignore_cache_control": c.CacheIgnoreCacheControl,
 		"forward_cors_preflight": c.ForwardCORSPreflight, "enabled": c.Enabled,
+		"max_in_flight": c.MaxInFlight,
+	}
+	if c.CacheNegativeTTL != 0 {
+		m["cache_negative_ttl"] = c.CacheNegativeTTL.String()
 	}
 	if c.Scopes != nil {
 		m["scopes"] = c.Scopes
@@ -257,7 +261,7 @@ func TestDocumentWritesEveryField(t *testing.T) {
 		"Realm": true, "Scopes": true, "RequiredScopes": true, "ResponseType": true, "JWTMember": true,
 		"Timeout": true, "MaxJWTSize": true, "MaxTokenLength": true, "UpstreamHeader": true,
 		"CacheEnabled": true, "CacheMaxTTL": true, "CacheMaxEntries": true, "CacheIgnoreCacheControl": true,
-		"ForwardCORSPreflight": true, "Enabled": true,
+		"ForwardCORSPreflight": true, "Enabled": true, "CacheNegativeTTL": true, "MaxInFlight": true,
 		"Authority": true, "Path": true, "CacheNamespace": true, // derived
 	}
 	for _, f := range reflect.VisibleFields(reflect.TypeOf(Config{})) {

@@ -4,9 +4,12 @@
 package reply
 
 import (
+	"strconv"
 	"strings"
 
 	"github.com/phantom-token/envoy-phantom-token/internal/config"
+	"github.com/phantom-token/envoy-phantom-token/internal/introspection"
+	"github.com/phantom-token/envoy-phantom-token/internal/jwt"
 )
 
 // Kind is why the filter answers the client itself.
@@ -20,7 +23,63 @@ const (
 	ServerError                   // 500
 	BadGateway                    // 502
 	Unavailable                   // 503
+	Overloaded                    // 503 with Retry-After: too many introspections under way
 )
+
+func (k Kind) String() string {
+	switch k {
+	case NoToken:
+		return "NoToken"
+	case InvalidToken:
+		return "InvalidToken"
+	case InsufficientScope:
+		return "InsufficientScope"
+	case InvalidRequest:
+		return "InvalidRequest"
+	case ServerError:
+		return "ServerError"
+	case BadGateway:
+		return "BadGateway"
+	case Unavailable:
+		return "Unavailable"
+	case Overloaded:
+		return "Overloaded"
+	}
+	return "Kind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// RetryAfter is the Retry-After of an Overloaded reply, in seconds: about how
+// long an introspection takes to free its place.
+const RetryAfter = "1"
+
+// ForOutcome is the reply to an introspection outcome other than Active
+// (spec section 4).
+func ForOutcome(o introspection.Outcome) Kind {
+	switch o {
+	case introspection.Inactive:
+		return InvalidToken
+	case introspection.BadGateway:
+		return BadGateway
+	case introspection.Unavailable:
+		return Unavailable
+	}
+	return ServerError
+}
+
+// ForCheck is the reply to a JWT that failed the per-request checks; refused
+// is false for a JWT that passed them. A verdict the table does not name (a
+// claim the checks cannot read) is 502.
+func ForCheck(v jwt.Verdict) (k Kind, refused bool) {
+	switch v {
+	case jwt.Valid:
+		return 0, false
+	case jwt.Expired:
+		return InvalidToken, true
+	case jwt.InsufficientScope:
+		return InsufficientScope, true
+	}
+	return BadGateway, true
+}
 
 // Reply is a local response.
 type Reply struct {
@@ -47,7 +106,7 @@ func Status(k Kind) uint32 {
 		return 400
 	case BadGateway:
 		return 502
-	case Unavailable:
+	case Unavailable, Overloaded:
 		return 503
 	}
 	return 500
@@ -66,6 +125,8 @@ func New(k Kind, c *config.Config, head bool) Reply {
 		r.Body, r.Headers = bodyForbidden, challenge(c, c.RequiredScopes, "insufficient_scope")
 	case InvalidRequest:
 		r.Body, r.Headers = bodyBadRequest, challenge(c, c.Scopes, "invalid_request")
+	case Overloaded:
+		r.Headers = [][2]string{{"retry-after", RetryAfter}}
 	}
 	r.Headers = append(r.Headers, [2]string{"content-type", "application/json"})
 	if head {

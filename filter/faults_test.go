@@ -1,0 +1,352 @@
+package main
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/proxytest"
+	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
+
+	"github.com/phantom-token/envoy-phantom-token/internal/cache"
+)
+
+// trip decides, at each call of one host function, whether this one fails.
+type trip func() bool
+
+// hostFaults replace one host call with a version that fails (returns an
+// error) or panics when its trip says so. Each returns a restore function.
+var hostFaults = map[string]func(tr trip, panics bool) func(){
+	"getHeader": func(tr trip, panics bool) func() {
+		old := getHeader
+		getHeader = func(n string) (string, error) {
+			if tr() {
+				boom(panics)
+				return "", errHost
+			}
+			return old(n)
+		}
+		return func() { getHeader = old }
+	},
+	"replaceHeader": func(tr trip, panics bool) func() {
+		old := replaceHeader
+		replaceHeader = func(n, v string) error {
+			if tr() {
+				boom(panics)
+				return errHost
+			}
+			return old(n, v)
+		}
+		return func() { replaceHeader = old }
+	},
+	"sendReply": func(tr trip, panics bool) func() {
+		old := sendReply
+		sendReply = func(s uint32, h [][2]string, b []byte, g int32) error {
+			if tr() {
+				boom(panics)
+				return errHost
+			}
+			return old(s, h, b, g)
+		}
+		return func() { sendReply = old }
+	},
+	"resume": func(tr trip, panics bool) func() {
+		old := resume
+		resume = func() error {
+			if tr() {
+				boom(panics)
+				return errHost
+			}
+			return old()
+		}
+		return func() { resume = old }
+	},
+	"setEffective": func(tr trip, panics bool) func() {
+		old := setEffective
+		setEffective = func(id uint32) error {
+			if tr() {
+				boom(panics)
+				return errHost
+			}
+			return old(id)
+		}
+		return func() { setEffective = old }
+	},
+	"dispatchCall": func(tr trip, panics bool) func() {
+		old := dispatchCall
+		dispatchCall = func(c string, h [][2]string, b []byte, tl [][2]string, ms uint32, cb func(int, int, int)) (uint32, error) {
+			if tr() {
+				boom(panics)
+				return 0, errHost
+			}
+			return old(c, h, b, tl, ms, cb)
+		}
+		return func() { dispatchCall = old }
+	},
+	"callHeaders": func(tr trip, panics bool) func() {
+		old := callHeaders
+		callHeaders = func() ([][2]string, error) {
+			if tr() {
+				boom(panics)
+				return nil, errHost
+			}
+			return old()
+		}
+		return func() { callHeaders = old }
+	},
+	"callBody": func(tr trip, panics bool) func() {
+		old := callBody
+		callBody = func(s, n int) ([]byte, error) {
+			if tr() {
+				boom(panics)
+				return nil, errHost
+			}
+			return old(s, n)
+		}
+		return func() { callBody = old }
+	},
+	"getShared": func(tr trip, panics bool) func() {
+		old := getShared
+		getShared = func(k string) ([]byte, uint32, error) {
+			if tr() {
+				boom(panics)
+				return nil, 0, errHost
+			}
+			return old(k)
+		}
+		return func() { getShared = old }
+	},
+	"setShared": func(tr trip, panics bool) func() {
+		old := setShared
+		setShared = func(k string, v []byte, cas uint32) error {
+			if tr() {
+				boom(panics)
+				return errHost
+			}
+			return old(k, v, cas)
+		}
+		return func() { setShared = old }
+	},
+	"enqueue": func(tr trip, panics bool) func() {
+		old := enqueue
+		enqueue = func(q uint32, d []byte) error {
+			if tr() {
+				boom(panics)
+				return errHost
+			}
+			return old(q, d)
+		}
+		return func() { enqueue = old }
+	},
+	"dequeue": func(tr trip, panics bool) func() {
+		old := dequeue
+		dequeue = func(q uint32) ([]byte, error) {
+			if tr() {
+				boom(panics)
+				return nil, errHost
+			}
+			return old(q)
+		}
+		return func() { dequeue = old }
+	},
+	"setTick": func(tr trip, panics bool) func() {
+		old := setTick
+		setTick = func(ms uint32) error {
+			if tr() {
+				boom(panics)
+				return errHost
+			}
+			return old(ms)
+		}
+		return func() { setTick = old }
+	},
+}
+
+func boom(panics bool) {
+	if panics {
+		panic("injected host panic")
+	}
+}
+
+// A failing host call that means "the request is gone" in Envoy leaves
+// nothing to answer: set_effective_context fails only for a context that no
+// longer exists, and a failed local reply or resume has no second chance.
+// Those run as panics only.
+var failMeansGone = map[string]bool{"setEffective": true, "sendReply": true, "resume": true}
+
+// faultScenario touches every path: a claimed call with a waiter, a wait on
+// another VM's call answered on the tick, a local hit, a local reply to HEAD.
+// Every call it causes is answered (the first with a JWT, any later one, made
+// after a fault, with 500). It returns every request it made.
+func faultScenario(t *testing.T, h *host) []*exchange {
+	cfg := withConfig(faultConfig)
+	jwt := phantomJWT("")
+	var calls []proxytest.HttpCalloutAttribute
+	seen := 0
+	collect := func() {
+		all := h.rootCallouts()
+		calls, seen = append(calls, all[seen:]...), len(all)
+	}
+	var sent []*exchange
+	send := func(headers ...[2]string) *exchange {
+		e := h.request(headers...)
+		sent = append(sent, e)
+		calls = append(calls, h.GetCalloutAttributesFromContext(e.id)...)
+		collect()
+		return e
+	}
+	answerNext := func(headers [][2]string, body string) {
+		if len(calls) > 0 {
+			c := calls[0]
+			calls = calls[1:]
+			var b []byte
+			if body != "" {
+				b = []byte(body)
+			}
+			h.CallOnHttpCallResponse(c.CalloutID, headers, nil, b)
+			collect()
+		}
+	}
+	other := slotOf(t, cfg, token+"-other")
+	other.write(cache.Record{Kind: cache.Pending, Expires: farFuture})
+	send(req(authBearer(token))...)            // calls
+	send(req(authBearer(token))...)            // joins
+	send(req(authBearer(token + "-other"))...) // waits for the other VM
+	answerNext(idsOK(""), jwt)                 // the first call's answer
+	other.write(cache.Record{Kind: cache.Active, Expires: farFuture, JWT: jwt})
+	h.Tick() // the other VM's answer
+	collect()
+	send(req(authBearer(token))...)                             // a hit
+	send([2]string{":method", "HEAD"}, [2]string{":path", "/"}) // 401 without a body
+	h.Tick()
+	collect()
+	for range 8 { // calls made after a fault
+		answerNext(status(500), "")
+	}
+	return sent
+}
+
+// faultConfig keeps the table small: its sets are created at start, before
+// faults are armed.
+const faultConfig = `,"cache_max_entries":8`
+
+// oneOutcome: a request was let through or answered, never both, never
+// neither.
+func oneOutcome(t *testing.T, i int, e *exchange) {
+	t.Helper()
+	forwarded := e.finalAction() == types.ActionContinue
+	answered := e.local() != nil
+	if forwarded == answered {
+		t.Errorf("request %d: forwarded %v, answered %v", i, forwarded, answered)
+	}
+	if answered && e.local().StatusCode != 500 && e.local().StatusCode != 502 && e.local().StatusCode != 401 && e.local().StatusCode != 503 {
+		t.Errorf("request %d: answered %d", i, e.local().StatusCode)
+	}
+}
+
+// Every request gets exactly one outcome, whatever host call fails or panics,
+// at whichever of its calls; afterwards no flight is left and the tick is off.
+func TestEveryRequestGetsOneOutcomeWhateverFails(t *testing.T) {
+	m := modes[0] // faults are injected into the Go code
+	for name, install := range hostFaults {
+		// Count the calls of the function in a clean run.
+		calls := 0
+		t.Run(name+"/count", func(t *testing.T) { // the emulator is released when a (sub)test ends
+			h := newHost(t, m, withConfig(faultConfig))
+			restore := install(func() bool { calls++; return false }, false)
+			defer restore()
+			faultScenario(t, h)
+		})
+		if calls == 0 {
+			t.Errorf("%s: the scenario never calls it", name)
+			continue
+		}
+		for _, panics := range []bool{false, true} {
+			if !panics && failMeansGone[name] {
+				continue
+			}
+			for k := 1; k <= calls; k++ {
+				t.Run(fmt.Sprintf("%s/panics=%v/call %d of %d", name, panics, k, calls), func(t *testing.T) {
+					h := newHost(t, m, withConfig(faultConfig))
+					n := 0
+					restore := install(func() bool { n++; return n == k }, panics)
+					defer restore()
+					for i, e := range faultScenario(t, h) {
+						oneOutcome(t, i, e)
+					}
+					restore()
+					settledState(t, h, m)
+				})
+			}
+		}
+	}
+}
+
+// The wasm runner cannot inject faults, but its own host errors (an unknown
+// cluster is refused at dispatch) are covered in both modes.
+func TestDispatchFailureAnswersEveryWaiter(t *testing.T) {
+	forEachMode(t, func(t *testing.T, m mode) {
+		h := started(t, m, withConfig(""))
+		restore := hostFaults["dispatchCall"](func() bool { return m.native }, false)
+		defer restore()
+		if !m.native {
+			t.Skip("fault injection needs Go mode")
+		}
+		a := h.request(req(authBearer(token))...)
+		wantReply(t, a, 502, "", serverErrorBody)
+		cfg := withConfig("")
+		if got := slotOf(t, cfg, token).read(); got.Kind != cache.None {
+			t.Errorf("the claim was not released: %v", got.Kind)
+		}
+		settledState(t, h, m)
+	})
+}
+
+// A lost claim race: another VM writes the set between this VM's read and
+// its compare-and-swap; this VM reads again and waits for that VM's call.
+func TestLostClaimRaceWaits(t *testing.T) {
+	m := modes[0]
+	cfg := withConfig("")
+	h := started(t, m, cfg)
+	s := slotOf(t, cfg, token)
+	first := true
+	old := getShared
+	getShared = func(k string) ([]byte, uint32, error) {
+		raw, cas, err := old(k)
+		if k == s.key && first {
+			first = false
+			s.write(cache.Record{Kind: cache.Pending, Expires: farFuture}) // the other VM wins
+		}
+		return raw, cas, err
+	}
+	defer func() { getShared = old }()
+	e := h.request(req(authBearer(token))...)
+	if len(e.callouts()) != 0 || e.action != types.ActionPause || h.GetTickPeriod() == 0 {
+		t.Fatalf("did not wait for the winner: %d calls, %v, tick %d", len(e.callouts()), e.action, h.GetTickPeriod())
+	}
+	s.write(cache.Record{Kind: cache.Active, Expires: farFuture, JWT: phantomJWT("")})
+	h.Tick()
+	wantForwarded(t, e, req(authBearer(token)), "authorization", "Bearer "+phantomJWT(""))
+	settledState(t, h, m)
+}
+
+// A superseded answer: after a panic abandoned a flight, its call's answer
+// comes and is ignored.
+func TestAnswerOfAnAbandonedFlightIsIgnored(t *testing.T) {
+	m := modes[0]
+	h := started(t, m, withConfig(""))
+	e := h.request(req(authBearer(token))...)
+	var f *flight
+	for _, fl := range lastPlugin.flights {
+		f = fl
+	}
+	if f == nil {
+		t.Fatal("no flight")
+	}
+	lastPlugin.abandon(f)
+	wantReply(t, e, 500, "", serverErrorBody)
+	e.answer(idsOK(""), phantomJWT(""))
+	if e.finalAction() == types.ActionContinue {
+		t.Error("an abandoned request was let through")
+	}
+	settledState(t, h, m)
+}
