@@ -31,7 +31,7 @@ run: build $(E2E_ENVOY_DEP)
 	cd e2e && ENVOY_PATH='$(ENVOY_PATH)' go run ./cmd/run -root ..
 
 # The README's test command, and what CI runs.
-test: unit fuzz e2e istio-test
+test: unit fuzz e2e istio-test soak-ci
 
 clean: e2e-clean
 	rm -rf build

