@@ -1,89 +1,121 @@
 // Command bench is `make bench`: it measures what the phantom token filter
-// costs in a real Envoy (1.40, V8, two workers, started through func-e).
+// costs in a real Envoy (1.40, V8, started through func-e) against two
+// baselines measured in the same run: no wasm filter ("passthrough") and a Go
+// wasip1 filter that does nothing ("noop", ./noop: the floor any such filter
+// pays).
 //
-// One Envoy serves four listeners side by side, all routed to the echo
-// upstream: "nofilter" (no wasm filter, the baseline), "noopwasm" (a Go
-// wasip1 filter that does nothing: the floor any such filter pays), "warm" (the filter with
-// its cache, the token already cached) and "nocache" (the filter with "cache":
-// false, so every request introspects at the Go identity server fixture).
-// fortio, used as a library, drives them in turn over several rounds with the
-// same keep-alive connections, first at maximum rate and then at a fixed rate
-// of half the baseline's maximum, and the program checks the targets: warm
-// throughput ≥ 90% of nofilter, and at most 50 µs added to the median latency
-// at half load. Then it checks that 256 simultaneous requests carrying one new
-// token cost one introspection, and that Envoy's memory stays flat while a
-// million distinct tokens churn through a bounded cache.
+//  1. Side by side: one Envoy (one worker by default) serves four listeners,
+//     all routed to the echo upstream: passthrough, noop, "hit" (the filter,
+//     its token cached) and "nocache" (the filter with "cache": false: every
+//     request introspects at the Go identity server fixture). fortio, used as
+//     a library, drives them in interleaved rounds: per round and listener,
+//     one connection as fast as it goes (p50, p99, and Envoy's CPU time per
+//     request: utime+stime from /proc/<pid>/stat over the run divided by the
+//     requests, steadier than percentiles on a shared machine), then
+//     -sat-conns connections (requests per second at saturation).
+//  2. Profile: the filter built with -tags debugstats (filter/zdebugstats.go)
+//     in its own Envoy, driven with cache hits at one connection; the VM logs
+//     its callback and host-call counts and Go MemStats, from which the bench
+//     prints allocations per request, GC cycles per 10k requests, callbacks
+//     and host calls per request.
+//  3. Memory: Envoy's RSS with passthrough only, noop only and the filter only
+//     (three separate Envoys) at 1, 2 and 8 workers, with where it is from
+//     /proc/<pid>/smaps (Envoy's binary, V8's compiled code, wasm linear
+//     memories, the rest of the anonymous memory) and tcmalloc's figures;
+//     then, on the filter's two-worker Envoy, 256 simultaneous requests with
+//     one new token (one introspection) and many distinct tokens through a
+//     bounded cache (flat RSS).
+//  4. The modules: section sizes of the filter and the no-op, and the
+//     filter's code section by Go package (from the name section).
 //
 // Everything (load generator, identity server, upstream, Envoy) shares one
 // machine, so absolute numbers describe this machine under this load; the
-// ratios between listeners measured in the same rounds are what the targets
-// are about.
+// differences and ratios between listeners measured in the same rounds are
+// what the targets are about. -quick runs a shorter version (~2 minutes).
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"log"
-	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
-	"fortio.org/fortio/fhttp"
-	"fortio.org/fortio/periodic"
 	flog "fortio.org/log"
 
 	"github.com/phantom-token/envoy-phantom-token/e2e/fixtures"
 	"github.com/phantom-token/envoy-phantom-token/e2e/harness"
 )
 
-// The listeners, in the order they are driven and printed.
+// The listeners of the side-by-side Envoy, in the order they are printed.
 const (
-	noFilter = "nofilter"
-	noopWasm = "noopwasm"
-	warm     = "warm"
-	noCache  = "nocache"
+	passthrough = "passthrough"
+	noop        = "noop"
+	hit         = "hit"
+	noCache     = "nocache"
+	debugHit    = "hit-debugstats"
 )
 
-var scenarios = []string{noFilter, noopWasm, warm, noCache}
+var listeners = []string{passthrough, noop, hit, noCache}
 
-// The targets this benchmark checks.
+// The targets of issue 9, against the no-op filter measured in the same run.
 const (
-	minWarmRatio   = 0.90 // warm throughput / nofilter throughput
-	maxAddedP50    = 50.0 // µs added to p50 by the warm filter at half load
-	flatTolerance  = 0.05 // spread allowed in the last three RSS samples
+	maxHitCPU      = 4.0  // µs of Envoy CPU per request a cache hit adds over noop, 1 connection
+	maxHitP50      = 5.0  // µs a cache hit adds to p50 over noop, 1 connection
+	minHitRPS      = 0.97 // hit req/s / noop req/s at saturation
+	minHitRPSPass  = 0.90 // hit req/s / passthrough req/s at saturation (follows from the above)
+	maxHitRSS      = 10.0 // MiB of RSS the filter adds over noop, 2 workers
+	targetWorkers  = 2    // workers of the RSS target
+	flatTolerance  = 0.05 // spread allowed in the last three RSS samples of the churn
 	clientID       = "bench-gateway"
 	burstSlowDelay = 100 * time.Millisecond
-	idleQPS        = 200
 )
 
 var (
-	rounds       = flag.Int("rounds", 3, "rounds over the listeners, at each load")
-	duration     = flag.Duration("duration", 5*time.Second, "length of one run")
-	warmup       = flag.Duration("warmup", time.Second, "warm-up run per listener before the rounds")
-	conns        = flag.Int("conns", 16, "keep-alive connections (fortio threads) of every run")
+	quick        = flag.Bool("quick", false, "a short run (~2 minutes): fewer, shorter rounds and a smaller churn")
+	rounds       = flag.Int("rounds", 5, "interleaved rounds over the listeners")
+	oneDur       = flag.Duration("one", 4*time.Second, "length of a one-connection run")
+	satDur       = flag.Duration("sat", 3*time.Second, "length of a saturation run")
+	satConns     = flag.Int("sat-conns", 32, "connections of a saturation run")
+	warmup       = flag.Duration("warmup", 2*time.Second, "warm-up per listener and load before the rounds (V8 tiers up)")
+	workers      = flag.Int("workers", 1, "Envoy workers of the side-by-side and profile Envoys")
+	rssWorkers   = flag.String("rss-workers", "1,2,8", "worker counts of the memory Envoys")
+	profileDur   = flag.Duration("profile", 8*time.Second, "length of the debugstats run")
 	burst        = flag.Int("burst", 256, "simultaneous requests with one new token")
-	tokens       = flag.Int("tokens", 1_000_000, "distinct tokens sent for the memory check")
-	memWorkers   = flag.Int("mem-workers", 96, "concurrent keep-alive clients of the memory check")
-	memBudget    = flag.Duration("mem-budget", 6*time.Minute, "time allowed for the memory check; it reports what it did by then")
-	cacheEntries = flag.Int("cache-entries", 10_000, "cache_max_entries of the warm listener")
+	tokens       = flag.Int("tokens", 200_000, "distinct tokens of the churn check (0: skip it)")
+	memWorkers   = flag.Int("mem-workers", 32, "concurrent keep-alive clients of the churn")
+	memBudget    = flag.Duration("mem-budget", 2*time.Minute, "time allowed for the churn; it reports what it did by then")
+	cacheEntries = flag.Int("cache-entries", 10_000, "cache_max_entries of the filter")
+	root         = flag.String("root", "..", "the repository root, where the debugstats module is built from")
+	top          = flag.Int("top", 25, "packages listed in the module breakdown")
 )
 
 func main() {
 	flag.Parse()
+	if *quick {
+		set := map[string]bool{}
+		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		quickDefault := func(name, value string) {
+			if !set[name] {
+				_ = flag.Set(name, value)
+			}
+		}
+		quickDefault("rounds", "2")
+		quickDefault("one", "2s")
+		quickDefault("sat", "2s")
+		quickDefault("warmup", "1s")
+		quickDefault("profile", "4s")
+		quickDefault("tokens", "20000")
+		quickDefault("mem-budget", "30s")
+	}
 	log.SetFlags(0)
 	flog.SetLogLevelQuiet(flog.Error) // fortio's per-run info lines would bury the tables
 	if err := run(); err != nil {
@@ -91,125 +123,323 @@ func main() {
 	}
 }
 
+// bench is what the phases share.
+type bench struct {
+	ctx                           context.Context
+	envoyPath, wasmPath, dir      string
+	noopPath, debugPath           string
+	echo                          *fixtures.Echo
+	ids                           *fixtures.IdS
+	secret                        string
+	tok, noCacheTok               string // a token the hit listeners cache; one for nocache
+	keepDirs                      bool
+	envoyVersion                  string
+	filterInfo, noopInfo          *wasmInfo
+	sideOne, sideSat              map[string][]sample
+	prof                          profile
+	rss                           map[string]map[int]memBreakdown // config → workers → breakdown
+	coalesced                     int
+	flat                          flatness
+	churned                       bool
+	loadBefore, loadAfterSideSide string
+}
+
 func run() (err error) {
 	began := time.Now()
-	envoyPath, wasmPath := os.Getenv("ENVOY_PATH"), os.Getenv("WASM_PATH")
-	if envoyPath == "" || wasmPath == "" {
+	b := &bench{ctx: context.Background(), envoyPath: os.Getenv("ENVOY_PATH"), wasmPath: os.Getenv("WASM_PATH")}
+	if b.envoyPath == "" || b.wasmPath == "" {
 		return fmt.Errorf("ENVOY_PATH and WASM_PATH must be set: run `make bench` from the repository root")
 	}
+	b.loadBefore = loadAvg()
 
-	echo, err := fixtures.StartEcho(fixtures.AnyPort)
-	if err != nil {
+	if b.echo, err = fixtures.StartEcho(fixtures.AnyPort); err != nil {
 		return err
 	}
-	defer echo.Close()
-	echo.SetRecording(false) // millions of requests must not pile up in this process
-	secret := fixtures.RandomToken()
-	ids, err := fixtures.StartIdS(fixtures.AnyPort, map[string]string{clientID: secret})
-	if err != nil {
+	defer b.echo.Close()
+	b.echo.SetRecording(false) // millions of requests must not pile up in this process
+	b.secret = fixtures.RandomToken()
+	if b.ids, err = fixtures.StartIdS(fixtures.AnyPort, map[string]string{clientID: b.secret}); err != nil {
 		return err
 	}
-	defer ids.Close()
-	ids.SetHistory(false)
-	ids.SlowDelay = burstSlowDelay // set before any request reaches the IdS
+	defer b.ids.Close()
+	b.ids.SetHistory(false)
+	b.ids.SlowDelay = burstSlowDelay // set before any request reaches the IdS
 
-	dir, err := os.MkdirTemp("", "phantom-bench-")
-	if err != nil {
+	if b.dir, err = os.MkdirTemp("", "phantom-bench-"); err != nil {
 		return err
-	}
-	// The no-op module (./cmd/bench/noop) shows the floor: what any Go
-	// wasip1 filter costs in Envoy before its own code runs.
-	noopPath := filepath.Join(dir, "noop.wasm")
-	build := exec.Command("go", "build", "-buildmode=c-shared", "-trimpath", "-o", noopPath, "./cmd/bench/noop")
-	build.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("building the no-op module: %v\n%s", err, out)
-	}
-	plugin := func(cache bool) map[string]any {
-		return map[string]any{
-			"introspection_url": ids.URL + fixtures.IntrospectionPath,
-			"cluster":           "ids",
-			"client_id":         clientID,
-			"client_secret":     secret,
-			"timeout":           "2s",
-			"cache":             cache,
-			"cache_max_ttl":     "300s",
-			"cache_max_entries": *cacheEntries,
-		}
-	}
-	ctx := context.Background()
-	envoy, err := harness.Start(ctx, harness.Config{
-		EnvoyPath:    envoyPath,
-		WasmPath:     wasmPath,
-		Dir:          dir,
-		Clusters:     map[string]string{"echo": echo.Addr.String(), "ids": ids.Addr.String()},
-		Upstream:     "echo",
-		Concurrency:  2,
-		WasmLogLevel: "info", // per-request debug lines are not part of the filter's cost
-		Scenarios: []harness.Scenario{
-			{Name: noFilter},
-			{Name: noopWasm, Plugin: "{}", WasmPath: noopPath, VMID: noopWasm},
-			{Name: warm, Plugin: plugin(true)},
-			{Name: noCache, Plugin: plugin(false)},
-		},
-	})
-	if err != nil {
-		return fmt.Errorf("starting Envoy (work directory %s kept): %w", dir, err)
 	}
 	defer func() {
-		_ = envoy.Stop()
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "Envoy's log is kept: %s\n", envoy.LogPath)
+			fmt.Fprintf(os.Stderr, "work directory (Envoy logs) kept: %s\n", b.dir)
 			return
 		}
-		_ = os.RemoveAll(dir)
+		_ = os.RemoveAll(b.dir)
 	}()
+	if err := b.buildModules(); err != nil {
+		return err
+	}
+	b.tok = b.ids.Issue(fixtures.TokenOptions{Scope: "read"})
+	b.noCacheTok = b.ids.Issue(fixtures.TokenOptions{Scope: "read"})
+
+	if err := b.sideBySide(); err != nil {
+		return err
+	}
+	if err := b.profile(); err != nil {
+		return err
+	}
+	if err := b.memory(); err != nil {
+		return err
+	}
+	printModules(b.filterInfo, b.noopInfo, *top)
+	b.targets()
+	fmt.Printf("\nload average   before %s, at the end %s (2 CPUs; others may share them: the rounds are interleaved so that ratios stay fair)\n", b.loadBefore, loadAvg())
+	fmt.Printf("bench took %s\n", time.Since(began).Round(time.Second))
+	return nil
+}
+
+// buildModules builds the no-op module and the filter with -tags debugstats
+// into the work directory, and reads the sections of the no-op and of the
+// filter under test (WASM_PATH).
+func (b *bench) buildModules() error {
+	b.noopPath = filepath.Join(b.dir, "noop.wasm")
+	b.debugPath = filepath.Join(b.dir, "phantom_token_debugstats.wasm")
+	rootDir, err := filepath.Abs(*root)
+	if err != nil {
+		return err
+	}
+	for _, c := range []struct {
+		dir  string
+		args []string
+	}{
+		{".", []string{"build", "-buildmode=c-shared", "-trimpath", "-o", b.noopPath, "./cmd/bench/noop"}},
+		{rootDir, []string{"build", "-tags", "debugstats", "-buildmode=c-shared", "-trimpath", "-o", b.debugPath, "./filter"}},
+	} {
+		cmd := exec.Command("go", c.args...)
+		cmd.Dir = c.dir
+		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("go %s: %v\n%s", strings.Join(c.args, " "), err, out)
+		}
+	}
+	if b.filterInfo, err = readWasm(b.wasmPath); err != nil {
+		return fmt.Errorf("%s: %w", b.wasmPath, err)
+	}
+	if b.noopInfo, err = readWasm(b.noopPath); err != nil {
+		return fmt.Errorf("%s: %w", b.noopPath, err)
+	}
+	return nil
+}
+
+// plugin is the filter's configuration, with or without its cache.
+func (b *bench) plugin(cache bool) map[string]any {
+	return map[string]any{
+		"introspection_url": b.ids.URL + fixtures.IntrospectionPath,
+		"cluster":           "ids",
+		"client_id":         clientID,
+		"client_secret":     b.secret,
+		"timeout":           "2s",
+		"cache":             cache,
+		"cache_max_ttl":     "300s",
+		"cache_max_entries": *cacheEntries,
+	}
+}
+
+// scenario is the listener of one configuration.
+func (b *bench) scenario(name string) harness.Scenario {
+	switch name {
+	case noop:
+		return harness.Scenario{Name: noop, Plugin: "{}", WasmPath: b.noopPath, VMID: noop}
+	case hit:
+		return harness.Scenario{Name: hit, Plugin: b.plugin(true)}
+	case noCache:
+		return harness.Scenario{Name: noCache, Plugin: b.plugin(false)}
+	case debugHit:
+		return harness.Scenario{Name: debugHit, Plugin: b.plugin(true), WasmPath: b.debugPath, VMID: "debugstats"}
+	}
+	return harness.Scenario{Name: name}
+}
+
+// start runs an Envoy with these listeners and workers, in a directory of
+// its own, and returns it with its process ID.
+func (b *bench) start(n int, names ...string) (*harness.Envoy, int, error) {
+	dir, err := os.MkdirTemp(b.dir, "envoy-")
+	if err != nil {
+		return nil, 0, err
+	}
+	var ss []harness.Scenario
+	for _, name := range names {
+		ss = append(ss, b.scenario(name))
+	}
+	envoy, err := harness.Start(b.ctx, harness.Config{
+		EnvoyPath:    b.envoyPath,
+		WasmPath:     b.wasmPath,
+		Dir:          dir,
+		Clusters:     map[string]string{"echo": b.echo.Addr.String(), "ids": b.ids.Addr.String()},
+		Upstream:     "echo",
+		Concurrency:  n,
+		WasmLogLevel: "info", // per-request debug lines are not part of the filter's cost
+		Scenarios:    ss,
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("starting Envoy (%s): %w", strings.Join(names, ", "), err)
+	}
 	pid, err := envoy.PID()
 	if err != nil {
-		return err
+		_ = envoy.Stop()
+		return nil, 0, err
 	}
-
-	printMachine(ctx, envoy, wasmPath)
-
-	// The fixed token of the warm listener goes into its cache now; nofilter
-	// gets the same header so every listener parses the same request.
-	tok := ids.Issue(fixtures.TokenOptions{Scope: "read"})
-	if err := warmUp(envoy.URL(warm), tok, ids); err != nil {
-		return err
+	if b.envoyVersion == "" {
+		if body, err := envoy.Admin(b.ctx, "/server_info"); err == nil {
+			var info struct {
+				Version string `json:"version"`
+			}
+			if json.Unmarshal([]byte(body), &info) == nil {
+				b.envoyVersion = info.Version
+			}
+		}
 	}
-	noCacheTok := ids.Issue(fixtures.TokenOptions{Scope: "read"})
-	token := map[string]string{noFilter: tok, noopWasm: tok, warm: tok, noCache: noCacheTok}
+	return envoy, pid, nil
+}
 
-	tp, err := throughput(envoy, token, ids)
+// stop ends an Envoy and fails if its log says a wasm VM failed.
+func stop(envoy *harness.Envoy) error {
+	_ = envoy.Stop()
+	text, err := envoy.Log()
 	if err != nil {
 		return err
 	}
-	coalesced, err := burstTest(ctx, envoy, ids)
-	if err != nil {
-		return err
+	if bad := harness.VMFailures(text); len(bad) > 0 {
+		return fmt.Errorf("Envoy's log (%s) says a wasm VM failed:\n%s", envoy.LogPath, strings.Join(bad[:min(len(bad), 5)], "\n"))
 	}
-	flat, err := memoryTest(envoy.URL(warm), pid, ids)
-	if err != nil {
-		return err
-	}
-	printStats(ctx, envoy)
-
-	fmt.Printf("\n== Targets\n")
-	verdict(tp.ratio >= minWarmRatio,
-		fmt.Sprintf("warm throughput ≥ %.2f × nofilter", minWarmRatio),
-		fmt.Sprintf("%.3f × (margin %+.1f points)", tp.ratio, 100*(tp.ratio-minWarmRatio)))
-	fmt.Printf("      (a no-op Go wasip1 filter reaches %.3f × nofilter here; warm reaches %.3f × the no-op filter)\n", tp.floor, tp.ratio/tp.floor)
-	verdict(tp.addedHalfP50 <= maxAddedP50,
-		fmt.Sprintf("warm added p50 at 50%% load ≤ %.0f µs", maxAddedP50),
-		fmt.Sprintf("%+.0f µs (margin %+.0f µs)", tp.addedHalfP50, maxAddedP50-tp.addedHalfP50))
-	verdict(coalesced == 1,
-		fmt.Sprintf("1 introspection for %d simultaneous requests with a new token", *burst),
-		fmt.Sprintf("%d introspections", coalesced))
-	verdict(flat.ok,
-		fmt.Sprintf("Envoy RSS flat after the cache budget (last 3 within %.0f%%)", 100*flatTolerance),
-		fmt.Sprintf("spread %.1f%%", 100*flat.spread))
-	fmt.Printf("\nbench took %s\n", time.Since(began).Round(time.Second))
 	return nil
+}
+
+// fill puts b.tok into the cache of a hit listener: two requests, one
+// introspection.
+func (b *bench) fill(base string) error {
+	before := b.ids.Introspections()
+	for i := range 2 {
+		status, err := get(http.DefaultClient, base+"/fill", b.tok)
+		if err != nil || status != http.StatusOK {
+			return fmt.Errorf("cache fill request %d: status %d, %v", i, status, err)
+		}
+	}
+	if n := b.ids.Introspections() - before; n > 1 {
+		return fmt.Errorf("cache fill: %d introspections for two requests, want at most 1 (is the cache on?)", n)
+	}
+	return nil
+}
+
+func (b *bench) token(listener string) string {
+	if listener == noCache {
+		return b.noCacheTok
+	}
+	return b.tok // passthrough and noop parse the same request as hit
+}
+
+// sideBySide is phase 1.
+func (b *bench) sideBySide() error {
+	envoy, pid, err := b.start(*workers, listeners...)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = envoy.Stop() }()
+	printMachine(b)
+	fmt.Printf("\n== Side by side: one Envoy, %d worker(s), %d interleaved rounds; per round and listener: 1 connection for %s, then %d connections for %s\n",
+		*workers, *rounds, *oneDur, *satConns, *satDur)
+	fmt.Printf("load average at start: %s\n", loadAvg())
+	if err := b.fill(envoy.URL(hit)); err != nil {
+		return err
+	}
+	for _, s := range listeners {
+		if _, err := load(envoy.URL(s)+"/warmup", b.token(s), *warmup, 1, 0); err != nil {
+			return err
+		}
+		if _, err := load(envoy.URL(s)+"/warmup", b.token(s), *warmup, *satConns, 0); err != nil {
+			return err
+		}
+	}
+	b.sideOne, b.sideSat = map[string][]sample{}, map[string][]sample{}
+	for r := range *rounds {
+		for i := range listeners {
+			s := listeners[(i+r)%len(listeners)] // each listener in each position in turn
+			before := b.ids.Introspections()
+			one, err := load(envoy.URL(s)+"/one", b.token(s), *oneDur, 1, pid)
+			if err != nil {
+				return err
+			}
+			sat, err := load(envoy.URL(s)+"/sat", b.token(s), *satDur, *satConns, pid)
+			if err != nil {
+				return err
+			}
+			if s == hit && b.ids.Introspections() != before {
+				return fmt.Errorf("the hit listener introspected %d times: its token left the cache", b.ids.Introspections()-before)
+			}
+			b.sideOne[s] = append(b.sideOne[s], one)
+			b.sideSat[s] = append(b.sideSat[s], sat)
+		}
+	}
+	b.loadAfterSideSide = loadAvg()
+	b.printSideBySide()
+	return stop(envoy)
+}
+
+func (b *bench) printSideBySide() {
+	rps := func(s sample) float64 { return s.rps }
+	p50 := func(s sample) float64 { return s.p50 }
+	p99 := func(s sample) float64 { return s.p99 }
+	one, sat := b.sideOne, b.sideSat
+	noopP50, noopCPU := median(one[noop], p50), pooledCPU(one[noop])
+	passRPS, noopRPS := median(sat[passthrough], rps), median(sat[noop], rps)
+	fmt.Printf("\n%-12s | %-50s | %-40s | %s\n", "", "1 connection (medians over rounds; CPU pooled)", fmt.Sprintf("%d connections (medians)", *satConns), "")
+	fmt.Printf("%-12s | %7s %8s %8s %8s %8s %6s | %8s %7s %6s %8s | %7s\n",
+		"listener", "p50 µs", "+noop", "p99 µs", "CPU µs", "+noop", "req/s", "req/s", "×pass", "×noop", "CPU µs", "non-200")
+	for _, s := range listeners {
+		var bad int64
+		for _, x := range append(one[s], sat[s]...) {
+			bad += x.bad
+		}
+		dP50, dCPU := "-", "-"
+		if s != passthrough && s != noop {
+			dP50 = fmt.Sprintf("%+.1f", median(one[s], p50)-noopP50)
+			dCPU = fmt.Sprintf("%+.1f", pooledCPU(one[s])-noopCPU)
+		} else if s == noop {
+			dP50 = fmt.Sprintf("(%+.1f)", median(one[s], p50)-median(one[passthrough], p50))
+			dCPU = fmt.Sprintf("(%+.1f)", pooledCPU(one[s])-pooledCPU(one[passthrough]))
+		}
+		fmt.Printf("%-12s | %7.0f %8s %8.0f %8.1f %8s %6.0f | %8.0f %7.3f %6.3f %8.1f | %7d\n",
+			s, median(one[s], p50), dP50, median(one[s], p99), pooledCPU(one[s]), dCPU, median(one[s], rps),
+			median(sat[s], rps), median(sat[s], rps)/passRPS, median(sat[s], rps)/noopRPS, pooledCPU(sat[s]), bad)
+	}
+	fmt.Printf("(+noop: added over the no-op filter; for noop, in parentheses, over passthrough. CPU: Envoy's utime+stime over the runs / requests)\n")
+	fmt.Printf("\nper round (CPU µs/req at 1 connection; req/s at %d connections)\n", *satConns)
+	for _, s := range listeners {
+		var c, r []string
+		for i := range one[s] {
+			c = append(c, strconv.FormatFloat(one[s][i].cpuPerReq(), 'f', 1, 64))
+			r = append(r, strconv.FormatFloat(sat[s][i].rps, 'f', 0, 64))
+		}
+		fmt.Printf("%-12s CPU %s   req/s %s\n", s, strings.Join(c, " "), strings.Join(r, " "))
+	}
+	fmt.Printf("load average after the rounds: %s\n", b.loadAfterSideSide)
+}
+
+// printMachine says what the numbers were measured on.
+func printMachine(b *bench) {
+	model := "unknown"
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				model = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	fmt.Printf("== Machine\n")
+	fmt.Printf("cpus (nproc)   %d\ncpu model      %s\ngo             %s\nenvoy          %s\n", runtime.NumCPU(), model, runtime.Version(), b.envoyVersion)
+	fmt.Printf("module         %s (%d bytes); no-op %d bytes\n", b.wasmPath, b.filterInfo.size, b.noopInfo.size)
+	fmt.Printf("load           fortio (library) in this process, which also runs the IdS and the echo upstream\n")
+	fmt.Printf("load average   %s\n", b.loadBefore)
 }
 
 // verdict prints one target as PASS or MISS with what was measured.
@@ -218,411 +448,38 @@ func verdict(pass bool, target, measured string) {
 	if pass {
 		status = "PASS"
 	}
-	fmt.Printf("%s  %-66s %s\n", status, target, measured)
+	fmt.Printf("%s  %-64s %s\n", status, target, measured)
 }
 
-// printMachine says what the numbers were measured on.
-func printMachine(ctx context.Context, envoy *harness.Envoy, wasmPath string) {
-	model := "unknown"
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-				model = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
-	version := "unknown"
-	if body, err := envoy.Admin(ctx, "/server_info"); err == nil {
-		var info struct {
-			Version string `json:"version"`
-		}
-		if json.Unmarshal([]byte(body), &info) == nil {
-			version = info.Version
-		}
-	}
-	size := int64(0)
-	if st, err := os.Stat(wasmPath); err == nil {
-		size = st.Size()
-	}
-	fmt.Printf("== Machine\n")
-	fmt.Printf("cpus (nproc)   %d\ncpu model      %s\ngo             %s\nenvoy          %s (--concurrency 2)\nmodule         %s (%d bytes)\n",
-		runtime.NumCPU(), model, runtime.Version(), version, filepath.Base(wasmPath), size)
-	fmt.Printf("load           fortio (library), %d keep-alive connections; it shares this process with the IdS and the echo upstream\n", *conns)
-}
-
-// warmUp puts tok into the warm listener's cache and checks that a second
-// request is served from it.
-func warmUp(base, tok string, ids *fixtures.IdS) error {
-	before := ids.Introspections()
-	for i := range 2 {
-		status, err := get(http.DefaultClient, base+"/warmup", tok)
-		if err != nil || status != http.StatusOK {
-			return fmt.Errorf("warm-up request %d: status %d, %v", i, status, err)
-		}
-	}
-	if n := ids.Introspections() - before; n != 1 {
-		return fmt.Errorf("warm-up: %d introspections for two requests, want 1 (is the cache on?)", n)
-	}
-	return nil
-}
-
-func get(c *http.Client, u, tok string) (int, error) {
-	req, err := http.NewRequest(http.MethodGet, u, nil)
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Authorization", "Bearer "+tok)
-	res, err := c.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	_, _ = io.Copy(io.Discard, res.Body)
-	_ = res.Body.Close()
-	return res.StatusCode, nil
-}
-
-// sample is one fortio run: its rate, exact latency percentiles in µs and the
-// number of answers other than 200.
-type sample struct {
-	rps, p50, p99 float64
-	bad           int64
-}
-
-// latencies is a fortio AccessLogger that keeps every latency, one slice per
-// thread so that recording takes no lock. fortio's own histogram has buckets
-// 50 µs wide around the medians measured here, too coarse for a 50 µs target.
-type latencies struct{ per [][]float64 }
-
-func (l *latencies) Start(ctx context.Context, _ periodic.ThreadID, _ int64, _ time.Time) context.Context {
-	return ctx
-}
-
-func (l *latencies) Report(_ context.Context, id periodic.ThreadID, _ int64, _ time.Time, seconds float64, _ bool, _ string) {
-	l.per[id] = append(l.per[id], seconds)
-}
-
-func (l *latencies) Info() string { return "exact latencies" }
-
-// load runs fortio against u for d with n keep-alive connections, at most
-// speed when qps is negative, else at qps requests per second.
-func load(u, tok string, qps float64, d time.Duration, n int) (sample, error) {
-	o := fhttp.HTTPRunnerOptions{}
-	o.URL = u
-	o.QPS = qps
-	o.Duration = d
-	o.NumThreads = n
-	o.Uniform = qps > 0 // stagger the connections instead of bursts
-	o.Out = io.Discard
-	lat := &latencies{per: make([][]float64, n)}
-	o.AccessLogger = lat
-	if err := o.AddAndValidateExtraHeader("Authorization: Bearer " + tok); err != nil {
-		return sample{}, err
-	}
-	res, err := fhttp.RunHTTPTest(&o)
-	if err != nil {
-		return sample{}, fmt.Errorf("fortio on %s: %w", u, err)
-	}
-	all := slices.Concat(lat.per...)
-	slices.Sort(all)
-	if len(all) == 0 {
-		return sample{}, fmt.Errorf("fortio on %s: no requests", u)
-	}
-	pct := func(p float64) float64 { return 1e6 * all[min(len(all)-1, int(p*float64(len(all))))] }
-	return sample{rps: res.ActualQPS, p50: pct(0.50), p99: pct(0.99), bad: res.DurationHistogram.Count - res.RetCodes[http.StatusOK]}, nil
-}
-
-// tpResult is what the targets need from the throughput runs.
-type tpResult struct {
-	ratio        float64 // warm / nofilter requests per second at max load
-	floor        float64 // noopwasm / nofilter requests per second at max load
-	addedHalfP50 float64 // warm p50 - nofilter p50 at half load, µs
-}
-
-// throughput drives the three listeners in turn, round after round, at max
-// rate, then at half of nofilter's median max rate, and prints medians.
-func throughput(envoy *harness.Envoy, token map[string]string, ids *fixtures.IdS) (tpResult, error) {
-	fmt.Printf("\n== Throughput and latency: %d rounds × %d listeners × %s per load, %d connections\n",
-		*rounds, len(scenarios), *duration, *conns)
-	for _, s := range scenarios {
-		if _, err := load(envoy.URL(s)+"/warmup", token[s], -1, *warmup, *conns); err != nil {
-			return tpResult{}, err
-		}
-	}
-	drive := func(rounds int, qps float64, n int) (map[string][]sample, error) {
-		out := map[string][]sample{}
-		for range rounds {
-			for _, s := range scenarios {
-				before := ids.Introspections()
-				r, err := load(envoy.URL(s)+"/bench", token[s], qps, *duration, n)
-				if err != nil {
-					return nil, err
-				}
-				if s == warm && ids.Introspections() != before {
-					return nil, fmt.Errorf("the warm listener introspected %d times: its token left the cache", ids.Introspections()-before)
-				}
-				out[s] = append(out[s], r)
-			}
-		}
-		return out, nil
-	}
-	peak, err := drive(*rounds, -1, *conns)
-	if err != nil {
-		return tpResult{}, err
-	}
-	half := median(peak[noFilter], func(s sample) float64 { return s.rps }) / 2
-	fmt.Printf("\nmax load (fortio QPS -1); medians over rounds\n")
-	printTable(peak, true)
-	atHalf, err := drive(*rounds, half, *conns)
-	if err != nil {
-		return tpResult{}, err
-	}
-	fmt.Printf("\nhalf load: fixed %.0f req/s = 50%% of nofilter's median max; medians over rounds\n", half)
-	printTable(atHalf, false)
-	fmt.Printf("(nocache introspects on every request; where it cannot reach the rate, its latency is queueing)\n")
-	// Not a target: one connection at a low rate shows what the filter adds
-	// to a request by itself, without the queueing that a loaded 2-core
-	// machine adds to every listener.
-	idle, err := drive(1, idleQPS, 1)
-	if err != nil {
-		return tpResult{}, err
-	}
-	fmt.Printf("\nlight load (not a target): 1 connection at %d req/s, 1 round\n", idleQPS)
-	printTable(idle, false)
-
+// targets prints issue 9's targets and the checks kept from the earlier bench.
+func (b *bench) targets() {
 	rps := func(s sample) float64 { return s.rps }
 	p50 := func(s sample) float64 { return s.p50 }
-	return tpResult{
-		ratio:        median(peak[warm], rps) / median(peak[noFilter], rps),
-		floor:        median(peak[noopWasm], rps) / median(peak[noFilter], rps),
-		addedHalfP50: median(atHalf[warm], p50) - median(atHalf[noFilter], p50),
-	}, nil
-}
-
-func printTable(res map[string][]sample, withRatio bool) {
-	rps := func(s sample) float64 { return s.rps }
-	p50 := func(s sample) float64 { return s.p50 }
-	p99 := func(s sample) float64 { return s.p99 }
-	baseRPS, baseP50 := median(res[noFilter], rps), median(res[noFilter], p50)
-	fmt.Printf("%-9s %9s %11s %9s %9s %9s %8s   %s\n", "listener", "req/s", "×nofilter", "p50 µs", "+p50 µs", "p99 µs", "non-200", "req/s per round")
-	for _, s := range scenarios {
-		r := res[s]
-		var rounds []string
-		var bad int64
-		for _, x := range r {
-			rounds = append(rounds, strconv.FormatFloat(x.rps, 'f', 0, 64))
-			bad += x.bad
-		}
-		ratio := "-"
-		if withRatio || s != noFilter {
-			ratio = fmt.Sprintf("%.3f", median(r, rps)/baseRPS)
-		}
-		added := "-"
-		if s != noFilter {
-			added = fmt.Sprintf("%+.0f", median(r, p50)-baseP50)
-		}
-		fmt.Printf("%-9s %9.0f %11s %9.0f %9s %9.0f %8d   %s\n", s, median(r, rps), ratio, median(r, p50), added, median(r, p99), bad, strings.Join(rounds, " "))
+	one, sat := b.sideOne, b.sideSat
+	dCPU := pooledCPU(one[hit]) - pooledCPU(one[noop])
+	dP50 := median(one[hit], p50) - median(one[noop], p50)
+	ratio := median(sat[hit], rps) / median(sat[noop], rps)
+	ratioPass := median(sat[hit], rps) / median(sat[passthrough], rps)
+	fmt.Printf("\n== Targets (issue 9; against the no-op filter in the same run)\n")
+	verdict(dCPU <= maxHitCPU, fmt.Sprintf("hit adds ≤ %.0f µs Envoy CPU/request over noop, 1 connection", maxHitCPU),
+		fmt.Sprintf("%+.1f µs (%.1f vs %.1f; margin %+.1f µs)", dCPU, pooledCPU(one[hit]), pooledCPU(one[noop]), maxHitCPU-dCPU))
+	verdict(dP50 <= maxHitP50, fmt.Sprintf("hit adds ≤ %.0f µs p50 over noop, 1 connection", maxHitP50),
+		fmt.Sprintf("%+.1f µs (%.0f vs %.0f; margin %+.1f µs)", dP50, median(one[hit], p50), median(one[noop], p50), maxHitP50-dP50))
+	verdict(ratio >= minHitRPS, fmt.Sprintf("hit req/s ≥ %.2f × noop at %d connections", minHitRPS, *satConns),
+		fmt.Sprintf("%.3f × (margin %+.1f points)", ratio, 100*(ratio-minHitRPS)))
+	fmt.Printf("      (hit reaches %.3f × passthrough, aim ≥ %.2f; noop reaches %.3f × passthrough)\n", ratioPass, minHitRPSPass,
+		median(sat[noop], rps)/median(sat[passthrough], rps))
+	f, n := b.rss["filter"][targetWorkers], b.rss[noop][targetWorkers]
+	if f.rss > 0 && n.rss > 0 {
+		d := float64(f.rss-n.rss) / 1024
+		verdict(d <= maxHitRSS, fmt.Sprintf("filter RSS ≤ noop + %.0f MiB at %d workers", maxHitRSS, targetWorkers),
+			fmt.Sprintf("%+.1f MiB (%.1f vs %.1f MiB; margin %+.1f MiB)", d, float64(f.rss)/1024, float64(n.rss)/1024, maxHitRSS-d))
 	}
-}
-
-func median(xs []sample, f func(sample) float64) float64 {
-	v := make([]float64, len(xs))
-	for i, x := range xs {
-		v[i] = f(x)
+	fmt.Printf("\n== Checks kept from the earlier bench\n")
+	verdict(b.coalesced == 1, fmt.Sprintf("1 introspection for %d simultaneous requests with a new token", *burst),
+		fmt.Sprintf("%d introspections", b.coalesced))
+	if b.churned {
+		verdict(b.flat.ok, fmt.Sprintf("RSS flat under %d distinct tokens (last 3 within %.0f%%)", *tokens, 100*flatTolerance),
+			fmt.Sprintf("spread %.1f%%", 100*b.flat.spread))
 	}
-	slices.Sort(v)
-	if len(v)%2 == 1 {
-		return v[len(v)/2]
-	}
-	return (v[len(v)/2-1] + v[len(v)/2]) / 2
-}
-
-// burstTest opens *burst connections to the warm listener (the kernel spreads
-// them over both workers), then sends on all of them at once one request with
-// a token never seen before, and returns how many introspections the IdS got
-// for it. The IdS holds that answer back burstSlowDelay, so every request is
-// in the filter before the first answer could be cached: only coalescing
-// across requests and workers makes the count 1.
-func burstTest(ctx context.Context, envoy *harness.Envoy, ids *fixtures.IdS) (int, error) {
-	fmt.Printf("\n== Concurrency: %d simultaneous requests, new connections, one new token (IdS answers after %s)\n", *burst, burstSlowDelay)
-	ids.SetHistory(true)
-	defer ids.SetHistory(false)
-	tok := ids.Issue(fixtures.TokenOptions{Scope: "read", Fault: fixtures.FaultSlow})
-	workers := func() []int {
-		var n []int
-		for w := 0; ; w++ {
-			v, err := envoy.Counter(ctx, fmt.Sprintf("listener.%s.worker_%d.downstream_cx_total", warm, w))
-			if err != nil {
-				return n
-			}
-			n = append(n, v)
-		}
-	}
-	before := workers()
-
-	addr := strings.TrimPrefix(envoy.URL(warm), "http://")
-	cs := make([]net.Conn, *burst)
-	for i := range cs {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			return 0, err
-		}
-		defer c.Close()
-		cs[i] = c
-	}
-	request := "GET /burst HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer " + tok + "\r\nConnection: close\r\n\r\n"
-	start := make(chan struct{})
-	statuses := make([]int, len(cs))
-	var wg sync.WaitGroup
-	for i, c := range cs {
-		wg.Go(func() {
-			<-start
-			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-			if _, err := io.WriteString(c, request); err != nil {
-				return
-			}
-			if res, err := http.ReadResponse(bufio.NewReader(c), nil); err == nil {
-				_, _ = io.Copy(io.Discard, res.Body)
-				statuses[i] = res.StatusCode
-			}
-		})
-	}
-	t0 := time.Now()
-	close(start)
-	wg.Wait()
-	took := time.Since(t0)
-
-	count := map[int]int{}
-	for _, s := range statuses {
-		count[s]++
-	}
-	after := workers()
-	var spread []string
-	for w := range min(len(before), len(after)) {
-		spread = append(spread, fmt.Sprintf("worker_%d %d", w, after[w]-before[w]))
-	}
-	n := len(ids.IntrospectionsOf(tok))
-	fmt.Printf("statuses       %v (0 = no answer), all answered in %s\n", count, took.Round(time.Millisecond))
-	fmt.Printf("connections    %s\n", strings.Join(spread, ", "))
-	fmt.Printf("introspections %d for that token (target 1)\n", n)
-	return n, nil
-}
-
-// flatness is the verdict of the memory check.
-type flatness struct {
-	ok     bool
-	spread float64 // (max-min)/min of the last three samples
-}
-
-// memoryTest sends *tokens requests through the warm listener (a cache of
-// *cacheEntries entries), each with a distinct valid token, and samples
-// Envoy's RSS every quarter. Tokens are issued in-process; the IdS keeps no
-// history, so only its token map grows here.
-func memoryTest(base string, pid int, ids *fixtures.IdS) (flatness, error) {
-	fmt.Printf("\n== Memory: %d distinct tokens through %q (cache_max_entries %d), %d keep-alive clients\n",
-		*tokens, warm, *cacheEntries, *memWorkers)
-	client := &http.Client{
-		Timeout:   10 * time.Second,
-		Transport: &http.Transport{MaxIdleConnsPerHost: *memWorkers, MaxConnsPerHost: *memWorkers},
-	}
-	rss0, err := rssKB(pid)
-	if err != nil {
-		return flatness{}, err
-	}
-	introspections0 := ids.Introspections()
-	fmt.Printf("%10s %12s %10s %12s %8s %9s\n", "tokens", "Envoy RSS", "Δ vs 0", "req/s", "non-200", "elapsed")
-	fmt.Printf("%10d %9.1f MiB %10s %12s %8s %9s\n", 0, float64(rss0)/1024, "-", "-", "-", "-")
-
-	deadline := time.Now().Add(*memBudget)
-	began := time.Now()
-	var samples []int
-	var sent, bad atomic.Int64
-	for q := 1; q <= 4; q++ {
-		target := int64(*tokens) * int64(q) / 4
-		t0, s0 := time.Now(), sent.Load()
-		var wg sync.WaitGroup
-		for range *memWorkers {
-			wg.Go(func() {
-				for time.Now().Before(deadline) {
-					if sent.Add(1) > target {
-						sent.Add(-1)
-						return
-					}
-					tok := ids.Issue(fixtures.TokenOptions{Scope: "read"})
-					if status, err := get(client, base+"/mem", tok); err != nil || status != http.StatusOK {
-						bad.Add(1)
-					}
-				}
-			})
-		}
-		wg.Wait()
-		rss, err := rssKB(pid)
-		if err != nil {
-			return flatness{}, err
-		}
-		samples = append(samples, rss)
-		done := sent.Load()
-		fmt.Printf("%10d %9.1f MiB %+9.1f%% %12.0f %8d %9s\n", done, float64(rss)/1024,
-			100*(float64(rss)/float64(rss0)-1), float64(done-s0)/time.Since(t0).Seconds(), bad.Load(),
-			time.Since(began).Round(time.Second))
-		if done < target {
-			fmt.Printf("stopped at the %s budget: %d of %d tokens sent in %s\n", *memBudget, done, *tokens, time.Since(began).Round(time.Second))
-			break
-		}
-	}
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	fmt.Printf("introspections %d during the check; bench process heap %.0f MiB\n",
-		ids.Introspections()-introspections0, float64(ms.HeapInuse)/(1<<20))
-
-	if len(samples) < 3 {
-		return flatness{}, nil
-	}
-	last := samples[len(samples)-3:]
-	lo, hi := slices.Min(last), slices.Max(last)
-	f := flatness{spread: float64(hi-lo) / float64(lo)}
-	f.ok = f.spread <= flatTolerance
-	fmt.Printf("last three samples within %.1f%%: %s\n", 100*f.spread, map[bool]string{true: "flat", false: "NOT flat"}[f.ok])
-	return f, nil
-}
-
-// rssKB reads VmRSS of a process, in KiB.
-func rssKB(pid int) (int, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			return strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
-		}
-	}
-	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
-}
-
-// printStats prints Envoy's wasm stats and whatever the filter defines, and
-// counts the plugin's warning and error log lines.
-func printStats(ctx context.Context, envoy *harness.Envoy) {
-	fmt.Printf("\n== Envoy stats of the wasm runtime and the filter (^wasm)\n")
-	body, err := envoy.Admin(ctx, "/stats?filter="+url.QueryEscape("^wasm"))
-	if err != nil {
-		fmt.Printf("cannot read stats: %v\n", err)
-	}
-	fmt.Print(body)
-	logText, err := envoy.Log()
-	if err != nil {
-		return
-	}
-	levels := map[string]int{}
-	for _, line := range strings.Split(logText, "\n") {
-		if !strings.Contains(line, "wasm log") {
-			continue
-		}
-		for _, lvl := range []string{"[warning]", "[error]", "[critical]"} {
-			if strings.Contains(line, lvl) {
-				levels[lvl]++
-			}
-		}
-	}
-	fmt.Printf("plugin log lines: %d warning, %d error, %d critical\n", levels["[warning]"], levels["[error]"], levels["[critical]"])
 }

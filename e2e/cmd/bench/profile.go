@@ -1,0 +1,156 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// profile is what the debugstats module said over the profile run: the
+// difference between two of its lines, of one VM.
+type profile struct {
+	vm       string
+	requests uint64
+	delta    map[string]uint64 // field → increase over the window
+	last     map[string]uint64 // the later line, as is
+	run      sample
+}
+
+func (p profile) per(field string) float64 {
+	return float64(p.delta[field]) / float64(max(p.requests, 1))
+}
+
+// debugLines parses the "debugstats:" lines of an Envoy log, by VM, in order.
+func debugLines(log string) map[string][]map[string]uint64 {
+	out := map[string][]map[string]uint64{}
+	for _, line := range strings.Split(log, "\n") {
+		_, rest, ok := strings.Cut(line, "debugstats: ")
+		if !ok {
+			continue
+		}
+		vm := ""
+		fields := map[string]uint64{}
+		for _, kv := range strings.Fields(rest) {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok {
+				continue
+			}
+			if k == "vm" {
+				vm = v
+				continue
+			}
+			if n, err := strconv.ParseUint(v, 10, 64); err == nil {
+				fields[k] = n
+			}
+		}
+		if vm != "" {
+			out[vm] = append(out[vm], fields)
+		}
+	}
+	return out
+}
+
+// profile is phase 2: cache hits at one connection on the debugstats build.
+func (b *bench) profile() error {
+	envoy, pid, err := b.start(1, debugHit)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = envoy.Stop() }()
+	u := envoy.URL(debugHit)
+	if err := b.fill(u); err != nil {
+		return err
+	}
+	if _, err := load(u+"/warmup", b.tok, *warmup, 1, 0); err != nil {
+		return err
+	}
+	before, err := envoy.Log()
+	if err != nil {
+		return err
+	}
+	introspections := b.ids.Introspections()
+	run, err := load(u+"/profile", b.tok, *profileDur, 1, pid)
+	if err != nil {
+		return err
+	}
+	if n := b.ids.Introspections() - introspections; n != 0 {
+		return fmt.Errorf("profile: %d introspections during the run: not all cache hits", n)
+	}
+	time.Sleep(200 * time.Millisecond)
+	after, err := envoy.Log()
+	if err != nil {
+		return err
+	}
+	if err := stop(envoy); err != nil {
+		return err
+	}
+	lines := debugLines(after[len(before):])
+	var vm string
+	for k, v := range lines {
+		if len(v) > len(lines[vm]) {
+			vm = k
+		}
+	}
+	if len(lines[vm]) < 2 {
+		return fmt.Errorf("profile: %d debugstats lines in Envoy's log over %d requests (is filter/zdebugstats.go built in?)", len(lines[vm]), run.count)
+	}
+	first, last := lines[vm][0], lines[vm][len(lines[vm])-1]
+	p := profile{vm: vm, requests: last["requests"] - first["requests"], delta: map[string]uint64{}, last: last, run: run}
+	for k, v := range last {
+		p.delta[k] = v - first[k]
+	}
+	b.prof = p
+	b.printProfile()
+	return nil
+}
+
+func (b *bench) printProfile() {
+	p := b.prof
+	fmt.Printf("\n== Profile of a cache hit in the compiled module (filter built with -tags debugstats; 1 worker, 1 connection, %s)\n", *profileDur)
+	fmt.Printf("window: %d requests in VM %s, between two of its debugstats lines (Envoy CPU %.1f µs/request for this build, p50 %.0f µs)\n",
+		p.requests, p.vm, p.run.cpuPerReq(), p.run.p50)
+	row := func(what string, v float64, how string) { fmt.Printf("  %-52s %8.3f   %s\n", what, v, how) }
+	fmt.Printf("callbacks Envoy makes into the filter's contexts, per request (counted in the VM)\n")
+	row("proxy_on_context_create (NewHttpContext)", p.per("created"), "counted")
+	row("proxy_on_request_headers", p.per("rq_headers"), "counted")
+	row("proxy_on_request_body", p.per("rq_body"), "counted")
+	row("proxy_on_request_trailers", p.per("rq_trailers"), "counted")
+	row("proxy_on_response_headers", p.per("rs_headers"), "counted")
+	row("proxy_on_response_body", p.per("rs_body"), "counted")
+	row("proxy_on_response_trailers", p.per("rs_trailers"), "counted")
+	row("proxy_on_log (OnHttpStreamDone)", p.per("stream_done"), "counted")
+	fmt.Printf("  %-52s %8s   %s\n", "proxy_on_done, proxy_on_delete", "1 + 1", "not visible to contexts: the SDK answers them itself (Envoy calls both per stream)")
+	counted := p.per("created") + p.per("rq_headers") + p.per("rq_body") + p.per("rq_trailers") + p.per("rs_headers") + p.per("rs_body") + p.per("rs_trailers") + p.per("stream_done")
+	fmt.Printf("host calls of the filter per request (through host.go and its clock)\n")
+	for _, f := range []struct{ field, name string }{
+		{"get_header", "proxy_get_header_map_value"},
+		{"replace_header", "proxy_replace_header_map_value"},
+		{"remove_header", "proxy_remove_header_map_value"},
+		{"add_header", "proxy_add_header_map_value"},
+		{"send_reply", "proxy_send_local_response"},
+		{"get_shared", "proxy_get_shared_data"},
+		{"set_shared", "proxy_set_shared_data"},
+		{"clock", "clock_time_get (time.Now; WASI)"},
+	} {
+		row(f.name, p.per(f.field), "counted")
+	}
+	fmt.Printf("  %-52s %8s   %s\n", "proxy_increment_metric", "2", "from the code: cache.hits and requests.allowed")
+	hostCalls := p.per("get_header") + p.per("replace_header") + p.per("remove_header") + p.per("add_header") +
+		p.per("send_reply") + p.per("get_shared") + p.per("set_shared") + p.per("clock") + 2
+	allocEntries := p.per("get_header") + p.per("get_shared") // each value returned is one proxy_on_memory_allocate
+	fmt.Printf("  %-52s %8.3f\n", "total host calls", hostCalls)
+	fmt.Printf("entries into the Go runtime per request\n")
+	row("callbacks (counted above, + on_done + on_delete)", counted+2, "")
+	row("proxy_on_memory_allocate", allocEntries, "one per value the host returns: each header read and shared-data read that finds one")
+	row("total", counted+2+allocEntries, "")
+	fmt.Printf("Go runtime in the VM\n")
+	row("allocations per request", p.per("mallocs"), "runtime.MemStats.Mallocs; includes the SDK's and proxy_on_memory_allocate's")
+	row("bytes allocated per request", p.per("total_alloc"), "MemStats.TotalAlloc")
+	row("GC cycles per 10k requests", 1e4*p.per("num_gc"), "MemStats.NumGC")
+	row("GC pause µs per 10k requests", 1e4*p.per("pause_total_ns")/1e3, "MemStats.PauseTotalNs")
+	fmt.Printf("  heap at the end: HeapAlloc %.2f MiB, HeapInuse %.2f MiB, HeapSys %.2f MiB, StackSys %.2f MiB, Sys %.2f MiB (what the Go runtime holds of linear memory), NextGC %.2f MiB\n",
+		mib(p.last["heap_alloc"]), mib(p.last["heap_inuse"]), mib(p.last["heap_sys"]), mib(p.last["stack_sys"]), mib(p.last["sys"]), mib(p.last["next_gc"]))
+}
+
+func mib(n uint64) float64 { return float64(n) / (1 << 20) }
