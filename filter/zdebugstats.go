@@ -15,6 +15,10 @@
 // itself allocates once, so a window of debugStatsEvery requests carries one
 // allocation that is not the filter's.
 //
+// It also counts the filter's host calls on a request's path by wrapping the
+// variables of host.go (and the clock, now), which init functions may
+// replace: package variables are set before any init runs.
+//
 // The file is named to sort after main.go: the go command runs a package's
 // init functions in file-name order, and this one must replace the VM context
 // main.go's init registers. Nothing else in the package knows about it.
@@ -24,6 +28,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"strconv"
+	"time"
 
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
@@ -34,6 +39,98 @@ const debugStatsEvery = 1000
 
 func init() {
 	proxywasm.SetVMContext(&statsVM{VMContext: &vmContext{}, tag: strconv.FormatUint(rand.Uint64()%1e6, 10)})
+	countHostCalls()
+}
+
+// hostCalls counts the filter's calls through host.go's variables (and its
+// clock, a WASI clock_time_get each). Metric increments go to the SDK
+// directly and are not counted here.
+var hostCalls struct {
+	getHeader, replaceHeader, removeHeader, addHeader, sendReply, getShared, setShared, clock uint64
+}
+
+// countHostCalls wraps the host calls of a request's path with counters and,
+// on the sampled requests, timers.
+func countHostCalls() {
+	gh, rh, rmh, ah, sr, gs, ss, clock := getHeader, replaceHeader, removeHeader, addHeader, sendReply, getShared, setShared, now
+	getHeader = func(k string) (string, error) {
+		hostCalls.getHeader++
+		t := startTimer()
+		defer stopTimer(&timing.getHeaderNs, t)
+		return gh(k)
+	}
+	replaceHeader = func(k, v string) error {
+		hostCalls.replaceHeader++
+		t := startTimer()
+		defer stopTimer(&timing.replaceHeaderNs, t)
+		return rh(k, v)
+	}
+	removeHeader = func(k string) error {
+		hostCalls.removeHeader++
+		t := startTimer()
+		defer stopTimer(&timing.otherNs, t)
+		return rmh(k)
+	}
+	addHeader = func(k, v string) error {
+		hostCalls.addHeader++
+		t := startTimer()
+		defer stopTimer(&timing.otherNs, t)
+		return ah(k, v)
+	}
+	sendReply = func(s uint32, h [][2]string, b []byte, g int32) error {
+		hostCalls.sendReply++
+		t := startTimer()
+		defer stopTimer(&timing.otherNs, t)
+		return sr(s, h, b, g)
+	}
+	getShared = func(k string) ([]byte, uint32, error) {
+		hostCalls.getShared++
+		t := startTimer()
+		defer stopTimer(&timing.otherNs, t)
+		return gs(k)
+	}
+	setShared = func(k string, v []byte, cas uint32) error {
+		hostCalls.setShared++
+		t := startTimer()
+		defer stopTimer(&timing.otherNs, t)
+		return ss(k, v, cas)
+	}
+	now = func() time.Time {
+		hostCalls.clock++
+		t := startTimer()
+		defer stopTimer(&timing.clockNs, t)
+		return clock()
+	}
+}
+
+// timeEvery: one request-header callback in timeEvery is timed from inside
+// the VM, with the host calls it makes. A timer costs a clock read at each
+// end (three clock_time_get calls); the bench subtracts what an empty timed
+// section measures (emptyNs, once per sample).
+const timeEvery = 16
+
+var timing struct {
+	on                                             bool
+	samples, nested                                uint64
+	headersNs, emptyNs                             uint64
+	getHeaderNs, replaceHeaderNs, clockNs, otherNs uint64
+}
+
+// startTimer starts timing a host call when the request is sampled (else it
+// returns the zero time); stopTimer adds the time since to *sum. Neither
+// allocates.
+func startTimer() time.Time {
+	if !timing.on {
+		return time.Time{}
+	}
+	timing.nested++
+	return time.Now()
+}
+
+func stopTimer(sum *uint64, t time.Time) {
+	if !t.IsZero() {
+		*sum += uint64(time.Since(t))
+	}
 }
 
 // callbacks counts the callbacks of one VM into its HTTP contexts.
@@ -77,7 +174,18 @@ func (h *statsHTTP) OnHttpRequestHeaders(n int, end bool) types.Action {
 	if v.n.reqHeaders%debugStatsEvery == 0 {
 		v.log()
 	}
-	return h.HttpContext.OnHttpRequestHeaders(n, end)
+	if v.n.reqHeaders%timeEvery != 0 {
+		return h.HttpContext.OnHttpRequestHeaders(n, end)
+	}
+	e := time.Now()
+	timing.emptyNs += uint64(time.Since(e))
+	timing.on = true
+	t := time.Now()
+	a := h.HttpContext.OnHttpRequestHeaders(n, end)
+	timing.headersNs += uint64(time.Since(t))
+	timing.on = false
+	timing.samples++
+	return a
 }
 
 func (h *statsHTTP) OnHttpRequestBody(n int, end bool) types.Action {
@@ -132,7 +240,24 @@ func (v *statsVM) log() {
 	field("rs_body", v.n.respBody)
 	field("rs_trailers", v.n.respTrailers)
 	field("stream_done", v.n.streamDone)
+	field("get_header", hostCalls.getHeader)
+	field("replace_header", hostCalls.replaceHeader)
+	field("remove_header", hostCalls.removeHeader)
+	field("add_header", hostCalls.addHeader)
+	field("send_reply", hostCalls.sendReply)
+	field("get_shared", hostCalls.getShared)
+	field("set_shared", hostCalls.setShared)
+	field("clock", hostCalls.clock)
+	field("t_samples", timing.samples)
+	field("t_nested", timing.nested)
+	field("t_empty_ns", timing.emptyNs)
+	field("t_headers_ns", timing.headersNs)
+	field("t_get_header_ns", timing.getHeaderNs)
+	field("t_replace_header_ns", timing.replaceHeaderNs)
+	field("t_clock_ns", timing.clockNs)
+	field("t_other_ns", timing.otherNs)
 	field("mallocs", m.Mallocs)
+	field("total_alloc", m.TotalAlloc)
 	field("frees", m.Frees)
 	field("num_gc", uint64(m.NumGC))
 	field("pause_total_ns", m.PauseTotalNs)
