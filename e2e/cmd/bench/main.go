@@ -85,7 +85,7 @@ const (
 
 var (
 	quick        = flag.Bool("quick", false, "a short run (~2 minutes): fewer, shorter rounds and a smaller churn")
-	rounds       = flag.Int("rounds", 8, "interleaved rounds over the listeners")
+	rounds       = flag.Int("rounds", 10, "interleaved rounds over the listeners")
 	oneDur       = flag.Duration("one", 2500*time.Millisecond, "length of a one-connection run")
 	satDur       = flag.Duration("sat", 2*time.Second, "length of a saturation run")
 	satConns     = flag.Int("sat-conns", 32, "connections of a saturation run")
@@ -139,7 +139,6 @@ type bench struct {
 	ids                           *fixtures.IdS
 	secret                        string
 	tok, noCacheTok, jwt          string // a token the hit listeners cache; one for nocache; tok's JWT
-	keepDirs                      bool
 	envoyVersion                  string
 	filterInfo, noopInfo          *wasmInfo
 	sideOne, sideSat              map[string][]sample
@@ -313,7 +312,7 @@ func stop(envoy *harness.Envoy) error {
 		return err
 	}
 	if bad := harness.VMFailures(text); len(bad) > 0 {
-		return fmt.Errorf("Envoy's log (%s) says a wasm VM failed:\n%s", envoy.LogPath, strings.Join(bad[:min(len(bad), 5)], "\n"))
+		return fmt.Errorf("a wasm VM failed, says Envoy's log (%s):\n%s", envoy.LogPath, strings.Join(bad[:min(len(bad), 5)], "\n"))
 	}
 	return nil
 }
