@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -102,6 +104,21 @@ func (b *bench) profile() error {
 	}
 	b.prof = p
 	b.printProfile()
+
+	// The same counts, exact, for the module under test: a counting host
+	// under wazero (tools/hostcount) sees every host call, WASI included, and
+	// every proxy_on_memory_allocate.
+	rootDir, err := filepath.Abs(*root)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command("go", "run", "./tools/hostcount", "-wasm", b.wasmPath)
+	cmd.Dir = rootDir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("tools/hostcount: %v\n%s", err, out)
+	}
+	fmt.Printf("\n%s", out)
 	return nil
 }
 
