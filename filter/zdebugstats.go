@@ -13,7 +13,9 @@
 // allocations per request, GC cycles per 10k requests, callbacks per request.
 // Counting and reading MemStats at that rate cost next to nothing; the line
 // itself allocates once, so a window of debugStatsEvery requests carries one
-// allocation that is not the filter's.
+// allocation that is not the filter's. Each HTTP context's wrapper is one
+// allocation per request, and the probes' allocations are logged
+// (a_probes): readers take both out.
 //
 // It also counts the filter's host calls on a request's path by wrapping the
 // variables of host.go (and the clock, now), which init functions may
@@ -50,87 +52,148 @@ var hostCalls struct {
 }
 
 // countHostCalls wraps the host calls of a request's path with counters and,
-// on the sampled requests, timers.
+// on the sampled requests, timers or allocation counters.
 func countHostCalls() {
 	gh, rh, rmh, ah, sr, gs, ss, clock := getHeader, replaceHeader, removeHeader, addHeader, sendReply, getShared, setShared, now
 	getHeader = func(k string) (string, error) {
 		hostCalls.getHeader++
-		t := startTimer()
-		defer stopTimer(&timing.getHeaderNs, t)
+		defer begin().end(&timing.getHeaderNs, &allocs.getHeader)
 		return gh(k)
 	}
 	replaceHeader = func(k, v string) error {
 		hostCalls.replaceHeader++
-		t := startTimer()
-		defer stopTimer(&timing.replaceHeaderNs, t)
+		defer begin().end(&timing.replaceHeaderNs, &allocs.replaceHeader)
 		return rh(k, v)
 	}
 	removeHeader = func(k string) error {
 		hostCalls.removeHeader++
-		t := startTimer()
-		defer stopTimer(&timing.otherNs, t)
+		defer begin().end(&timing.otherNs, &allocs.other)
 		return rmh(k)
 	}
 	addHeader = func(k, v string) error {
 		hostCalls.addHeader++
-		t := startTimer()
-		defer stopTimer(&timing.otherNs, t)
+		defer begin().end(&timing.otherNs, &allocs.other)
 		return ah(k, v)
 	}
 	sendReply = func(s uint32, h [][2]string, b []byte, g int32) error {
 		hostCalls.sendReply++
-		t := startTimer()
-		defer stopTimer(&timing.otherNs, t)
+		defer begin().end(&timing.otherNs, &allocs.other)
 		return sr(s, h, b, g)
 	}
 	getShared = func(k string) ([]byte, uint32, error) {
 		hostCalls.getShared++
-		t := startTimer()
-		defer stopTimer(&timing.otherNs, t)
+		defer begin().end(&timing.otherNs, &allocs.other)
 		return gs(k)
 	}
 	setShared = func(k string, v []byte, cas uint32) error {
 		hostCalls.setShared++
-		t := startTimer()
-		defer stopTimer(&timing.otherNs, t)
+		defer begin().end(&timing.otherNs, &allocs.other)
 		return ss(k, v, cas)
 	}
 	now = func() time.Time {
 		hostCalls.clock++
-		t := startTimer()
-		defer stopTimer(&timing.clockNs, t)
+		defer begin().end(&timing.clockNs, &allocs.clock)
 		return clock()
 	}
 }
 
-// timeEvery: one request-header callback in timeEvery is timed from inside
-// the VM, with the host calls it makes. A timer costs a clock read at each
-// end (three clock_time_get calls); the bench subtracts what an empty timed
-// section measures (emptyNs, once per sample).
-const timeEvery = 16
+// sampleEvery: of every sampleEvery request-header callbacks, one (n % 16 ==
+// 0) is timed from inside the VM with the host calls it makes, and another
+// (n % 16 == 8) has the allocations of each host call counted. A timer costs
+// a clock read at each end (three clock_time_get calls); the bench subtracts
+// what an empty timed section measures (emptyNs, once per sample).
+const sampleEvery = 16
 
 var timing struct {
 	on                                             bool
 	samples, nested                                uint64
 	headersNs, emptyNs                             uint64
 	getHeaderNs, replaceHeaderNs, clockNs, otherNs uint64
+	// Probes after the timed callback: one read of a header the request does
+	// not have, one of Authorization (which the host returns through
+	// proxy_on_memory_allocate), one increment of a metric of this file's own.
+	probeAbsentNs, probePresentNs, probeMetricNs uint64
 }
 
-// startTimer starts timing a host call when the request is sampled (else it
-// returns the zero time); stopTimer adds the time since to *sum. Neither
-// allocates.
-func startTimer() time.Time {
-	if !timing.on {
-		return time.Time{}
-	}
-	timing.nested++
-	return time.Now()
+// allocs counts allocations (MemStats.Mallocs) on the allocation samples;
+// the probe's are counted on the timed samples, and the bench takes them out
+// of the allocations per request.
+var allocs struct {
+	on                                        bool
+	samples, headers                          uint64
+	getHeader, replaceHeader, clock, other    uint64
+	probes, probeAbsent, probePresent, metric uint64
 }
 
-func stopTimer(sum *uint64, t time.Time) {
-	if !t.IsZero() {
-		*sum += uint64(time.Since(t))
+func mallocs() uint64 {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.Mallocs
+}
+
+// mark is the start of a timed or allocation-counted host call.
+type mark struct {
+	t       time.Time
+	mallocs uint64
+	counted bool
+}
+
+// begin marks the start of a host call; neither it nor end allocates.
+func begin() mark {
+	switch {
+	case timing.on:
+		timing.nested++
+		return mark{t: time.Now()}
+	case allocs.on:
+		return mark{mallocs: mallocs(), counted: true}
 	}
+	return mark{}
+}
+
+func (k mark) end(ns, n *uint64) {
+	if !k.t.IsZero() {
+		*ns += uint64(time.Since(k.t))
+	}
+	if k.counted {
+		*n += mallocs() - k.mallocs
+	}
+}
+
+// probeHeader is the host's GetHttpRequestHeader, unwrapped; probeMetric is
+// the probes' counter, defined at the first probe.
+var (
+	probeHeader = proxywasm.GetHttpRequestHeader
+	probeMetric proxywasm.MetricCounter
+	probeReady  bool
+)
+
+func probe() {
+	if !probeReady {
+		probeMetric, probeReady = proxywasm.DefineCounterMetric("phantom_token.debugstats.probes"), true
+	}
+	m0 := mallocs()
+	header := func(name string, ns, n *uint64) {
+		m := mallocs()
+		t := time.Now()
+		_, _ = probeHeader(name)
+		*ns += uint64(time.Since(t))
+		*n += mallocs() - m
+	}
+	// In turn one order and the other: the first host call after the
+	// callback may pay for what the callback left behind.
+	if timing.samples%2 == 0 {
+		header("x-debugstats-absent", &timing.probeAbsentNs, &allocs.probeAbsent)
+		header("authorization", &timing.probePresentNs, &allocs.probePresent)
+	} else {
+		header("authorization", &timing.probePresentNs, &allocs.probePresent)
+		header("x-debugstats-absent", &timing.probeAbsentNs, &allocs.probeAbsent)
+	}
+	m := mallocs()
+	t := time.Now()
+	probeMetric.Increment(1)
+	timing.probeMetricNs += uint64(time.Since(t))
+	allocs.metric += mallocs() - m
+	allocs.probes += mallocs() - m0
 }
 
 // callbacks counts the callbacks of one VM into its HTTP contexts.
@@ -174,7 +237,17 @@ func (h *statsHTTP) OnHttpRequestHeaders(n int, end bool) types.Action {
 	if v.n.reqHeaders%debugStatsEvery == 0 {
 		v.log()
 	}
-	if v.n.reqHeaders%timeEvery != 0 {
+	switch v.n.reqHeaders % sampleEvery {
+	case 0:
+	case sampleEvery / 2:
+		allocs.on = true
+		m := mallocs()
+		a := h.HttpContext.OnHttpRequestHeaders(n, end)
+		allocs.headers += mallocs() - m
+		allocs.on = false
+		allocs.samples++
+		return a
+	default:
 		return h.HttpContext.OnHttpRequestHeaders(n, end)
 	}
 	e := time.Now()
@@ -185,6 +258,7 @@ func (h *statsHTTP) OnHttpRequestHeaders(n int, end bool) types.Action {
 	timing.headersNs += uint64(time.Since(t))
 	timing.on = false
 	timing.samples++
+	probe()
 	return a
 }
 
@@ -256,6 +330,19 @@ func (v *statsVM) log() {
 	field("t_replace_header_ns", timing.replaceHeaderNs)
 	field("t_clock_ns", timing.clockNs)
 	field("t_other_ns", timing.otherNs)
+	field("t_probe_absent_ns", timing.probeAbsentNs)
+	field("t_probe_present_ns", timing.probePresentNs)
+	field("t_probe_metric_ns", timing.probeMetricNs)
+	field("a_samples", allocs.samples)
+	field("a_headers", allocs.headers)
+	field("a_get_header", allocs.getHeader)
+	field("a_replace_header", allocs.replaceHeader)
+	field("a_clock", allocs.clock)
+	field("a_other", allocs.other)
+	field("a_probes", allocs.probes)
+	field("a_probe_absent", allocs.probeAbsent)
+	field("a_probe_present", allocs.probePresent)
+	field("a_probe_metric", allocs.metric)
 	field("mallocs", m.Mallocs)
 	field("total_alloc", m.TotalAlloc)
 	field("frees", m.Frees)

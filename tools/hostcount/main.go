@@ -339,7 +339,17 @@ func (h *host) print(n int, logs []string) {
 		a, z := lines[0], lines[len(lines)-1]
 		reqs := float64(z["requests"] - a["requests"])
 		fmt.Printf("Go runtime (debugstats lines, %0.f requests)\n", reqs)
-		fmt.Printf("  %-40s %.3f\n", "allocations per request", float64(z["mallocs"]-a["mallocs"])/reqs)
+		d := func(k string) float64 { return float64(z[k] - a[k]) }
+		fmt.Printf("  %-40s %.3f (%.3f with the debug build's wrapper of each HTTP context)\n", "allocations per request",
+			(d("mallocs")-d("a_probes")-d("created"))/reqs, (d("mallocs")-d("a_probes"))/reqs)
+		if n := d("a_samples"); n > 0 {
+			fmt.Printf("  %-40s %.2f (get header %.2f, replace header %.2f, clock %.2f, other host calls %.2f)\n", "  in proxy_on_request_headers",
+				d("a_headers")/n, d("a_get_header")/n, d("a_replace_header")/n, d("a_clock")/n, d("a_other")/n)
+		}
+		if n := d("t_samples"); n > 0 {
+			fmt.Printf("  %-40s absent header %.2f, present header %.2f, metric increment %.2f\n", "allocations of one host call (probes)",
+				d("a_probe_absent")/n, d("a_probe_present")/n, d("a_probe_metric")/n)
+		}
 		fmt.Printf("  %-40s %.1f\n", "bytes allocated per request", float64(z["total_alloc"]-a["total_alloc"])/reqs)
 		fmt.Printf("  %-40s %.2f\n", "GC cycles per 10k requests", 1e4*float64(z["num_gc"]-a["num_gc"])/reqs)
 	}

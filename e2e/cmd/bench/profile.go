@@ -157,7 +157,7 @@ func (b *bench) printProfile() {
 		p.per("send_reply") + p.per("get_shared") + p.per("set_shared") + p.per("clock") + 2
 	allocEntries := p.per("get_header") + p.per("get_shared") // each value returned is one proxy_on_memory_allocate
 	fmt.Printf("  %-52s %8.3f\n", "total host calls", hostCalls)
-	fmt.Printf("entries into the Go runtime per request\n")
+	fmt.Printf("entries into the Go runtime per request (callbacks counted, the rest from the host calls)\n")
 	row("callbacks (counted above, + on_done + on_delete)", counted+2, "")
 	row("proxy_on_memory_allocate", allocEntries, "one per value the host returns: each header read and shared-data read that finds one")
 	row("total", counted+2+allocEntries, "")
@@ -176,10 +176,25 @@ func (b *bench) printProfile() {
 			row("  other host calls", other, "")
 		}
 		row("  the rest: Go code and 2 metric increments", headers-gh-rh-ck-other, "")
+		fmt.Printf("  probes after the callback (µs, each less one empty timer): header absent %.3f, header present %.3f (the difference: one\n"+
+			"  proxy_on_memory_allocate entry, its allocation and copy), one metric increment %.3f\n",
+			us("t_probe_absent_ns")-empty, us("t_probe_present_ns")-empty, us("t_probe_metric_ns")-empty)
 	}
 	fmt.Printf("Go runtime in the VM\n")
-	row("allocations per request", p.per("mallocs"), "runtime.MemStats.Mallocs; includes the SDK's and proxy_on_memory_allocate's")
-	row("bytes allocated per request", p.per("total_alloc"), "MemStats.TotalAlloc")
+	allocsPer := p.per("mallocs") - p.per("a_probes") - p.per("created")
+	row("allocations per request", allocsPer, "MemStats.Mallocs, less the probes' and the debug wrapper's (1 per request)")
+	if n := float64(p.delta["a_samples"]); n > 0 {
+		a := func(f string) float64 { return float64(p.delta[f]) / n }
+		row("  in proxy_on_request_headers", a("a_headers"), fmt.Sprintf("get header %.2f, replace header %.2f, clock %.2f, other host calls %.2f",
+			a("a_get_header"), a("a_replace_header"), a("a_clock"), a("a_other")))
+		row("  elsewhere (context create, the other callbacks)", allocsPer-a("a_headers"), "")
+	}
+	if n := float64(p.delta["t_samples"]); n > 0 {
+		a := func(f string) float64 { return float64(p.delta[f]) / n }
+		fmt.Printf("  allocations of one GetHttpRequestHeader: header absent %.2f, present %.2f; one metric increment %.2f\n",
+			a("a_probe_absent"), a("a_probe_present"), a("a_probe_metric"))
+	}
+	row("bytes allocated per request", p.per("total_alloc"), "MemStats.TotalAlloc, with the probes' and the wrapper's")
 	row("GC cycles per 10k requests", 1e4*p.per("num_gc"), "MemStats.NumGC")
 	row("GC pause µs per 10k requests", 1e4*p.per("pause_total_ns")/1e3, "MemStats.PauseTotalNs")
 	fmt.Printf("  heap at the end: HeapAlloc %.2f MiB, HeapInuse %.2f MiB, HeapSys %.2f MiB, StackSys %.2f MiB, Sys %.2f MiB (what the Go runtime holds of linear memory), NextGC %.2f MiB\n",
