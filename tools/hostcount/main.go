@@ -7,7 +7,8 @@
 // Authorization header, metrics, shared data (the token's record is put in
 // its cache set beforehand, so the first request finds it there and the VM
 // keeps a copy: every later request is a hit in the VM's copy), a shared
-// queue and the tick. Every other import answers Ok. It drives each request
+// queue and the tick (it calls proxy_on_tick every -tick-every requests).
+// Every other import answers Ok. It drives each request
 // as Envoy 1.40 does for a GET with no request body (the callbacks a
 // debugstats build counts in Envoy): context create, request headers,
 // response headers, response body twice, log, done, delete.
@@ -41,8 +42,9 @@ import (
 )
 
 var (
-	wasmPath = flag.String("wasm", "build/phantom_token.wasm", "the compiled module")
-	requests = flag.Int("requests", 20_000, "cache hits counted, after 1,000 not counted")
+	wasmPath  = flag.String("wasm", "build/phantom_token.wasm", "the compiled module")
+	requests  = flag.Int("requests", 20_000, "cache hits counted, after 1,000 not counted")
+	tickEvery = flag.Int("tick-every", 10_000, "requests between two proxy_on_tick of the plugin (Envoy ticks by time: at 10k req/s, a 1 s period is one tick in 10k)")
 )
 
 // proxy-wasm ABI 0.2.1 values used here.
@@ -135,6 +137,11 @@ func run() error {
 		for range n {
 			if err := h.request(ctx, id); err != nil {
 				return err
+			}
+			if *tickEvery > 0 && id%uint64(*tickEvery) == 0 {
+				if _, err := h.call(ctx, "proxy_on_tick", rootID); err != nil {
+					return err
+				}
 			}
 			id++
 		}
