@@ -113,6 +113,9 @@ var timing struct {
 	// not have, one of Authorization (which the host returns through
 	// proxy_on_memory_allocate), one increment of a metric of this file's own.
 	probeAbsentNs, probePresentNs, probeMetricNs uint64
+	// The filter's NewHttpContext and OnHttpStreamDone (proxy_on_context_create
+	// and proxy_on_log), on samples of their own.
+	createNs, createSamples, doneNs, doneSamples uint64
 }
 
 // allocs counts allocations (MemStats.Mallocs) on the allocation samples;
@@ -218,7 +221,16 @@ type statsPlugin struct {
 }
 
 func (p *statsPlugin) NewHttpContext(id uint32) types.HttpContext {
+	var t time.Time
+	sampled := p.vm.n.created%sampleEvery == sampleEvery/4
+	if sampled {
+		t = time.Now()
+	}
 	h := p.PluginContext.NewHttpContext(id)
+	if sampled {
+		timing.createNs += uint64(time.Since(t))
+		timing.createSamples++
+	}
 	if h == nil {
 		return nil
 	}
@@ -289,7 +301,14 @@ func (h *statsHTTP) OnHttpResponseTrailers(n int) types.Action {
 
 func (h *statsHTTP) OnHttpStreamDone() {
 	h.vm.n.streamDone++
+	if h.vm.n.streamDone%sampleEvery != 3*sampleEvery/4 {
+		h.HttpContext.OnHttpStreamDone()
+		return
+	}
+	t := time.Now()
 	h.HttpContext.OnHttpStreamDone()
+	timing.doneNs += uint64(time.Since(t))
+	timing.doneSamples++
 }
 
 // log writes one line; MemStats are read before anything of the line is
@@ -333,6 +352,10 @@ func (v *statsVM) log() {
 	field("t_probe_absent_ns", timing.probeAbsentNs)
 	field("t_probe_present_ns", timing.probePresentNs)
 	field("t_probe_metric_ns", timing.probeMetricNs)
+	field("t_create_ns", timing.createNs)
+	field("t_create_samples", timing.createSamples)
+	field("t_done_ns", timing.doneNs)
+	field("t_done_samples", timing.doneSamples)
 	field("a_samples", allocs.samples)
 	field("a_headers", allocs.headers)
 	field("a_get_header", allocs.getHeader)

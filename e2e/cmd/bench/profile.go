@@ -173,6 +173,20 @@ func (b *bench) printProfile() {
 			row("  other host calls", other, "")
 		}
 		row("  the rest: Go code (and metric increments, if any)", headers-gh-rh-ck-other, "")
+		perSample := func(ns, n string) float64 { // less one empty timer
+			return float64(p.delta[ns])/float64(max(p.delta[n], 1))/1e3 - empty
+		}
+		create, done := perSample("t_create_ns", "t_create_samples"), perSample("t_done_ns", "t_done_samples")
+		row("the filter's NewHttpContext (proxy_on_context_create)", create, "timed on samples of its own")
+		row("the filter's OnHttpStreamDone (proxy_on_log)", done, "timed on samples of its own")
+		inVM := headers + create + done
+		row("the filter's Go code and host calls on a hit, in all", inVM, "the no-op filter's methods do nothing (about 0)")
+		if one := b.sideOne; len(one[hit]) > 0 {
+			d := paired(one[hit], one[noop], cpuOf, minus)
+			j := paired(one[noopJWT], one[noop], cpuOf, minus)
+			fmt.Printf("  of hit's %+.1f µs Envoy CPU/request over noop (side by side): %.1f in the filter's callbacks, %+.1f the JWT's bytes (noop-jwt),\n"+
+				"  %+.1f elsewhere (Envoy and V8 around the callbacks, and measurement noise)\n", d, inVM, j, d-inVM-j)
+		}
 		fmt.Printf("  probes after the callback (µs, each less one empty timer): header absent %.3f, header present %.3f (the difference: one\n"+
 			"  proxy_on_memory_allocate entry, its allocation and copy), one metric increment %.3f\n",
 			us("t_probe_absent_ns")-empty, us("t_probe_present_ns")-empty, us("t_probe_metric_ns")-empty)
