@@ -55,6 +55,17 @@ func debugLines(log string) map[string][]map[string]uint64 {
 
 // profile is phase 2: cache hits at one connection on the debugstats build.
 func (b *bench) profile() error {
+	if b.debugPath != "" {
+		if err := b.profileInEnvoy(); err != nil {
+			return err
+		}
+	}
+	return b.hostcount()
+}
+
+// profileInEnvoy drives the debugstats build with cache hits in Envoy and
+// prints what its VM counted.
+func (b *bench) profileInEnvoy() error {
 	envoy, pid, err := b.start(1, debugHit)
 	if err != nil {
 		return err
@@ -104,7 +115,11 @@ func (b *bench) profile() error {
 	}
 	b.prof = p
 	b.printProfile()
+	return nil
+}
 
+// hostcount prints tools/hostcount's counts for the module under test.
+func (b *bench) hostcount() error {
 	// The same counts, exact, for the module under test: a counting host
 	// under wazero (tools/hostcount) sees every host call, WASI included, and
 	// every proxy_on_memory_allocate.
@@ -115,8 +130,9 @@ func (b *bench) profile() error {
 	cmd := exec.Command("go", "run", "./tools/hostcount", "-wasm", b.wasmPath)
 	cmd.Dir = rootDir
 	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("tools/hostcount: %v\n%s", err, out)
+	if err != nil { // a report, not a target: the bench goes on
+		fmt.Printf("\ntools/hostcount failed: %v\n%s", err, out)
+		return nil
 	}
 	fmt.Printf("\n%s", out)
 	return nil
