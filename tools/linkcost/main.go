@@ -1,0 +1,154 @@
+// Command linkcost measures what linking one package (one use of it) adds to
+// a no-op Go wasip1 proxy-wasm module: it builds the no-op, then the no-op
+// plus each use below, and prints the sizes of the .wasm files and of their
+// code and data sections. The uses overlap (most pull fmt, strconv, reflect),
+// so the extras do not add up; the last rows combine several.
+//
+//	go run ./tools/linkcost
+//
+// Each variant is a small main package written into a temporary directory
+// inside this module (so it builds with this module's go.mod) and removed
+// afterwards.
+package main
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+const template = `package main
+
+import (
+	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
+	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
+%s)
+
+func main() {}
+
+func init() { proxywasm.SetVMContext(&vm{}) }
+
+type vm struct{ types.DefaultVMContext }
+
+func (*vm) NewPluginContext(uint32) types.PluginContext { return &plugin{} }
+
+type plugin struct{ types.DefaultPluginContext }
+
+var sink any
+
+func (*plugin) OnPluginStart(n int) types.OnPluginStartStatus {
+	b, _ := proxywasm.GetPluginConfiguration()
+	s := string(b)
+	_, _ = s, n
+%s
+	return types.OnPluginStartStatusOK
+}
+`
+
+// variant is a use of some packages.
+type variant struct {
+	name    string
+	imports []string
+	use     string
+}
+
+var variants = []variant{
+	{"no-op", nil, ""},
+	{"github.com/tidwall/gjson (Get)", []string{"github.com/tidwall/gjson"}, `sink = gjson.Get(s, "a").String()`},
+	{"fmt (Sprintf)", []string{"fmt"}, `sink = fmt.Sprintf("%s %d", s, n)`},
+	{"the SDK's LogInfof (fmt)", nil, `proxywasm.LogInfof("x %s", s)`},
+	{"net/url (Parse)", []string{"net/url"}, `sink, _ = url.Parse(s)`},
+	{"crypto/sha256 (Sum256)", []string{"crypto/sha256"}, `sink = sha256.Sum256(b)`},
+	{"encoding/json (Unmarshal)", []string{"encoding/json"}, `var v map[string]any; sink = json.Unmarshal(b, &v)`},
+	{"encoding/base64 (RawURLEncoding)", []string{"encoding/base64"}, `sink, _ = base64.RawURLEncoding.DecodeString(s)`},
+	{"time (ParseDuration, Now)", []string{"time"}, `sink, _ = time.ParseDuration(s); sink = time.Now().Unix()`},
+	{"time (Format)", []string{"time"}, `sink = time.Now().Format(time.RFC3339)`},
+	{"strconv (Itoa, ParseFloat)", []string{"strconv"}, `sink = strconv.Itoa(n); sink, _ = strconv.ParseFloat(s, 64)`},
+	{"errors.New + LogCritical", []string{"errors"}, `proxywasm.LogCritical(errors.New(s).Error())`},
+	{"all of the above but gjson and encoding/json", []string{"fmt", "net/url", "crypto/sha256", "encoding/base64", "time", "strconv", "errors"},
+		`sink = fmt.Sprintf("%s %d", s, n); proxywasm.LogInfof("x %s", s); sink, _ = url.Parse(s); sink = sha256.Sum256(b)
+	sink, _ = base64.RawURLEncoding.DecodeString(s); sink, _ = time.ParseDuration(s); sink = time.Now().Format(time.RFC3339)
+	sink = strconv.Itoa(n); proxywasm.LogCritical(errors.New(s).Error())`},
+	{"the same and gjson", []string{"fmt", "net/url", "crypto/sha256", "encoding/base64", "time", "strconv", "errors", "github.com/tidwall/gjson"},
+		`sink = fmt.Sprintf("%s %d", s, n); proxywasm.LogInfof("x %s", s); sink, _ = url.Parse(s); sink = sha256.Sum256(b)
+	sink, _ = base64.RawURLEncoding.DecodeString(s); sink, _ = time.ParseDuration(s); sink = time.Now().Format(time.RFC3339)
+	sink = strconv.Itoa(n); proxywasm.LogCritical(errors.New(s).Error()); sink = gjson.Get(s, "a").String()`},
+}
+
+func main() {
+	log.SetFlags(0)
+	dir, err := os.MkdirTemp(".", ".linkcost-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	fmt.Printf("%-46s %10s %10s %10s %10s\n", "no-op module plus", "file B", "+ file", "+ code", "+ data")
+	var base sizes
+	for i, v := range variants {
+		s, err := build(dir, i, v)
+		if err != nil {
+			log.Fatalf("%s: %v", v.name, err)
+		}
+		if i == 0 {
+			base = s
+		}
+		fmt.Printf("%-46s %10d %+10d %+10d %+10d\n", v.name, s.file, s.file-base.file, s.code-base.code, s.data-base.data)
+	}
+}
+
+type sizes struct{ file, code, data int }
+
+func build(dir string, i int, v variant) (sizes, error) {
+	pkg := filepath.Join(dir, fmt.Sprintf("v%d", i))
+	if err := os.MkdirAll(pkg, 0o755); err != nil {
+		return sizes{}, err
+	}
+	var imports strings.Builder
+	for _, p := range v.imports {
+		fmt.Fprintf(&imports, "\t%q\n", p)
+	}
+	src := fmt.Sprintf(template, imports.String(), "\t"+v.use)
+	if err := os.WriteFile(filepath.Join(pkg, "main.go"), []byte(src), 0o644); err != nil {
+		return sizes{}, err
+	}
+	out := filepath.Join(dir, fmt.Sprintf("v%d.wasm", i))
+	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-trimpath", "-o", out, "./"+filepath.ToSlash(pkg))
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return sizes{}, fmt.Errorf("%v\n%s", err, b)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		return sizes{}, err
+	}
+	return sectionSizes(b)
+}
+
+// sectionSizes reads the sizes of the code (10) and data (11) sections.
+func sectionSizes(b []byte) (sizes, error) {
+	s := sizes{file: len(b)}
+	if len(b) < 8 || !bytes.Equal(b[:4], []byte("\x00asm")) {
+		return s, errors.New("not a wasm module")
+	}
+	for off := 8; off < len(b); {
+		id := b[off]
+		n, k := binary.Uvarint(b[off+1:])
+		if k <= 0 || off+1+k+int(n) > len(b) {
+			return s, errors.New("truncated section")
+		}
+		switch id {
+		case 10:
+			s.code = int(n)
+		case 11:
+			s.data = int(n)
+		}
+		off += 1 + k + int(n)
+	}
+	return s, nil
+}
