@@ -58,7 +58,7 @@ e2e: build $(E2E_ENVOY_DEP) e2e-npm $(KEYCLOAK_DEP)
 # side by side in one Envoy (1 connection: p50, p99, Envoy CPU per request;
 # 32 connections: req/s); the filter's profile in the VM (-tags debugstats,
 # tools/hostcount); RSS of separate Envoys at 1, 2 and 8 workers; the module's
-# size by package. Prints PASS/MISS per target. About 7 minutes.
+# size by package. Prints PASS/MISS per target. About 6 minutes.
 bench: build $(E2E_ENVOY_DEP)
 	cd $(E2E_DIR) && ENVOY_PATH='$(ENVOY_PATH)' WASM_PATH='$(E2E_WASM)' \
 		go run ./cmd/bench $(BENCH_FLAGS)
