@@ -113,6 +113,9 @@ var timing struct {
 	// not have, one of Authorization (which the host returns through
 	// proxy_on_memory_allocate), one increment of a metric of this file's own.
 	probeAbsentNs, probePresentNs, probeMetricNs uint64
+	// The same header reads straight through the ABI (rawHeaderProbe), on
+	// wasip1 builds.
+	probeRawAbsentNs, probeRawPresentNs uint64
 	// The filter's NewHttpContext and OnHttpStreamDone (proxy_on_context_create
 	// and proxy_on_log), on samples of their own.
 	createNs, createSamples, doneNs, doneSamples uint64
@@ -126,6 +129,7 @@ var allocs struct {
 	samples, headers                          uint64
 	getHeader, replaceHeader, clock, other    uint64
 	probes, probeAbsent, probePresent, metric uint64
+	probeRaw                                  uint64
 }
 
 func mallocs() uint64 {
@@ -165,9 +169,10 @@ func (k mark) end(ns, n *uint64) {
 // probeHeader is the host's GetHttpRequestHeader, unwrapped; probeMetric is
 // the probes' counter, defined at the first probe.
 var (
-	probeHeader = proxywasm.GetHttpRequestHeader
-	probeMetric proxywasm.MetricCounter
-	probeReady  bool
+	probeHeader    = proxywasm.GetHttpRequestHeader
+	rawHeaderProbe func(name string) // see zdebugstats_wasip1.go
+	probeMetric    proxywasm.MetricCounter
+	probeReady     bool
 )
 
 func probe() {
@@ -182,12 +187,26 @@ func probe() {
 		*ns += uint64(time.Since(t))
 		*n += mallocs() - m
 	}
+	raw := func(name string, ns *uint64) {
+		if rawHeaderProbe == nil {
+			return
+		}
+		m := mallocs()
+		t := time.Now()
+		rawHeaderProbe(name)
+		*ns += uint64(time.Since(t))
+		allocs.probeRaw += mallocs() - m
+	}
 	// In turn one order and the other: the first host call after the
 	// callback may pay for what the callback left behind.
 	if timing.samples%2 == 0 {
 		header("x-debugstats-absent", &timing.probeAbsentNs, &allocs.probeAbsent)
 		header("authorization", &timing.probePresentNs, &allocs.probePresent)
+		raw("x-debugstats-absent", &timing.probeRawAbsentNs)
+		raw("authorization", &timing.probeRawPresentNs)
 	} else {
+		raw("authorization", &timing.probeRawPresentNs)
+		raw("x-debugstats-absent", &timing.probeRawAbsentNs)
 		header("authorization", &timing.probePresentNs, &allocs.probePresent)
 		header("x-debugstats-absent", &timing.probeAbsentNs, &allocs.probeAbsent)
 	}
@@ -352,6 +371,9 @@ func (v *statsVM) log() {
 	field("t_probe_absent_ns", timing.probeAbsentNs)
 	field("t_probe_present_ns", timing.probePresentNs)
 	field("t_probe_metric_ns", timing.probeMetricNs)
+	field("t_probe_raw_absent_ns", timing.probeRawAbsentNs)
+	field("t_probe_raw_present_ns", timing.probeRawPresentNs)
+	field("a_probe_raw", allocs.probeRaw)
 	field("t_create_ns", timing.createNs)
 	field("t_create_samples", timing.createSamples)
 	field("t_done_ns", timing.doneNs)
