@@ -66,6 +66,7 @@ const (
 	hit         = "hit"
 	noCache     = "nocache"
 	debugHit    = "hit-debugstats"
+	hitGOGC     = "hit-gogc"
 )
 
 var listeners = []string{passthrough, noop, noopJWT, hit, noCache}
@@ -100,6 +101,7 @@ var (
 	cacheEntries = flag.Int("cache-entries", 10_000, "cache_max_entries of the filter")
 	root         = flag.String("root", "..", "the repository root, where the debugstats module is built from")
 	top          = flag.Int("top", 25, "packages listed in the module breakdown")
+	gogc         = flag.String("gogc", "25", "GOGC of one more filter configuration in the memory phase (empty: none)")
 	phases       = flag.String("phases", "side,profile,memory", "phases to run, of side, profile, memory (the module breakdown always prints)")
 )
 
@@ -271,6 +273,8 @@ func (b *bench) scenario(name string) harness.Scenario {
 		return harness.Scenario{Name: hit, Plugin: b.plugin(true)}
 	case noCache:
 		return harness.Scenario{Name: noCache, Plugin: b.plugin(false)}
+	case hitGOGC:
+		return harness.Scenario{Name: hitGOGC, Plugin: b.plugin(true), VMID: "gogc", Env: map[string]string{"GOGC": *gogc}}
 	case debugHit:
 		return harness.Scenario{Name: debugHit, Plugin: b.plugin(true), WasmPath: b.debugPath, VMID: "debugstats"}
 	}

@@ -9,8 +9,13 @@ import (
 	"time"
 )
 
-// The configurations of the memory Envoys, each alone in its Envoy.
+// The configurations of the memory Envoys, each alone in its Envoy; with
+// -gogc, one more: the filter with the GOGC environment variable in its VMs
+// (vm_config.environment_variables), which the Go runtime reads when the VM
+// starts: not a target, a measure of what the GC setting would save.
 var memConfigs = []string{passthrough, noop, "filter"}
+
+const filterGOGC = "filter GOGC"
 
 // memory is phase 3: RSS of three Envoys at several worker counts, then the
 // burst and churn checks on the filter's Envoy at targetWorkers.
@@ -25,6 +30,9 @@ func (b *bench) memory() error {
 	}
 	fmt.Printf("\n== Memory: one Envoy per configuration and worker count; RSS after 8 connections for %s and 1 s of rest\n", *warmup)
 	b.rss = map[string]map[int]memBreakdown{}
+	if *gogc != "" {
+		memConfigs = append(memConfigs, filterGOGC)
+	}
 	var kept *harness.Envoy // the filter's Envoy at targetWorkers, for the checks
 	var keptPID int
 	defer func() {
@@ -72,8 +80,11 @@ func (b *bench) memory() error {
 // memory. With keep, it returns the Envoy running; else it stops it.
 func (b *bench) memoryOf(config string, w int, keep bool) (memBreakdown, *harness.Envoy, int, error) {
 	listener := config
-	if config == "filter" {
+	switch config {
+	case "filter":
 		listener = hit
+	case filterGOGC:
+		listener = hitGOGC
 	}
 	envoy, pid, err := b.start(w, listener)
 	if err != nil {
@@ -92,7 +103,7 @@ func (b *bench) memoryOf(config string, w int, keep bool) (memBreakdown, *harnes
 
 func (b *bench) measureMemory(envoy *harness.Envoy, pid int, listener string) (memBreakdown, error) {
 	u := envoy.URL(listener)
-	if listener == hit {
+	if listener == hit || listener == hitGOGC {
 		if err := b.fill(u); err != nil {
 			return memBreakdown{}, err
 		}
@@ -112,7 +123,7 @@ func (b *bench) measureMemory(envoy *harness.Envoy, pid int, listener string) (m
 func (b *bench) printMemory(ws []int) {
 	k := func(kib int) string { return fmt.Sprintf("%.1f", float64(kib)/1024) }
 	m := func(n int64) string { return fmt.Sprintf("%.1f", float64(n)/(1<<20)) }
-	fmt.Printf("%-12s %3s | %7s %8s %8s | %7s %6s %7s %9s %7s | %s\n",
+	fmt.Printf("%-15s %3s | %7s %8s %8s | %7s %6s %7s %9s %7s | %s\n",
 		"config", "wkr", "RSS", "Δpass", "Δnoop", "binary", "files", "V8 code", "linear(n)", "anon", "tcmalloc alloc/heap/free/thread caches")
 	for _, w := range ws {
 		pass, nop := b.rss[passthrough][w], b.rss[noop][w]
@@ -122,10 +133,13 @@ func (b *bench) printMemory(ws []int) {
 			if c != passthrough {
 				dPass = fmt.Sprintf("%+.1f", float64(x.rss-pass.rss)/1024)
 			}
-			if c == "filter" {
+			if c == "filter" || c == filterGOGC {
 				dNoop = fmt.Sprintf("%+.1f", float64(x.rss-nop.rss)/1024)
 			}
-			fmt.Printf("%-12s %3d | %7s %8s %8s | %7s %6s %7s %6s(%d) %7s | %s/%s/%s/%s\n",
+			if c == filterGOGC {
+				c = "filter GOGC=" + *gogc
+			}
+			fmt.Printf("%-15s %3d | %7s %8s %8s | %7s %6s %7s %6s(%d) %7s | %s/%s/%s/%s\n",
 				c, w, k(x.rss), dPass, dNoop, k(x.binary), k(x.otherFile), k(x.code), k(x.linear), x.vms, k(x.otherAnon),
 				m(x.tcAllocated), m(x.tcHeap), m(x.tcFree), m(x.tcThreadCache))
 		}
