@@ -320,7 +320,7 @@ func TestLostClaimRaceWaits(t *testing.T) {
 	}
 	defer func() { getShared = old }()
 	e := h.request(req(authBearer(token))...)
-	if len(e.callouts()) != 0 || e.action != types.ActionPause || h.GetTickPeriod() == 0 {
+	if len(e.callouts()) != 0 || e.action != types.ActionPause || h.GetTickPeriod() != tickPeriod {
 		t.Fatalf("did not wait for the winner: %d calls, %v, tick %d", len(e.callouts()), e.action, h.GetTickPeriod())
 	}
 	s.write(cache.Record{Kind: cache.Active, Expires: farFuture, JWT: phantomJWT("")})

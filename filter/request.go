@@ -102,7 +102,7 @@ func (h *httpContext) forwardPreflight() types.Action {
 			return h.respond(reply.ServerError, "cannot remove the "+h.cfg.UpstreamHeader+" header: "+err.Error())
 		}
 	}
-	h.plugin.metrics.preflight.Increment(1)
+	h.plugin.metrics.preflight.inc()
 	h.done = true
 	return types.ActionContinue
 }
@@ -129,7 +129,7 @@ func (h *httpContext) admit(claims jwt.Claims, value string, t time.Time) types.
 	if err := h.setUpstreamHeader(value); err != nil {
 		return h.respond(reply.ServerError, "cannot set the "+h.cfg.UpstreamHeader+" header: "+err.Error())
 	}
-	h.plugin.metrics.allowed.Increment(1)
+	h.plugin.metrics.allowed.inc()
 	return types.ActionContinue
 }
 
@@ -196,7 +196,7 @@ func (h *httpContext) respond(k reply.Kind, why string) types.Action {
 		proxywasm.LogDebugf("phantom-token: %s%s: answering %d", h.fingerprint(), why, r.Status)
 	}
 	if h.plugin != nil && h.plugin.metrics != nil {
-		h.plugin.metrics.denied[r.Status].Increment(1)
+		h.plugin.metrics.denied[r.Status].inc()
 	}
 	return types.ActionPause
 }
