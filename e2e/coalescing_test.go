@@ -67,6 +67,9 @@ func TestMetrics(t *testing.T) {
 		}
 		return out
 	}
+	// Counts of earlier tests reach Envoy on the next tick of their VMs
+	// (once a second): let them land before taking the baseline.
+	time.Sleep(1500 * time.Millisecond)
 	before := read()
 	tok := suite.ids.Issue(fixtures.TokenOptions{})
 	call(t, client, scDefault, "GET", bearer(tok), "") // miss: allowed, one 2xx introspection
