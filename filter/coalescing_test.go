@@ -284,6 +284,7 @@ func TestOneCallPerTokenAcrossVMs(t *testing.T) {
 				t.Fatal("called although the answer is cached")
 			}
 			wantReply(t, e, 403, `Bearer realm="api", scope="write", error="insufficient_scope"`, forbiddenBody)
+			settledState(t, h, m)
 		})
 		t.Run("a record that cannot be used is absent: one call, no wait", func(t *testing.T) {
 			for name, write := range map[string]func(s slot){
@@ -486,6 +487,7 @@ func TestEvictionIsCounted(t *testing.T) {
 		if got := slotOf(t, cfg, token).read(); got.Kind != cache.Active {
 			t.Errorf("the new answer was not stored: %v", got.Kind)
 		}
+		settledState(t, h, m)
 	})
 }
 
