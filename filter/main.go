@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"strconv"
-	"time"
 
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
@@ -24,7 +23,7 @@ func init() {
 }
 
 // now is the clock; tests in Go mode replace it.
-var now = time.Now
+var now = wallClock
 
 type vmContext struct {
 	types.DefaultVMContext
