@@ -271,6 +271,11 @@ func (p *pluginContext) leave(h *httpContext) {
 		return
 	}
 	h.done = true
+	if f.state == over {
+		// The flight is being settled (the host may end a stream while
+		// the filter answers it): its loop skips requests that are done.
+		return
+	}
 	for i, w := range f.waiters {
 		if w == h {
 			f.waiters = append(f.waiters[:i], f.waiters[i+1:]...)

@@ -70,15 +70,25 @@ func (h *httpContext) OnHttpRequestHeaders(int, bool) (action types.Action) {
 }
 
 // OnHttpStreamDone implements types.HttpContext: it lets go of a request that
-// ended while it waited.
+// ended while it waited. It is the last callback of a request's context (the
+// host only deletes the context after it), so the context of a request that
+// was done without a flight (a cache hit, a local reply) is kept for reuse.
+// One that was in a flight is not: the host may end a stream while the
+// filter answers it, inside the loop that serves the flight's requests.
 func (h *httpContext) OnHttpStreamDone() {
 	defer func() {
 		if r := recover(); r != nil {
 			proxywasm.LogCriticalf("phantom-token: panic at stream end: %v", r)
 		}
 	}()
-	if h.plugin != nil && h.cfg != nil {
-		h.plugin.leave(h)
+	p := h.plugin
+	if p == nil || h.cfg == nil {
+		return
+	}
+	p.leave(h)
+	if h.done && h.flight == nil && len(p.spare) < maxSpare {
+		*h = httpContext{}
+		p.spare = append(p.spare, h)
 	}
 }
 
