@@ -76,35 +76,10 @@ func remember(values ...string) {
 }
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "phantom-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	cleanup, err := setUp(dir)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "e2e set-up failed (work directory %s kept): %v\n", dir, err)
-		if cleanup != nil {
-			cleanup()
-		}
-		return 1
-	}
-	code := m.Run()
-	if err := suite.envoy.Stop(); err != nil {
-		fmt.Fprintf(os.Stderr, "Envoy failed during the suite: %v\n", err)
-		code = 1
-	}
-	cleanup()
-	if code != 0 || os.Getenv("E2E_KEEP") != "" {
-		fmt.Fprintf(os.Stderr, "e2e work directory (bootstrap, Envoy log): %s\n", dir)
-	} else {
-		_ = os.RemoveAll(dir)
-	}
-	return code
+	os.Exit(harness.RunSuite(m, "e2e", func(dir string) (func() *harness.Envoy, func(), error) {
+		cleanup, err := setUp(dir)
+		return func() *harness.Envoy { return suite.envoy }, cleanup, err
+	}))
 }
 
 // setUp starts the fixtures and the shared Envoy. The returned cleanup stops

@@ -72,8 +72,10 @@ func (h *host) rootCallouts() []proxytest.HttpCalloutAttribute {
 	return h.GetCalloutAttributesFromContext(proxytest.PluginContextID)
 }
 
-func counter(t *testing.T, h *host, name string) uint64 {
+// stat reads an Envoy counter after a tick has flushed the VM's counts.
+func stat(t *testing.T, h *host, name string) uint64 {
 	t.Helper()
+	h.Tick()
 	v, err := h.GetCounterMetric("phantom_token." + name)
 	if err != nil {
 		t.Fatalf("counter %s: %v", name, err)
@@ -82,7 +84,8 @@ func counter(t *testing.T, h *host, name string) uint64 {
 }
 
 // settledState checks, at the end of a coalescing test, that no flight is
-// left (Go mode: the plugin's table) and that the tick is off (both modes).
+// left (Go mode: the plugin's table) and that the tick is back to its slow
+// period (both modes).
 func settledState(t *testing.T, h *host, m mode) {
 	t.Helper()
 	if m.native && lastPlugin != nil {
@@ -90,8 +93,8 @@ func settledState(t *testing.T, h *host, m mode) {
 			t.Errorf("flights left: %d in the table, %d counted, %d queued", n, lastPlugin.nflights, len(lastPlugin.queued))
 		}
 	}
-	if p := h.GetTickPeriod(); p != 0 {
-		t.Errorf("tick still on (%d ms)", p)
+	if p := h.GetTickPeriod(); p != flushPeriod {
+		t.Errorf("tick period %d ms, want %d", p, flushPeriod)
 	}
 }
 
@@ -111,7 +114,7 @@ func TestOneCallPerTokenWithinAVM(t *testing.T) {
 			for _, e := range append(waiters, first) {
 				wantForwarded(t, e, req(authBearer(token)), "authorization", "Bearer "+jwt)
 			}
-			if n := counter(t, h, "cache.coalesced"); n != 2 {
+			if n := stat(t, h, "cache.coalesced"); n != 2 {
 				t.Errorf("coalesced = %d, want 2", n)
 			}
 			settledState(t, h, m)
@@ -231,8 +234,8 @@ func TestOneCallPerTokenAcrossVMs(t *testing.T) {
 			if e.action != types.ActionPause || len(e.callouts()) != 0 {
 				t.Fatalf("did not wait: %v, %d calls", e.action, len(e.callouts()))
 			}
-			if h.GetTickPeriod() == 0 {
-				t.Fatal("waits with the tick off")
+			if h.GetTickPeriod() != tickPeriod {
+				t.Fatal("waits without the fast tick")
 			}
 			h.Tick() // still pending
 			if e.finalAction() != types.ActionPause || len(h.rootCallouts()) != 0 {
@@ -281,6 +284,7 @@ func TestOneCallPerTokenAcrossVMs(t *testing.T) {
 				t.Fatal("called although the answer is cached")
 			}
 			wantReply(t, e, 403, `Bearer realm="api", scope="write", error="insufficient_scope"`, forbiddenBody)
+			settledState(t, h, m)
 		})
 		t.Run("a record that cannot be used is absent: one call, no wait", func(t *testing.T) {
 			for name, write := range map[string]func(s slot){
@@ -347,7 +351,7 @@ func TestMissesNeverEvictLiveAnswers(t *testing.T) {
 						t.Errorf("a valid token missed after the flood")
 					}
 				}
-				if n := counter(t, h, "cache.evictions"); n != 0 {
+				if n := stat(t, h, "cache.evictions"); n != 0 {
 					t.Errorf("evictions = %d, want 0", n)
 				}
 				settledState(t, h, m)
@@ -452,7 +456,7 @@ func TestMetrics(t *testing.T) {
 			"cache.hits": 1, "cache.misses": 6, "cache.coalesced": 0, "cache.evictions": 0,
 			"introspection.2xx": 2, "introspection.4xx": 1, "introspection.5xx": 2, "introspection.failed": 1,
 		} {
-			if got := counter(t, h, name); got != want {
+			if got := stat(t, h, name); got != want {
 				t.Errorf("%s = %d, want %d", name, got, want)
 			}
 		}
@@ -473,16 +477,17 @@ func TestEvictionIsCounted(t *testing.T) {
 		for i := range cache.Ways {
 			h.request(req(authBearer(fmt.Sprintf("%s-bad-%d", token, i)))...).answer(status(204), "")
 		}
-		if n := counter(t, h, "cache.evictions"); n != 0 {
+		if n := stat(t, h, "cache.evictions"); n != 0 {
 			t.Fatalf("evictions = %d before the set was full", n)
 		}
 		h.request(req(authBearer(token))...).answer(idsOK(""), phantomJWT(""))
-		if n := counter(t, h, "cache.evictions"); n != 1 {
+		if n := stat(t, h, "cache.evictions"); n != 1 {
 			t.Errorf("evictions = %d, want 1", n)
 		}
 		if got := slotOf(t, cfg, token).read(); got.Kind != cache.Active {
 			t.Errorf("the new answer was not stored: %v", got.Kind)
 		}
+		settledState(t, h, m)
 	})
 }
 

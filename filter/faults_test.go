@@ -320,7 +320,7 @@ func TestLostClaimRaceWaits(t *testing.T) {
 	}
 	defer func() { getShared = old }()
 	e := h.request(req(authBearer(token))...)
-	if len(e.callouts()) != 0 || e.action != types.ActionPause || h.GetTickPeriod() == 0 {
+	if len(e.callouts()) != 0 || e.action != types.ActionPause || h.GetTickPeriod() != tickPeriod {
 		t.Fatalf("did not wait for the winner: %d calls, %v, tick %d", len(e.callouts()), e.action, h.GetTickPeriod())
 	}
 	s.write(cache.Record{Kind: cache.Active, Expires: farFuture, JWT: phantomJWT("")})
@@ -349,4 +349,56 @@ func TestAnswerOfAnAbandonedFlightIsIgnored(t *testing.T) {
 		t.Error("an abandoned request was let through")
 	}
 	settledState(t, h, m)
+}
+
+// The host may end a stream while the filter answers it (Envoy can log and
+// finish a stream inside send_local_response): the flight's other requests are
+// still answered, each once.
+func TestStreamEndingWhileAnsweredSkipsNoOne(t *testing.T) {
+	m := modes[0]
+	h := started(t, m, withConfig(""))
+	first := h.request(req(authBearer(token))...)
+	waiters := []*exchange{first, h.request(req(authBearer(token))...), h.request(req(authBearer(token))...)}
+	old := sendReply
+	ended := false
+	sendReply = func(s uint32, hs [][2]string, b []byte, g int32) error {
+		err := old(s, hs, b, g)
+		if !ended {
+			ended = true
+			h.CompleteHttpContext(first.id) // re-entrant stream end of the request being answered
+		}
+		return err
+	}
+	defer func() { sendReply = old }()
+	first.answer(status(503), "")
+	for i, w := range waiters {
+		if r := w.local(); r == nil || r.StatusCode != 503 {
+			t.Errorf("request %d: %v", i, r)
+		}
+	}
+	settledState(t, h, m)
+}
+
+// Contexts of requests done without a flight are reused; one that waited in
+// a flight never is.
+func TestContextReuse(t *testing.T) {
+	m := modes[0]
+	h := started(t, m, withConfig(""))
+	h.request(req(authBearer(token))...).answer(idsOK(""), phantomJWT(""))
+	hit := h.request(req(authBearer(token))...)
+	h.CompleteHttpContext(hit.id)
+	if n := len(lastPlugin.spare); n != 1 {
+		t.Fatalf("%d spare contexts after a hit ended, want 1", n)
+	}
+	next := h.request(req(authBearer(token))...)
+	wantForwarded(t, next, req(authBearer(token)), "authorization", "Bearer "+phantomJWT(""))
+	if n := len(lastPlugin.spare); n != 0 {
+		t.Errorf("the spare context was not reused: %d left", n)
+	}
+	waited := h.request(req(authBearer(token + "-new"))...)
+	waited.answer(status(204), "")
+	h.CompleteHttpContext(waited.id)
+	if n := len(lastPlugin.spare); n != 0 {
+		t.Errorf("a context that waited in a flight was kept for reuse")
+	}
 }

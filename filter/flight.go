@@ -64,14 +64,14 @@ func (p *pluginContext) authenticate(h *httpContext) types.Action {
 	t := now()
 	lk := p.local.Key(h.token)
 	if e, ok := p.local.Get(lk, t); ok {
-		p.metrics.cacheHits.Increment(1)
+		p.metrics.cacheHits.inc()
 		return h.admitted(h.admit(e.Claims, e.Upstream, t))
 	}
 	hash := h.tokenHash()
 	if f := p.flights[hash]; f != nil {
 		f.waiters = append(f.waiters, h)
 		h.flight = f
-		p.metrics.coalesced.Increment(1)
+		p.metrics.coalesced.inc()
 		return types.ActionPause
 	}
 	f := &flight{hash: hash, key: cache.Key(cfg.CacheNamespace, hash, cfg.CacheMaxEntries), token: h.token, local: lk}
@@ -79,13 +79,13 @@ func (p *pluginContext) authenticate(h *httpContext) types.Action {
 	switch step {
 	case cache.Serve:
 		e := p.remember(f.local, a, expires)
-		p.metrics.cacheHits.Increment(1)
+		p.metrics.cacheHits.inc()
 		return h.admitted(h.admit(e.Claims, e.Upstream, t))
 	case cache.Refuse:
-		p.metrics.cacheHits.Increment(1)
+		p.metrics.cacheHits.inc()
 		return h.respond(reply.InvalidToken, "token is not active (cached verdict)")
 	}
-	p.metrics.cacheMisses.Increment(1)
+	p.metrics.cacheMisses.inc()
 	return p.start(h, f, step)
 }
 
@@ -111,7 +111,7 @@ func (p *pluginContext) start(h *httpContext, f *flight, step cache.Step) types.
 	}
 	if step == cache.Wait {
 		f.state, f.since = watching, now()
-		p.metrics.coalesced.Increment(1)
+		p.metrics.coalesced.inc()
 		p.updateTick()
 		return types.ActionPause
 	}
@@ -271,6 +271,11 @@ func (p *pluginContext) leave(h *httpContext) {
 		return
 	}
 	h.done = true
+	if f.state == over {
+		// The flight is being settled (the host may end a stream while
+		// the filter answers it): its loop skips requests that are done.
+		return
+	}
 	for i, w := range f.waiters {
 		if w == h {
 			f.waiters = append(f.waiters[:i], f.waiters[i+1:]...)
@@ -347,7 +352,7 @@ func (p *pluginContext) look(f *flight, t time.Time, who cache.Asker) (step cach
 		case err == nil:
 			f.claimed = true
 			if evicted {
-				p.metrics.evictions.Increment(1)
+				p.metrics.evictions.inc()
 			}
 			return cache.Call, a, expires
 		case !errors.Is(err, types.ErrorStatusCasMismatch):
@@ -379,7 +384,7 @@ func (p *pluginContext) store(f *flight, a introspection.Answer, t time.Time) {
 		case err == nil:
 			f.claimed = false
 			if evicted {
-				p.metrics.evictions.Increment(1)
+				p.metrics.evictions.inc()
 			}
 			if rec.Kind == cache.Active {
 				p.remember(f.local, a, rec.Expires)

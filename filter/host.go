@@ -6,7 +6,7 @@ import "github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
 // can make any of them fail or panic and check that every request still gets
 // exactly one outcome.
 var (
-	getHeader     = proxywasm.GetHttpRequestHeader
+	getHeader     = requestHeader
 	replaceHeader = proxywasm.ReplaceHttpRequestHeader
 	removeHeader  = proxywasm.RemoveHttpRequestHeader
 	addHeader     = proxywasm.AddHttpRequestHeader

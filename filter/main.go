@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"strconv"
-	"time"
 
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
@@ -24,7 +23,7 @@ func init() {
 }
 
 // now is the clock; tests in Go mode replace it.
-var now = time.Now
+var now = wallClock
 
 type vmContext struct {
 	types.DefaultVMContext
@@ -60,7 +59,11 @@ type pluginContext struct {
 	// one (hasQueue false) requests call from their own context.
 	queue    uint32
 	hasQueue bool
-	ticking  bool
+	// spare are contexts of ended requests, for new ones.
+	spare []*httpContext
+	// tick is the tick period set (ms): flushPeriod, or tickPeriod while a
+	// flight waits on another VM; 0 when none could be set.
+	tick uint32
 }
 
 // OnPluginStart implements types.PluginContext: it validates the
@@ -95,14 +98,27 @@ func (p *pluginContext) OnPluginStart(int) (status types.OnPluginStartStatus) {
 		proxywasm.LogWarnf("phantom-token: cannot register a dispatch queue (%v): calls are made from the request's context", err)
 	}
 	p.hasQueue = err == nil
+	p.updateTick()
 	proxywasm.LogInfof("phantom-token: started: cluster %q, response type %s, cache %v", cfg.Cluster, cfg.ResponseType, cfg.CacheEnabled)
 	return types.OnPluginStartStatusOK
 }
 
-// NewHttpContext implements types.PluginContext.
+// NewHttpContext implements types.PluginContext. Contexts are reused (see
+// httpContext.OnHttpStreamDone): an allocation costs a cache hit more in a Go
+// wasm module than most of its work.
 func (p *pluginContext) NewHttpContext(id uint32) types.HttpContext {
-	return &httpContext{plugin: p, cfg: p.cfg, id: id}
+	var h *httpContext
+	if n := len(p.spare); n > 0 {
+		h, p.spare = p.spare[n-1], p.spare[:n-1]
+	} else {
+		h = &httpContext{}
+	}
+	*h = httpContext{plugin: p, cfg: p.cfg, id: id}
+	return h
 }
+
+// maxSpare bounds the contexts a plugin keeps for reuse.
+const maxSpare = 256
 
 // createSets makes every set of the cache exist, empty, unless it does
 // already. Shared data treats a write with CAS 0 as unconditional, and a key
@@ -127,8 +143,12 @@ func (p *pluginContext) createSets() {
 }
 
 // tickPeriod is how often a VM looks at the cache for answers another VM is
-// fetching. It ticks only while some request waits on one.
-const tickPeriod = 5 // ms
+// fetching, while some request waits on one; otherwise it ticks every
+// flushPeriod, to add its counts to Envoy's stats.
+const (
+	tickPeriod  = 5    // ms
+	flushPeriod = 1000 // ms
+)
 
 // OnTick implements types.PluginContext: it serves the requests that wait on
 // another VM's introspection, and calls the identity server itself for those
@@ -151,6 +171,7 @@ func (p *pluginContext) OnTick() {
 	}
 	current = nil
 	p.updateTick()
+	p.metrics.flush()
 }
 
 // OnQueueReady implements types.PluginContext: the VM's own queue says that
@@ -179,7 +200,7 @@ func (p *pluginContext) OnQueueReady(queue uint32) {
 // maxWakeups bounds the queue reads of one OnQueueReady.
 const maxWakeups = 1024
 
-// updateTick runs the tick only while a flight waits on another VM's call.
+// updateTick ticks fast only while a flight waits on another VM's call.
 func (p *pluginContext) updateTick() {
 	need := false
 	for _, f := range p.flights {
@@ -188,12 +209,12 @@ func (p *pluginContext) updateTick() {
 			break
 		}
 	}
-	if need == p.ticking {
-		return
-	}
-	period := uint32(0)
+	period := uint32(flushPeriod)
 	if need {
 		period = tickPeriod
+	}
+	if period == p.tick {
+		return
 	}
 	if err := setTick(period); err != nil {
 		proxywasm.LogErrorf("phantom-token: cannot set the tick period: %v", err)
@@ -204,7 +225,11 @@ func (p *pluginContext) updateTick() {
 				}
 			}
 		}
+		if p.tick == 0 && p.metrics != nil { // no tick to flush counters on
+			p.metrics.direct = true
+			p.metrics.flush()
+		}
 		return
 	}
-	p.ticking = need
+	p.tick = period
 }

@@ -10,34 +10,68 @@ import (
 
 // metrics are Envoy stats, shared by every VM that defines the same names.
 // Envoy lists them under "wasmcustom." on the admin /stats endpoints.
+//
+// Counters are kept in the VM and added to Envoy's on the plugin's tick (at
+// least once a second, see flushPeriod): a host call per count would be most
+// of what a cache hit costs. Stats lag by at most that period.
 type metrics struct {
-	allowed, preflight proxywasm.MetricCounter
-	denied             map[uint32]proxywasm.MetricCounter // by status
-	cacheHits          proxywasm.MetricCounter
-	cacheMisses        proxywasm.MetricCounter
-	coalesced          proxywasm.MetricCounter
-	evictions          proxywasm.MetricCounter
-	calls              [6]proxywasm.MetricCounter // [0]: no response; [n]: status class nxx
-	latency            proxywasm.MetricHistogram  // milliseconds
+	allowed, preflight *counter
+	denied             map[uint32]*counter // by status
+	cacheHits          *counter
+	cacheMisses        *counter
+	coalesced          *counter
+	evictions          *counter
+	calls              [6]*counter               // [0]: no response; [n]: status class nxx
+	latency            proxywasm.MetricHistogram // milliseconds
+	all                []*counter
+	// direct: no tick to flush on (it could not be set); every count goes
+	// to Envoy at once.
+	direct bool
+}
+
+// counter is one Envoy counter and what this VM counted since its last flush.
+type counter struct {
+	stat    proxywasm.MetricCounter
+	pending uint64
+	m       *metrics
+}
+
+func (c *counter) inc() {
+	c.pending++
+	if c.m.direct {
+		c.flush()
+	}
+}
+
+func (c *counter) flush() {
+	if c.pending > 0 { // Increment(0) panics
+		c.stat.Increment(c.pending)
+		c.pending = 0
+	}
+}
+
+// flush adds every pending count to Envoy's counters.
+func (m *metrics) flush() {
+	for _, c := range m.all {
+		c.flush()
+	}
 }
 
 const metricPrefix = "phantom_token."
 
 func defineMetrics() *metrics {
-	c := func(name string) proxywasm.MetricCounter {
-		return proxywasm.DefineCounterMetric(metricPrefix + name)
+	m := &metrics{}
+	c := func(name string) *counter {
+		k := &counter{stat: proxywasm.DefineCounterMetric(metricPrefix + name), m: m}
+		m.all = append(m.all, k)
+		return k
 	}
-	m := &metrics{
-		allowed:     c("requests.allowed"),
-		preflight:   c("requests.preflight"),
-		denied:      map[uint32]proxywasm.MetricCounter{},
-		cacheHits:   c("cache.hits"),
-		cacheMisses: c("cache.misses"),
-		coalesced:   c("cache.coalesced"),
-		evictions:   c("cache.evictions"),
-		latency:     proxywasm.DefineHistogramMetric(metricPrefix + "introspection.latency_ms"),
-	}
-	for _, k := range []reply.Kind{reply.InvalidRequest, reply.NoToken, reply.InsufficientScope, reply.ServerError, reply.BadGateway, reply.Unavailable} {
+	m.allowed, m.preflight = c("requests.allowed"), c("requests.preflight")
+	m.denied = map[uint32]*counter{}
+	m.cacheHits, m.cacheMisses = c("cache.hits"), c("cache.misses")
+	m.coalesced, m.evictions = c("cache.coalesced"), c("cache.evictions")
+	m.latency = proxywasm.DefineHistogramMetric(metricPrefix + "introspection.latency_ms")
+	for _, k := range []reply.Kind{reply.InvalidRequest, reply.NoToken, reply.InsufficientScope, reply.ServerError, reply.BadGateway, reply.Unavailable, reply.Overloaded} {
 		s := reply.Status(k)
 		if _, ok := m.denied[s]; !ok {
 			m.denied[s] = c("requests." + strconv.Itoa(int(s)))
@@ -53,8 +87,8 @@ func defineMetrics() *metrics {
 // call counts an introspection answer by status class; 0 is no response.
 func (m *metrics) call(status int) {
 	if class := status / 100; class >= 1 && class < len(m.calls) {
-		m.calls[class].Increment(1)
+		m.calls[class].inc()
 		return
 	}
-	m.calls[0].Increment(1)
+	m.calls[0].inc()
 }

@@ -70,15 +70,25 @@ func (h *httpContext) OnHttpRequestHeaders(int, bool) (action types.Action) {
 }
 
 // OnHttpStreamDone implements types.HttpContext: it lets go of a request that
-// ended while it waited.
+// ended while it waited. It is the last callback of a request's context (the
+// host only deletes the context after it), so the context of a request that
+// was done without a flight (a cache hit, a local reply) is kept for reuse.
+// One that was in a flight is not: the host may end a stream while the
+// filter answers it, inside the loop that serves the flight's requests.
 func (h *httpContext) OnHttpStreamDone() {
 	defer func() {
 		if r := recover(); r != nil {
 			proxywasm.LogCriticalf("phantom-token: panic at stream end: %v", r)
 		}
 	}()
-	if h.plugin != nil && h.cfg != nil {
-		h.plugin.leave(h)
+	p := h.plugin
+	if p == nil || h.cfg == nil {
+		return
+	}
+	p.leave(h)
+	if h.done && h.flight == nil && len(p.spare) < maxSpare {
+		*h = httpContext{}
+		p.spare = append(p.spare, h)
 	}
 }
 
@@ -102,7 +112,7 @@ func (h *httpContext) forwardPreflight() types.Action {
 			return h.respond(reply.ServerError, "cannot remove the "+h.cfg.UpstreamHeader+" header: "+err.Error())
 		}
 	}
-	h.plugin.metrics.preflight.Increment(1)
+	h.plugin.metrics.preflight.inc()
 	h.done = true
 	return types.ActionContinue
 }
@@ -129,7 +139,7 @@ func (h *httpContext) admit(claims jwt.Claims, value string, t time.Time) types.
 	if err := h.setUpstreamHeader(value); err != nil {
 		return h.respond(reply.ServerError, "cannot set the "+h.cfg.UpstreamHeader+" header: "+err.Error())
 	}
-	h.plugin.metrics.allowed.Increment(1)
+	h.plugin.metrics.allowed.inc()
 	return types.ActionContinue
 }
 
@@ -196,7 +206,7 @@ func (h *httpContext) respond(k reply.Kind, why string) types.Action {
 		proxywasm.LogDebugf("phantom-token: %s%s: answering %d", h.fingerprint(), why, r.Status)
 	}
 	if h.plugin != nil && h.plugin.metrics != nil {
-		h.plugin.metrics.denied[r.Status].Increment(1)
+		h.plugin.metrics.denied[r.Status].inc()
 	}
 	return types.ActionPause
 }

@@ -70,36 +70,15 @@ func remember(values ...string) {
 }
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "phantom-keycloak-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	began := time.Now()
-	cleanup, err := setUp(dir)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "keycloak e2e set-up failed (work directory %s kept): %v\n", dir, err)
-		cleanup()
-		return 1
-	}
-	fmt.Fprintf(os.Stderr, "keycloak ready in %v, Envoy ready %v after the start of the set-up\n",
-		suite.keycloak.Started.Round(100*time.Millisecond), time.Since(began).Round(100*time.Millisecond))
-	code := m.Run()
-	if err := suite.envoy.Stop(); err != nil {
-		fmt.Fprintf(os.Stderr, "Envoy failed during the suite: %v\n", err)
-		code = 1
-	}
-	cleanup()
-	if code != 0 || os.Getenv("E2E_KEEP") != "" {
-		fmt.Fprintf(os.Stderr, "keycloak e2e work directory (Keycloak and Envoy logs): %s\n", dir)
-	} else {
-		_ = os.RemoveAll(dir)
-	}
-	return code
+	os.Exit(harness.RunSuite(m, "keycloak-e2e", func(dir string) (func() *harness.Envoy, func(), error) {
+		began := time.Now()
+		cleanup, err := setUp(dir)
+		if err == nil {
+			fmt.Fprintf(os.Stderr, "keycloak ready in %v, Envoy ready %v after the start of the set-up\n",
+				suite.keycloak.Started.Round(100*time.Millisecond), time.Since(began).Round(100*time.Millisecond))
+		}
+		return func() *harness.Envoy { return suite.envoy }, cleanup, err
+	}))
 }
 
 // setUp starts the echo upstream, Keycloak and Envoy. The returned cleanup

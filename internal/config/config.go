@@ -157,7 +157,7 @@ func Parse(data []byte, getenv func(string) string) (*Config, error) {
 	root.ForEach(func(k, _ gjson.Result) bool {
 		switch {
 		case !known[k.String()]:
-			err = fail(k.String(), "is not a known key")
+			err = fail(shownKey(root, k.String(), getenv), "is not a known key")
 		case seen[k.String()]:
 			err = fail(k.String(), "appears more than once")
 		}
@@ -250,6 +250,22 @@ func Parse(data []byte, getenv func(string) string) (*Config, error) {
 	}
 	c.CacheNamespace = namespace(c)
 	return c, nil
+}
+
+// shownKey is how an unknown key is named in an error: as it is, unless it
+// holds the client secret (a secret pasted where a key goes must not reach
+// the log).
+func shownKey(root gjson.Result, key string, getenv func(string) string) string {
+	secrets := []string{root.Get("client_secret").String()}
+	if name := root.Get("client_secret_env").String(); name != "" && getenv != nil {
+		secrets = append(secrets, getenv(name))
+	}
+	for _, s := range secrets {
+		if s != "" && strings.Contains(key, s) {
+			return "(a key that holds the client secret)"
+		}
+	}
+	return key
 }
 
 // parser collects the first error so Parse reads as a list of keys.

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -67,5 +68,23 @@ func TestNamespaceFollowsTheCachePolicy(t *testing.T) {
 		if got := c.CacheNamespace == base.CacheNamespace; got != tt.shares {
 			t.Errorf("%s: shares entries = %v, want %v", tt.name, got, tt.shares)
 		}
+	}
+}
+
+// A secret pasted where a key goes is not echoed in the error.
+func TestUnknownKeyHoldingTheSecretIsNotShown(t *testing.T) {
+	for _, cfg := range []string{
+		`{` + minimal + `,"s3cret":1}`,
+		`{` + minimal + `,"xs3cretx":1}`,
+		`{"introspection_url":"https://i/x","cluster":"c","client_id":"g","client_secret_env":"PHANTOM_SECRET","from-env":1}`,
+	} {
+		_, err := Parse([]byte(cfg), env)
+		if err == nil || strings.Contains(err.Error(), "s3cret") || strings.Contains(err.Error(), "from-env") {
+			t.Errorf("%s: %v", cfg, err)
+		}
+	}
+	// Any other unknown key is named.
+	if _, err := Parse([]byte(`{`+minimal+`,"introspection_endpoint":1}`), env); err == nil || !strings.Contains(err.Error(), "introspection_endpoint") {
+		t.Errorf("unknown key not named: %v", err)
 	}
 }

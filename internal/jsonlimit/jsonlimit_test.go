@@ -115,6 +115,7 @@ func referenceDepth(data []byte) int {
 // not recurse) reports for valid JSON.
 func decoderDepth(data []byte) (int, error) {
 	d := json.NewDecoder(bytes.NewReader(data))
+	d.UseNumber() // a number too large for a float64 is still valid JSON
 	depth, deepest := 0, 0
 	for {
 		tok, err := d.Token()

@@ -142,7 +142,10 @@ func readExp(v gjson.Result, exp *time.Time) error {
 	if v.Type != gjson.Number || math.IsNaN(v.Num) || v.Num < 0 || v.Num > 1<<40 {
 		return errors.New("exp is not a NumericDate")
 	}
-	t := time.Unix(0, 0).Add(time.Duration(v.Num * float64(time.Second)))
+	// Whole seconds and the fraction apart: as one Duration in nanoseconds,
+	// an exp past 2262 would overflow (found by FuzzParse).
+	sec, frac := math.Modf(v.Num)
+	t := time.Unix(int64(sec), int64(frac*float64(time.Second)))
 	if exp.IsZero() || t.Before(*exp) {
 		*exp = t
 	}

@@ -229,3 +229,18 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// An exp past 2262 (beyond what a Duration in nanoseconds holds) is read as
+// the date it is, not wrapped into the past.
+func TestExpFarInTheFuture(t *testing.T) {
+	c, err := Parse(testjwt.Make(`{"exp":10000000000.5}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := time.Unix(10_000_000_000, 5e8); !c.Exp.Equal(want) {
+		t.Errorf("exp %v, want %v", c.Exp, want)
+	}
+	if c.Check(time.Now(), nil) != Valid {
+		t.Error("a JWT valid until 2286 is expired")
+	}
+}
