@@ -118,8 +118,8 @@ func TestClassify200(t *testing.T) {
 		{"RFC 9701 JSON inactive", rfc9701, `{"active":false}`, Inactive},
 		{"JSON active false twice", jwtMode, `{"active":false,"active":true}`, BadGateway},
 		{"JSON active false with a duplicate scope", jwtMode, `{"active":false,"scope":"a","scope":"b"}`, BadGateway},
-		{"JSON nested past the depth bound", jwtMode, `{"active":false,"x":` + nest("[", jsonlimit.MaxDepth) + `}`, BadGateway},
-		{"JSON nested at the depth bound", jwtMode, `{"active":false,"x":` + nest("[", jsonlimit.MaxDepth-1) + `}`, Inactive},
+		{"JSON nested past the depth bound", jwtMode, `{"active":false,"x":` + testjwt.Nest("[", jsonlimit.MaxDepth) + `}`, BadGateway},
+		{"JSON nested at the depth bound", jwtMode, `{"active":false,"x":` + testjwt.Nest("[", jsonlimit.MaxDepth-1) + `}`, Inactive},
 		{"JSON with a JWT member but no jwt_member configured", jwtMode, keycloak(true, valid), BadGateway},
 		{"JSON active false with a JWT, no jwt_member configured", jwtMode, keycloak(false, valid), Inactive},
 		{"JWT with a scope array", jwtMode, testjwt.Make(`{"scope":["a","b"]}`), Active},
@@ -150,7 +150,7 @@ func TestClassify200(t *testing.T) {
 		{"jwt_member: answer over 4 × max_jwt_size + 4096", member, `{"active":true,"pad":"` + strings.Repeat("x", 4*16384+4096) + `","jwt":"` + valid + `"}`, BadGateway},
 		{"jwt_member: a bare JWT is still accepted", member, valid, Active},
 		{"jwt_member: a bare JWT over max_jwt_size", member, big, BadGateway},
-		{"jwt_member: JSON nested past the depth bound", member, `{"active":true,"jwt":"` + valid + `","x":` + nest("[", jsonlimit.MaxDepth) + `}`, BadGateway},
+		{"jwt_member: JSON nested past the depth bound", member, `{"active":true,"jwt":"` + valid + `","x":` + testjwt.Nest("[", jsonlimit.MaxDepth) + `}`, BadGateway},
 		{"jwt_member: JSON not valid", member, `{"active":true,"jwt":"` + valid + `"`, BadGateway},
 	}
 	for _, tt := range tests {
@@ -219,15 +219,6 @@ func keycloak(active bool, jwt string) string {
 	return `{"active":` + strconv.FormatBool(active) + `,"scope":"a b","jwt":"` + jwt + `","exp":2000000000}`
 }
 
-// nest is n levels of open ("[" or `{"a":`) around 1, closed.
-func nest(open string, n int) string {
-	closer := "]"
-	if open != "[" {
-		closer = "}"
-	}
-	return strings.Repeat(open, n) + "1" + strings.Repeat(closer, n)
-}
-
 // TestDeepNesting: an answer nested far past the bound, where gjson's
 // recursion would overflow the wasm stack, is a 502 on every path, whose
 // reason names the problem.
@@ -238,7 +229,7 @@ func TestDeepNesting(t *testing.T) {
 	member := cfg(t, `,"max_jwt_size":"1MiB","jwt_member":"jwt"`)
 	for _, open := range []string{"[", `{"a":`} {
 		for _, n := range []int{9000, 10000, 100000} {
-			deep := nest(open, n)
+			deep := testjwt.Nest(open, n)
 			for _, tt := range []struct {
 				path string
 				c    *config.Config
@@ -349,13 +340,13 @@ func FuzzCacheControl(f *testing.F) {
 func FuzzClassify(f *testing.F) {
 	valid := testjwt.Make(`{"sub":"a","scope":"a b"}`)
 	for _, body := range []string{valid, keycloak(true, valid), keycloak(false, valid), `{"active":false}`,
-		`{"active":true,"jwt":"` + valid + `","jwt":"x"}`, `{"active":true,"jwt":` + nest("[", 100) + `}`,
-		testjwt.Make(`{"x":` + nest(`{"a":`, 100) + `}`), "", "a.b.c"} {
+		`{"active":true,"jwt":"` + valid + `","jwt":"x"}`, `{"active":true,"jwt":` + testjwt.Nest("[", 100) + `}`,
+		testjwt.Make(`{"x":` + testjwt.Nest(`{"a":`, 100) + `}`), "", "a.b.c"} {
 		f.Add([]byte(body), false)
 		f.Add([]byte(body), true)
 	}
-	f.Add([]byte(`{"active":false,"x":`+nest("[", 10000)+`}`), false)
-	f.Add([]byte(keycloak(true, testjwt.Make(`{"x":`+nest(`{"a":`, 10000)+`}`))), true)
+	f.Add([]byte(`{"active":false,"x":`+testjwt.Nest("[", 10000)+`}`), false)
+	f.Add([]byte(keycloak(true, testjwt.Make(`{"x":`+testjwt.Nest(`{"a":`, 10000)+`}`))), true)
 	plain, err := config.Parse([]byte(`{"introspection_url":"http://i/","cluster":"c","client_id":"i","client_secret":"s","max_jwt_size":"256KiB"}`), nil)
 	if err != nil {
 		f.Fatal(err)

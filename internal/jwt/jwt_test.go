@@ -69,8 +69,8 @@ func TestParse(t *testing.T) {
 		{"duplicate scope in token_introspection", testjwt.Make(`{"token_introspection":{"active":true,"scope":"a","scope":"b"}}`), Claims{}, false},
 		{"duplicate alg", testjwt.Parts(`{"alg":"none","alg":"RS256"}`, `{}`, "abc"), Claims{}, false},
 		{"other claims may repeat", testjwt.Make(`{"sub":"a","sub":"b"}`), Claims{}, true},
-		{"payload at the depth bound", testjwt.Make(`{"x":` + nest("[", jsonlimit.MaxDepth-1) + `}`), Claims{}, true},
-		{"payload past the depth bound", testjwt.Make(`{"x":` + nest("[", jsonlimit.MaxDepth) + `}`), Claims{}, false},
+		{"payload at the depth bound", testjwt.Make(`{"x":` + testjwt.Nest("[", jsonlimit.MaxDepth-1) + `}`), Claims{}, true},
+		{"payload past the depth bound", testjwt.Make(`{"x":` + testjwt.Nest("[", jsonlimit.MaxDepth) + `}`), Claims{}, false},
 		{"token_introspection a string", testjwt.Make(`{"token_introspection":"x"}`), Claims{}, false},
 		{"opaque text", "not-a-jwt", Claims{}, false},
 	}
@@ -87,22 +87,13 @@ func TestParse(t *testing.T) {
 	}
 }
 
-// nest is n levels of open ("[" or `{"a":`) around 1, closed.
-func nest(open string, n int) string {
-	closer := "]"
-	if open != "[" {
-		closer = "}"
-	}
-	return strings.Repeat(open, n) + "1" + strings.Repeat(closer, n)
-}
-
 // TestDeepNesting: JSON nested far past the bound, where gjson's recursion
 // would overflow the wasm stack, is refused on every path before gjson sees
 // it, with an error that says so.
 func TestDeepNesting(t *testing.T) {
 	for _, open := range []string{"[", `{"a":`} {
 		for _, n := range []int{9000, 10000, 100000} {
-			deep := nest(open, n)
+			deep := testjwt.Nest(open, n)
 			for name, jwt := range map[string]string{
 				"header":              testjwt.Parts(`{"alg":"RS256","x":`+deep+`}`, `{}`, "abc"),
 				"payload":             testjwt.Make(`{"x":` + deep + `}`),
@@ -178,8 +169,8 @@ func FuzzParse(f *testing.F) {
 	f.Add(hdr, `{"scope":"a","sc\u006fpe":"b"}`, "x")
 	f.Add(`{"alg":"none"}`, `{}`, "x")
 	for _, n := range []int{jsonlimit.MaxDepth - 1, jsonlimit.MaxDepth, 10000} {
-		f.Add(hdr, `{"x":`+nest("[", n)+`}`, "x")
-		f.Add(`{"alg":"RS256","x":`+nest(`{"a":`, n)+`}`, `{}`, "x")
+		f.Add(hdr, `{"x":`+testjwt.Nest("[", n)+`}`, "x")
+		f.Add(`{"alg":"RS256","x":`+testjwt.Nest(`{"a":`, n)+`}`, `{}`, "x")
 	}
 	f.Fuzz(func(t *testing.T, header, payload, sig string) {
 		s := testjwt.Parts(header, payload, sig)

@@ -2,7 +2,10 @@
 // real one: the filter checks the shape, the upstream checks the signature.
 package testjwt
 
-import "encoding/base64"
+import (
+	"encoding/base64"
+	"strings"
+)
 
 func enc(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
 
@@ -14,4 +17,14 @@ func Make(payload string) string {
 // Parts joins raw header and payload JSON and a signature part as given.
 func Parts(header, payload, signature string) string {
 	return enc(header) + "." + enc(payload) + "." + signature
+}
+
+// Nest is n levels of open ("[" or `{"a":`) around 1, closed: JSON nested
+// past any parser's stack, for the depth-bound tests.
+func Nest(open string, n int) string {
+	closer := "]"
+	if open != "[" {
+		closer = "}"
+	}
+	return strings.Repeat(open, n) + "1" + strings.Repeat(closer, n)
 }
