@@ -171,7 +171,7 @@ func (p *pluginContext) dispatch(f *flight) {
 func (p *pluginContext) onAnswer(f *flight, numHeaders, bodySize int) {
 	defer func() {
 		if r := recover(); r != nil {
-			proxywasm.LogCriticalf("phantom-token: panic on the introspection answer: %v", r)
+			proxywasm.LogCritical("phantom-token: panic on the introspection answer: " + panicText(r))
 			p.abandon(f)
 		}
 	}()
@@ -194,7 +194,9 @@ func (p *pluginContext) onAnswer(f *flight, numHeaders, bodySize int) {
 	t := now()
 	answer := introspection.Classify(p.cfg, headers, body, t)
 	p.metrics.call(answer.Status)
-	p.metrics.latency.Record(uint64(max(t.Sub(f.since).Milliseconds(), 0)))
+	if err := recordMetric(p.metrics.latency, uint64(max(t.Sub(f.since).Milliseconds(), 0))); err != nil {
+		proxywasm.LogWarn("phantom-token: cannot record the introspection latency: " + err.Error())
+	}
 	if f.key != "" {
 		p.store(f, answer, t)
 		p.release(f) // a claim the answer could not replace: nobody waits on it
@@ -217,7 +219,7 @@ func (p *pluginContext) settle(f *flight, a introspection.Answer) {
 		if !w.done && setEffective(w.id) == nil {
 			if w.finish(a, upstream, t) == types.ActionContinue {
 				if err := resume(); err != nil {
-					proxywasm.LogErrorf("phantom-token: cannot resume the request: %v", err)
+					proxywasm.LogError("phantom-token: cannot resume the request: " + err.Error())
 				}
 				w.done = true
 			}
@@ -247,7 +249,7 @@ func (p *pluginContext) abandon(f *flight) {
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			proxywasm.LogCriticalf("phantom-token: panic while abandoning a flight: %v", r)
+			proxywasm.LogCritical("phantom-token: panic while abandoning a flight: " + panicText(r))
 		}
 	}()
 	p.end(f)
@@ -356,7 +358,7 @@ func (p *pluginContext) look(f *flight, t time.Time, who cache.Asker) (step cach
 			}
 			return cache.Call, a, expires
 		case !errors.Is(err, types.ErrorStatusCasMismatch):
-			proxywasm.LogWarnf("phantom-token: cannot write the cache: %v", err)
+			proxywasm.LogWarn("phantom-token: cannot write the cache: " + err.Error())
 			return cache.CallUnclaimed, a, expires
 		}
 		// Another VM wrote the set in between: look again.
@@ -391,7 +393,7 @@ func (p *pluginContext) store(f *flight, a introspection.Answer, t time.Time) {
 			}
 			return
 		case !errors.Is(err, types.ErrorStatusCasMismatch):
-			proxywasm.LogWarnf("phantom-token: cannot write the cache: %v", err)
+			proxywasm.LogWarn("phantom-token: cannot write the cache: " + err.Error())
 			return
 		}
 	}

@@ -3,7 +3,6 @@
 package main
 
 import (
-	"strconv"
 	"unsafe"
 
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
@@ -37,12 +36,6 @@ func requestHeader(name string) (string, error) {
 	case 1: // NotFound
 		return "", types.ErrorStatusNotFound
 	default:
-		return "", headerError(st)
+		return "", hostError{"proxy_get_header_map_value", st}
 	}
-}
-
-type headerError uint32
-
-func (e headerError) Error() string {
-	return "proxy_get_header_map_value failed with status " + strconv.Itoa(int(e))
 }

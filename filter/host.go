@@ -1,6 +1,10 @@
 package main
 
-import "github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
+import (
+	"strconv"
+
+	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
+)
 
 // The host calls the filter makes. They are variables so that tests (Go mode)
 // can make any of them fail or panic and check that every request still gets
@@ -22,3 +26,14 @@ var (
 	dequeue       = proxywasm.DequeueSharedQueue
 	setTick       = proxywasm.SetTickPeriodMilliSeconds
 )
+
+// hostError is a host call that failed with an ABI status (0: a failure the
+// SDK reported without one).
+type hostError struct {
+	call   string
+	status uint32
+}
+
+func (e hostError) Error() string {
+	return e.call + " failed with status " + strconv.Itoa(int(e.status))
+}

@@ -72,21 +72,26 @@ type pluginContext struct {
 func (p *pluginContext) OnPluginStart(int) (status types.OnPluginStartStatus) {
 	defer func() {
 		if r := recover(); r != nil {
-			proxywasm.LogCriticalf("phantom-token: panic while reading the configuration: %v", r)
+			proxywasm.LogCritical("phantom-token: panic while reading the configuration: " + panicText(r))
 			status = types.OnPluginStartStatusFailed
 		}
 	}()
 	data, err := proxywasm.GetPluginConfiguration()
 	if err != nil && err != types.ErrorStatusNotFound {
-		proxywasm.LogCriticalf("phantom-token: cannot read the plugin configuration: %v", err)
+		proxywasm.LogCritical("phantom-token: cannot read the plugin configuration: " + err.Error())
 		return types.OnPluginStartStatusFailed
 	}
 	cfg, err := config.Parse(data, os.Getenv)
 	if err != nil {
-		proxywasm.LogCriticalf("phantom-token: %v", err)
+		proxywasm.LogCritical("phantom-token: " + err.Error())
 		return types.OnPluginStartStatusFailed
 	}
-	p.cfg, p.metrics, p.flights = cfg, defineMetrics(), map[cache.TokenHash]*flight{}
+	m, err := defineMetrics()
+	if err != nil {
+		proxywasm.LogCritical("phantom-token: " + err.Error())
+		return types.OnPluginStartStatusFailed
+	}
+	p.cfg, p.metrics, p.flights = cfg, m, map[cache.TokenHash]*flight{}
 	p.local = cache.NewLocal(cfg.CacheMaxEntries)
 	if cfg.CacheEnabled {
 		p.createSets()
@@ -95,11 +100,11 @@ func (p *pluginContext) OnPluginStart(int) (status types.OnPluginStartStatus) {
 	// registered its name last.
 	name := "phantom-token/" + cache.Version + "/dispatch/" + strconv.FormatUint(rand.Uint64(), 36)
 	if p.queue, err = proxywasm.RegisterSharedQueue(name); err != nil {
-		proxywasm.LogWarnf("phantom-token: cannot register a dispatch queue (%v): calls are made from the request's context", err)
+		proxywasm.LogWarn("phantom-token: cannot register a dispatch queue (" + err.Error() + "): calls are made from the request's context")
 	}
 	p.hasQueue = err == nil
 	p.updateTick()
-	proxywasm.LogInfof("phantom-token: started: cluster %q, response type %s, cache %v", cfg.Cluster, cfg.ResponseType, cfg.CacheEnabled)
+	proxywasm.LogInfo("phantom-token: started: cluster " + strconv.Quote(cfg.Cluster) + ", response type " + cfg.ResponseType + ", cache " + strconv.FormatBool(cfg.CacheEnabled))
 	return types.OnPluginStartStatusOK
 }
 
@@ -138,7 +143,7 @@ func (p *pluginContext) createSets() {
 		}
 	}
 	if failed > 0 {
-		proxywasm.LogWarnf("phantom-token: cannot create %d cache sets (%v): their tokens are introspected by each worker alone", failed, last)
+		proxywasm.LogWarn("phantom-token: cannot create " + strconv.Itoa(failed) + " cache sets (" + last.Error() + "): their tokens are introspected by each worker alone")
 	}
 }
 
@@ -157,7 +162,7 @@ func (p *pluginContext) OnTick() {
 	var current *flight
 	defer func() {
 		if r := recover(); r != nil {
-			proxywasm.LogCriticalf("phantom-token: panic on tick: %v", r)
+			proxywasm.LogCritical("phantom-token: panic on tick: " + panicText(r))
 			p.abandon(current)
 			p.updateTick()
 		}
@@ -179,7 +184,7 @@ func (p *pluginContext) OnTick() {
 func (p *pluginContext) OnQueueReady(queue uint32) {
 	defer func() {
 		if r := recover(); r != nil {
-			proxywasm.LogCriticalf("phantom-token: panic while making calls: %v", r)
+			proxywasm.LogCritical("phantom-token: panic while making calls: " + panicText(r))
 			for len(p.queued) > 0 {
 				f := p.queued[0]
 				p.queued = p.queued[1:]
@@ -217,7 +222,7 @@ func (p *pluginContext) updateTick() {
 		return
 	}
 	if err := setTick(period); err != nil {
-		proxywasm.LogErrorf("phantom-token: cannot set the tick period: %v", err)
+		proxywasm.LogError("phantom-token: cannot set the tick period: " + err.Error())
 		if need { // nothing would ever look at their answer: no wait without a bound
 			for _, f := range p.flights {
 				if f.state == watching {

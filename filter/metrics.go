@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"strconv"
 
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
@@ -21,8 +22,9 @@ type metrics struct {
 	cacheMisses        *counter
 	coalesced          *counter
 	evictions          *counter
-	calls              [6]*counter               // [0]: no response; [n]: status class nxx
-	latency            proxywasm.MetricHistogram // milliseconds
+	calls              [6]*counter // [0]: no response; [n]: status class nxx
+	latency            uint32      // histogram, milliseconds
+	latencyName        string
 	all                []*counter
 	// direct: no tick to flush on (it could not be set); every count goes
 	// to Envoy at once.
@@ -31,7 +33,8 @@ type metrics struct {
 
 // counter is one Envoy counter and what this VM counted since its last flush.
 type counter struct {
-	stat    proxywasm.MetricCounter
+	name    string
+	stat    uint32
 	pending uint64
 	m       *metrics
 }
@@ -44,8 +47,10 @@ func (c *counter) inc() {
 }
 
 func (c *counter) flush() {
-	if c.pending > 0 { // Increment(0) panics
-		c.stat.Increment(c.pending)
+	if c.pending > 0 {
+		if err := addToMetric(c.stat, c.pending); err != nil {
+			proxywasm.LogWarn("phantom-token: cannot count " + c.name + ": " + err.Error())
+		}
 		c.pending = 0
 	}
 }
@@ -59,10 +64,30 @@ func (m *metrics) flush() {
 
 const metricPrefix = "phantom_token."
 
-func defineMetrics() *metrics {
+// metricKind is the ABI's metric type.
+type metricKind uint32
+
+const (
+	metricCounter   metricKind = 0
+	metricHistogram metricKind = 2
+)
+
+// defineMetrics defines every metric, or says which one it could not.
+func defineMetrics() (*metrics, error) {
 	m := &metrics{}
+	var failed error
+	// The names stay referenced by the metrics: proxytest's wasm mode keeps
+	// a view of the module's memory as each name, not a copy.
+	define := func(kind metricKind, name string) uint32 {
+		id, err := defineMetric(kind, name)
+		if err != nil && failed == nil {
+			failed = errors.New("cannot define the metric " + name + ": " + err.Error())
+		}
+		return id
+	}
 	c := func(name string) *counter {
-		k := &counter{stat: proxywasm.DefineCounterMetric(metricPrefix + name), m: m}
+		k := &counter{name: metricPrefix + name, m: m}
+		k.stat = define(metricCounter, k.name)
 		m.all = append(m.all, k)
 		return k
 	}
@@ -70,7 +95,8 @@ func defineMetrics() *metrics {
 	m.denied = map[uint32]*counter{}
 	m.cacheHits, m.cacheMisses = c("cache.hits"), c("cache.misses")
 	m.coalesced, m.evictions = c("cache.coalesced"), c("cache.evictions")
-	m.latency = proxywasm.DefineHistogramMetric(metricPrefix + "introspection.latency_ms")
+	m.latencyName = metricPrefix + "introspection.latency_ms"
+	m.latency = define(metricHistogram, m.latencyName)
 	for _, k := range []reply.Kind{reply.InvalidRequest, reply.NoToken, reply.InsufficientScope, reply.ServerError, reply.BadGateway, reply.Unavailable, reply.Overloaded} {
 		s := reply.Status(k)
 		if _, ok := m.denied[s]; !ok {
@@ -81,7 +107,7 @@ func defineMetrics() *metrics {
 	for i := 1; i < len(m.calls); i++ {
 		m.calls[i] = c("introspection." + strconv.Itoa(i) + "xx")
 	}
-	return m
+	return m, failed
 }
 
 // call counts an introspection answer by status class; 0 is no response.

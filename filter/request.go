@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
@@ -78,7 +79,7 @@ func (h *httpContext) OnHttpRequestHeaders(int, bool) (action types.Action) {
 func (h *httpContext) OnHttpStreamDone() {
 	defer func() {
 		if r := recover(); r != nil {
-			proxywasm.LogCriticalf("phantom-token: panic at stream end: %v", r)
+			proxywasm.LogCritical("phantom-token: panic at stream end: " + panicText(r))
 		}
 	}()
 	p := h.plugin
@@ -198,12 +199,12 @@ func (h *httpContext) respond(k reply.Kind, why string) types.Action {
 	err := sendReply(r.Status, r.Headers, r.Body, -1)
 	h.done = true // answered, or nothing more can be done for it
 	if err != nil {
-		proxywasm.LogErrorf("phantom-token: cannot send the local response: %v", err)
+		proxywasm.LogError("phantom-token: cannot send the local response: " + err.Error())
 	}
 	if r.Status >= 500 {
-		proxywasm.LogWarnf("phantom-token: %s%s: answering %d", h.fingerprint(), why, r.Status)
+		proxywasm.LogWarn("phantom-token: " + h.fingerprint() + why + ": answering " + strconv.Itoa(int(r.Status)))
 	} else {
-		proxywasm.LogDebugf("phantom-token: %s%s: answering %d", h.fingerprint(), why, r.Status)
+		proxywasm.LogDebug("phantom-token: " + h.fingerprint() + why + ": answering " + strconv.Itoa(int(r.Status)))
 	}
 	if h.plugin != nil && h.plugin.metrics != nil {
 		h.plugin.metrics.denied[r.Status].inc()
@@ -227,11 +228,11 @@ func (h *httpContext) recoverPanic(action *types.Action) {
 	if r == nil {
 		return
 	}
-	proxywasm.LogCriticalf("phantom-token: panic: %v", r)
+	proxywasm.LogCritical("phantom-token: panic: " + panicText(r))
 	*action = types.ActionPause // a request let through returned before anything could panic
 	defer func() {
 		if r := recover(); r != nil {
-			proxywasm.LogCriticalf("phantom-token: panic while answering after a panic: %v", r)
+			proxywasm.LogCritical("phantom-token: panic while answering after a panic: " + panicText(r))
 		}
 		if h.plugin != nil {
 			h.plugin.abandon(h.flight)
@@ -239,5 +240,21 @@ func (h *httpContext) recoverPanic(action *types.Action) {
 	}()
 	if !h.done {
 		h.respond(reply.ServerError, "internal error")
+	}
+}
+
+// panicText is what a log line says of a recovered panic value. The filter
+// does not link fmt, so values other than errors and strings are named by
+// kind only.
+func panicText(r any) string {
+	switch v := r.(type) {
+	case error:
+		return v.Error()
+	case string:
+		return v
+	case interface{ String() string }:
+		return v.String()
+	default:
+		return "a panic value that is neither an error nor a string"
 	}
 }

@@ -4,10 +4,8 @@ package config
 
 import (
 	"crypto/sha256"
-	"errors"
-	"fmt"
+	"encoding/hex"
 	"math"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -112,12 +110,17 @@ func (e *Error) Error() string {
 	if e.Key == "" {
 		return "invalid plugin configuration: " + e.Problem
 	}
-	return fmt.Sprintf("invalid plugin configuration: %q %s", e.Key, e.Problem)
+	return "invalid plugin configuration: " + strconv.Quote(e.Key) + " " + e.Problem
 }
 
-func fail(key, format string, args ...any) error {
-	return &Error{Key: key, Problem: fmt.Sprintf(format, args...)}
+// fail names the key and the problem. The problem is built by the caller,
+// with quote for anything taken from the configuration.
+func fail(key, problem string) error {
+	return &Error{Key: key, Problem: problem}
 }
+
+// quote is how a problem shows a value: a Go-quoted string.
+func quote(s string) string { return strconv.Quote(s) }
 
 // known lists every accepted key; anything else is rejected, so a typo never
 // silently falls back to a default.
@@ -140,7 +143,7 @@ func Parse(data []byte, getenv func(string) string) (*Config, error) {
 	// The operator writes it, but gjson recurses: deep nesting must never
 	// trap the VM, whoever wrote it.
 	if !jsonlimit.Within(data, jsonlimit.MaxDepth) {
-		return nil, fail("", "nests arrays or objects deeper than %d levels", jsonlimit.MaxDepth)
+		return nil, fail("", "nests arrays or objects deeper than "+strconv.Itoa(jsonlimit.MaxDepth)+" levels")
 	}
 	if !utf8.Valid(data) {
 		return nil, fail("", "is not valid UTF-8")
@@ -200,14 +203,14 @@ func Parse(data []byte, getenv func(string) string) (*Config, error) {
 	}
 
 	if c.Authority, c.Path, err = splitURL(c.IntrospectionURL); err != nil {
-		return nil, fail("introspection_url", "%v", err)
+		return nil, fail("introspection_url", err.Error())
 	}
 	switch {
 	case secret != "" && secretEnv != "":
 		return nil, fail("client_secret_env", "cannot be combined with client_secret: give one of them")
 	case secretEnv != "":
 		if c.ClientSecret = getenv(secretEnv); c.ClientSecret == "" {
-			return nil, fail("client_secret_env", "names environment variable %q, which is not set or empty in the VM", secretEnv)
+			return nil, fail("client_secret_env", "names environment variable "+quote(secretEnv)+", which is not set or empty in the VM")
 		}
 	case secret != "":
 		c.ClientSecret = secret
@@ -218,32 +221,32 @@ func Parse(data []byte, getenv func(string) string) (*Config, error) {
 		return nil, fail("realm", "must not contain quotes, backslashes or control characters")
 	}
 	if c.ResponseType != ResponseTypeJWT && c.ResponseType != ResponseTypeIntrospectionJWT {
-		return nil, fail("response_type", "must be %q or %q", ResponseTypeJWT, ResponseTypeIntrospectionJWT)
+		return nil, fail("response_type", "must be "+quote(ResponseTypeJWT)+" or "+quote(ResponseTypeIntrospectionJWT))
 	}
 	switch c.JWTMember {
 	case "":
 	case "active", "exp", "scope", "token_introspection":
-		return nil, fail("jwt_member", "must not be %q, a claim with its own meaning", c.JWTMember)
+		return nil, fail("jwt_member", "must not be "+quote(c.JWTMember)+", a claim with its own meaning")
 	default:
 		if c.ResponseType != ResponseTypeJWT {
 			// RFC 9701 answers are JWTs, never JSON with a member.
-			return nil, fail("jwt_member", "needs response_type %q", ResponseTypeJWT)
+			return nil, fail("jwt_member", "needs response_type "+quote(ResponseTypeJWT))
 		}
 	}
 	if c.Timeout > maxTimeout || c.Timeout < time.Millisecond {
-		return nil, fail("timeout", "must be between 1ms and %s", maxTimeout)
+		return nil, fail("timeout", "must be between 1ms and "+maxTimeout.String())
 	}
 	if c.CacheMaxTTL < time.Second {
 		return nil, fail("cache_max_ttl", "must be at least 1s (use \"cache\": false to turn caching off)")
 	}
 	if c.CacheNegativeTTL > MaxCacheNegativeTTL {
-		return nil, fail("cache_negative_ttl", "must be at most %s", MaxCacheNegativeTTL)
+		return nil, fail("cache_negative_ttl", "must be at most "+MaxCacheNegativeTTL.String())
 	}
 	if c.MaxInFlight > maxInFlight {
-		return nil, fail("max_in_flight", "must be at most %d", maxInFlight)
+		return nil, fail("max_in_flight", "must be at most "+strconv.Itoa(maxInFlight))
 	}
 	if c.CacheMaxEntries > MaxCacheEntries {
-		return nil, fail("cache_max_entries", "must be at most %d (every VM creates its slots when it starts)", MaxCacheEntries)
+		return nil, fail("cache_max_entries", "must be at most "+strconv.Itoa(MaxCacheEntries)+" (every VM creates its slots when it starts)")
 	}
 	if !isToken(c.UpstreamHeader) {
 		return nil, fail("upstream_header", "must be an HTTP header name")
@@ -350,7 +353,7 @@ func (p *parser) scopeList(key string) []string {
 			p.setErr(fail(key, "has an empty scope (an empty string, or a leading, trailing or double space)"))
 			return nil
 		case !isScopeToken(s):
-			p.setErr(fail(key, "contains %q, which is not an RFC 6749 scope token", s))
+			p.setErr(fail(key, "contains "+quote(s)+", which is not an RFC 6749 scope token"))
 			return nil
 		}
 	}
@@ -392,7 +395,7 @@ func (p *parser) size(key string, def int) int {
 		n, ok = parseSize(v.Str)
 	}
 	if !ok || n < 1 || n > maxSizeConfig || n != math.Trunc(n) {
-		p.setErr(fail(key, "must be a whole number between 1 and %d, optionally with a KiB or MiB suffix", maxSizeConfig))
+		p.setErr(fail(key, "must be a whole number between 1 and "+strconv.Itoa(maxSizeConfig)+", optionally with a KiB or MiB suffix"))
 		return def
 	}
 	return int(n)
@@ -414,37 +417,6 @@ func parseSize(s string) (float64, bool) {
 	return float64(n) * mult, err == nil
 }
 
-// splitURL derives the callout's :authority and :path from the endpoint URL.
-func splitURL(raw string) (authority, path string, err error) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "", "", errors.New("is not a valid URL")
-	}
-	switch {
-	case u.Scheme != "http" && u.Scheme != "https":
-		return "", "", errors.New("must be an absolute http or https URL")
-	case u.Host == "" || u.Hostname() == "":
-		return "", "", errors.New("has no host")
-	case u.User != nil:
-		return "", "", errors.New("must not contain user information: use client_id and client_secret")
-	case u.Fragment != "" || strings.Contains(raw, "#"):
-		return "", "", errors.New("must not contain a fragment")
-	}
-	if p := u.Port(); p != "" {
-		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-			return "", "", errors.New("has an invalid port")
-		}
-	}
-	path = u.EscapedPath()
-	if path == "" {
-		path = "/"
-	}
-	if u.RawQuery != "" {
-		path += "?" + u.RawQuery
-	}
-	return u.Host, path, nil
-}
-
 // namespace is a short digest of everything that makes one configuration's
 // cache entries differ from another's: what the answers are (endpoint,
 // cluster, client, response type, JWT member) and what may be stored and for
@@ -455,7 +427,7 @@ func namespace(c *Config) string {
 	h := sha256.Sum256([]byte(strings.Join([]string{c.IntrospectionURL, c.Cluster, c.ClientID, c.ResponseType, c.JWTMember,
 		strconv.Itoa(c.MaxJWTSize), c.CacheMaxTTL.String(), strconv.FormatBool(c.CacheIgnoreCacheControl),
 		c.CacheNegativeTTL.String(), strconv.Itoa(c.CacheMaxEntries)}, "\x00")))
-	return fmt.Sprintf("%x", h[:8])
+	return hex.EncodeToString(h[:8])
 }
 
 func hasControl(s string) bool {

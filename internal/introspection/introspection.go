@@ -4,7 +4,6 @@ package introspection
 
 import (
 	"encoding/base64"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -29,13 +28,33 @@ func Request(c *config.Config, token string) (headers [][2]string, body []byte) 
 		{"content-type", "application/x-www-form-urlencoded"},
 		{"accept", c.ResponseType},
 		{"authorization", BasicCredentials(c.ClientID, c.ClientSecret)},
-	}, []byte("token=" + url.QueryEscape(token))
+	}, []byte("token=" + FormEncode(token))
 }
 
 // BasicCredentials encodes client credentials as RFC 6749 §2.3.1 says: each
 // part form-encoded, then HTTP Basic.
 func BasicCredentials(id, secret string) string {
-	return "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id)+":"+url.QueryEscape(secret)))
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(FormEncode(id)+":"+FormEncode(secret)))
+}
+
+// FormEncode encodes s as application/x-www-form-urlencoded does (HTML's
+// URL-encoded serializer, as net/url.QueryEscape): ASCII letters, digits and
+// "-", ".", "_", "~" stay, a space becomes "+", and every other byte becomes
+// %XX. Written here so that the module does not link net/url.
+func FormEncode(s string) string {
+	const hex = "0123456789ABCDEF"
+	b := make([]byte, 0, len(s)*3)
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~':
+			b = append(b, c)
+		case c == ' ':
+			b = append(b, '+')
+		default:
+			b = append(b, '%', hex[c>>4], hex[c&15])
+		}
+	}
+	return string(b)
 }
 
 // Outcome is what the client gets for an introspection answer.
