@@ -12,5 +12,6 @@ fuzz:
 	go test -run=^$$ -fuzz=^FuzzCacheControl$$ -fuzztime=$(FUZZTIME) ./internal/introspection
 	go test -run=^$$ -fuzz=^FuzzClassify$$ -fuzztime=$(FUZZTIME) ./internal/introspection
 	go test -run=^$$ -fuzz=^FuzzConfig$$ -fuzztime=$(FUZZTIME) ./internal/config
+	go test -run=^$$ -fuzz=^FuzzSplitURL$$ -fuzztime=$(FUZZTIME) ./internal/config
 	go test -run=^$$ -fuzz=^FuzzDepth$$ -fuzztime=$(FUZZTIME) ./internal/jsonlimit
 	go test -run=^$$ -fuzz=^FuzzDecode$$ -fuzztime=$(FUZZTIME) ./internal/cache

@@ -73,6 +73,7 @@ type host struct {
 	cas     map[string]uint32
 	logs    []string
 	jwt     string
+	memory  []uint32 // linear memory size after _initialize, proxy_on_configure, the requests
 }
 
 func main() {
@@ -121,6 +122,7 @@ func run() error {
 		return err
 	}
 	h.alloc = h.mod.ExportedFunction("proxy_on_memory_allocate")
+	h.memory = append(h.memory, h.mod.Memory().Size())
 
 	if _, err := h.call(ctx, "proxy_on_context_create", rootID, 0); err != nil {
 		return err
@@ -132,6 +134,7 @@ func run() error {
 		return fmt.Errorf("proxy_on_configure: %v %v; logs: %s", res, err, strings.Join(h.logs, "\n"))
 	}
 
+	h.memory = append(h.memory, h.mod.Memory().Size())
 	id := uint64(rootID + 1)
 	drive := func(n int) error {
 		for range n {
@@ -156,6 +159,7 @@ func run() error {
 	if err := drive(*requests); err != nil {
 		return err
 	}
+	h.memory = append(h.memory, h.mod.Memory().Size())
 	h.print(*requests, h.logs[logs0:])
 	return nil
 }
@@ -326,6 +330,10 @@ func (h *host) print(n int, logs []string) {
 		total += h.entries[k]
 	}
 	fmt.Printf("  %-40s %s\n", "total", per(total))
+	if len(h.memory) == 3 {
+		fmt.Printf("linear memory (KiB): %d after _initialize, %d after proxy_on_configure, %d after the requests\n",
+			h.memory[0]/1024, h.memory[1]/1024, h.memory[2]/1024)
+	}
 
 	// A debugstats build logs MemStats every 1,000 requests.
 	var lines []map[string]uint64
