@@ -114,13 +114,10 @@ func (e *Error) Error() string {
 }
 
 // fail names the key and the problem. The problem is built by the caller,
-// with quote for anything taken from the configuration.
+// with strconv.Quote for anything taken from the configuration.
 func fail(key, problem string) error {
 	return &Error{Key: key, Problem: problem}
 }
-
-// quote is how a problem shows a value: a Go-quoted string.
-func quote(s string) string { return strconv.Quote(s) }
 
 // known lists every accepted key; anything else is rejected, so a typo never
 // silently falls back to a default.
@@ -210,7 +207,7 @@ func Parse(data []byte, getenv func(string) string) (*Config, error) {
 		return nil, fail("client_secret_env", "cannot be combined with client_secret: give one of them")
 	case secretEnv != "":
 		if c.ClientSecret = getenv(secretEnv); c.ClientSecret == "" {
-			return nil, fail("client_secret_env", "names environment variable "+quote(secretEnv)+", which is not set or empty in the VM")
+			return nil, fail("client_secret_env", "names environment variable "+strconv.Quote(secretEnv)+", which is not set or empty in the VM")
 		}
 	case secret != "":
 		c.ClientSecret = secret
@@ -221,16 +218,16 @@ func Parse(data []byte, getenv func(string) string) (*Config, error) {
 		return nil, fail("realm", "must not contain quotes, backslashes or control characters")
 	}
 	if c.ResponseType != ResponseTypeJWT && c.ResponseType != ResponseTypeIntrospectionJWT {
-		return nil, fail("response_type", "must be "+quote(ResponseTypeJWT)+" or "+quote(ResponseTypeIntrospectionJWT))
+		return nil, fail("response_type", "must be "+strconv.Quote(ResponseTypeJWT)+" or "+strconv.Quote(ResponseTypeIntrospectionJWT))
 	}
 	switch c.JWTMember {
 	case "":
 	case "active", "exp", "scope", "token_introspection":
-		return nil, fail("jwt_member", "must not be "+quote(c.JWTMember)+", a claim with its own meaning")
+		return nil, fail("jwt_member", "must not be "+strconv.Quote(c.JWTMember)+", a claim with its own meaning")
 	default:
 		if c.ResponseType != ResponseTypeJWT {
 			// RFC 9701 answers are JWTs, never JSON with a member.
-			return nil, fail("jwt_member", "needs response_type "+quote(ResponseTypeJWT))
+			return nil, fail("jwt_member", "needs response_type "+strconv.Quote(ResponseTypeJWT))
 		}
 	}
 	if c.Timeout > maxTimeout || c.Timeout < time.Millisecond {
@@ -353,7 +350,7 @@ func (p *parser) scopeList(key string) []string {
 			p.setErr(fail(key, "has an empty scope (an empty string, or a leading, trailing or double space)"))
 			return nil
 		case !isScopeToken(s):
-			p.setErr(fail(key, "contains "+quote(s)+", which is not an RFC 6749 scope token"))
+			p.setErr(fail(key, "contains "+strconv.Quote(s)+", which is not an RFC 6749 scope token"))
 			return nil
 		}
 	}
