@@ -3,17 +3,23 @@
 // live in the filter; this package only decides.
 //
 // Shared data has no delete, no TTL and no size limit, so the cache is a fixed
-// table of sets: a token hashes to one of Sets(maxEntries) keys, and each key
-// holds up to Ways records. The number of keys never exceeds maxEntries/Ways,
-// rounded up, and expired records are reclaimed when their place is reused.
-// Records carry the full token hash, so tokens that share a set never see each
-// other's answers.
+// table of sets: Sets(maxEntries) keys, each holding up to Ways answers (Active,
+// Inactive) and FlightWays records of introspections under way or just ended
+// (Pending, Settled). A token may live in either of two sets (Keys): it is
+// looked for in both and placed in the one with fewer live answers. With
+// Headroom places per configured entry, cache_max_entries live tokens all find
+// a place (two choices of a 4-way set leave about 1 % of them to the worker's
+// own copy at 80 % fill, against 19 % for one choice at 100 %).
 //
-// A new token takes a free or expired place, or one that holds no answer worth
-// keeping (a Settled record, another token's cached inactive verdict); it
-// never takes a live Active answer or another worker's Pending claim. When the
-// set has no such place the request calls without claiming: a flood of new
-// tokens can cost calls, never hits (see Place).
+// Records carry the full token hash, so tokens that share a set never see each
+// other's answers. A set holds at most one record per token. What a new record
+// may displace is a table (see Put): an active answer takes a free or expired
+// place, else the place of another token's inactive verdict, else the live
+// answer that expires first, so that a flood of valid tokens can never make
+// new tokens uncacheable; an inactive verdict (the optional negative cache)
+// only ever displaces a verdict that no request has been refused by yet, so a
+// flood of random tokens cannot flush the verdicts of tokens being replayed.
+// Claims never displace answers: they have places of their own.
 //
 // Besides answers, a record can say that a worker is introspecting the token
 // right now (Pending), or what that introspection concluded, for the requests
@@ -27,19 +33,29 @@ import (
 	"encoding/hex"
 	"strconv"
 	"time"
+	"unsafe"
 )
 
 // Version is part of every key. Any change to the record format, or to what a
 // record may hold, bumps it, so that a module never reads another version's
 // records (several module versions can share one vm_id, see keyPrefix).
-const Version = "v2"
+const Version = "v3"
 
 // keyPrefix also keeps our keys apart from other plugins: Istio gives every
 // WasmPlugin the same empty vm_id.
 const keyPrefix = "phantom-token/" + Version + "/"
 
-// Ways is the number of records a set holds.
-const Ways = 4
+// Ways is the number of answers (Active, Inactive) a set holds; FlightWays
+// the number of Pending and Settled records beside them.
+const (
+	Ways       = 4
+	FlightWays = 2
+)
+
+// Headroom is how many places the table has per configured entry, in
+// quarters: 5 (1.25 places an entry), so that a table of cache_max_entries
+// live tokens is filled to 80 % and two choices place almost all of them.
+const headroomQuarters = 5
 
 // Kind is what a record holds. The values are the wire format: explicit, never
 // iota, and never reused for another meaning.
@@ -92,11 +108,18 @@ const (
 type Record struct {
 	Kind    Kind
 	Outcome Outcome // Settled only
+	// Seen: a request was refused by this Inactive verdict since it was
+	// stored, so it belongs to a token being replayed (see Put).
+	Seen    bool
 	Hash    TokenHash
 	Expires time.Time
-	// JWT is set for Active, and for a Settled active answer.
+	// JWT is set for Active, and for a Settled active answer. In a decoded
+	// set it is a view of the set's bytes (see Decode).
 	JWT string
 }
+
+// answer reports whether r takes one of the Ways places of answers.
+func (r Record) answer() bool { return r.Kind == Active || r.Kind == Inactive }
 
 // live reports whether r still counts at now.
 func (r Record) live(now time.Time) bool { return r.Kind != None && now.Before(r.Expires) }
@@ -119,12 +142,22 @@ func Hash(namespace, token string) TokenHash {
 // Fingerprint is a short, non-reversible name for the token, for logs.
 func (h TokenHash) Fingerprint() string { return hex.EncodeToString(h[:6]) }
 
-// Sets is the number of sets a table of maxEntries records has.
-func Sets(maxEntries int) int { return (maxEntries + Ways - 1) / Ways }
+// Sets is the number of sets of a table for maxEntries live tokens: Ways
+// answers a set, with headroom (see headroomQuarters).
+func Sets(maxEntries int) int {
+	places := (maxEntries*headroomQuarters + 3) / 4
+	return (places + Ways - 1) / Ways
+}
 
-// Key is the shared-data key of the set the token hashes to.
-func Key(namespace string, h TokenHash, maxEntries int) string {
-	return SetKey(namespace, binary.BigEndian.Uint64(h[:8])%uint64(Sets(maxEntries)))
+// Keys are the shared-data keys of the two sets the token may live in; they
+// are the same key only in a table of one set.
+func Keys(namespace string, h TokenHash, maxEntries int) [2]string {
+	n := uint64(Sets(maxEntries))
+	a, b := binary.BigEndian.Uint64(h[:8])%n, binary.BigEndian.Uint64(h[8:16])%n
+	if a == b && n > 1 {
+		b = (a + 1) % n
+	}
+	return [2]string{SetKey(namespace, a), SetKey(namespace, b)}
 }
 
 // SetKey is the shared-data key of set number n.
@@ -132,11 +165,12 @@ func SetKey(namespace string, n uint64) string {
 	return keyPrefix + namespace + "/" + strconv.FormatUint(n, 10)
 }
 
-// A record on the wire: kind, outcome, token hash, expiry (unix ms), JWT
-// length, JWT. A set is its records one after the other.
+// A record on the wire: kind, detail (a Settled record's outcome; 1 for a Seen
+// Inactive verdict; else 0), token hash, expiry (unix ms), JWT length, JWT. A
+// set is its records one after the other.
 const (
 	offKind    = 0
-	offOutcome = 1
+	offDetail  = 1
 	offHash    = 2
 	offExpires = offHash + sha256.Size
 	offLen     = offExpires + 8
@@ -144,14 +178,31 @@ const (
 )
 
 // Decode reads every record of a set. A set that does not decode whole (a
-// format this version does not know, a truncated value) is empty: whatever it
+// format this version does not know, a truncated value, more records of a
+// kind than it has places for, two records of one token) is empty: whatever it
 // held is treated as absent, never as a reason to wait, and its places are
 // free.
+//
+// The JWTs of the records are views of set, not copies: a reader compares
+// hashes first and copies only the JWT it uses (strings.Clone). set must not
+// change while they are used.
 func Decode(set []byte) []Record {
 	var out []Record
+	answers := 0
 	for len(set) > 0 {
 		r, n, ok := decodeOne(set)
-		if !ok || len(out) == Ways {
+		if !ok || len(out) == Ways+FlightWays {
+			return nil
+		}
+		if r.answer() {
+			answers++
+		}
+		for _, o := range out {
+			if o.Hash == r.Hash {
+				return nil
+			}
+		}
+		if answers > Ways || len(out)+1-answers > FlightWays {
 			return nil
 		}
 		out = append(out, r)
@@ -172,13 +223,21 @@ func decodeOne(b []byte) (Record, int, bool) {
 	if n > len(b)-headerLen || (k == Active) != (n > 0) && k != Settled {
 		return Record{}, 0, false
 	}
-	if o := Outcome(b[offOutcome]); k == Settled && (o < OutcomeActive || o > OutcomeServerError || (o == OutcomeActive) != (n > 0)) {
+	d := b[offDetail]
+	switch o := Outcome(d); {
+	case k == Settled && (o < OutcomeActive || o > OutcomeServerError || (o == OutcomeActive) != (n > 0)):
+		return Record{}, 0, false
+	case k == Inactive && d > 1, k == Active && d != 0, k == Pending && d != 0:
 		return Record{}, 0, false
 	}
-	r := Record{Kind: k, Outcome: Outcome(b[offOutcome]), Hash: TokenHash(b[offHash:offExpires])}
+	r := Record{Kind: k, Hash: TokenHash(b[offHash:offExpires])}
+	if k == Settled {
+		r.Outcome = Outcome(d)
+	}
+	r.Seen = k == Inactive && d == 1
 	r.Expires = time.UnixMilli(int64(binary.BigEndian.Uint64(b[offExpires:])))
 	if n > 0 {
-		r.JWT = string(b[headerLen : headerLen+n])
+		r.JWT = unsafe.String(&b[headerLen], n)
 	}
 	return r, headerLen + n, true
 }
@@ -192,7 +251,10 @@ func Encode(records []Record) []byte {
 	out := make([]byte, 0, size)
 	for _, r := range records {
 		var h [headerLen]byte
-		h[offKind], h[offOutcome] = byte(r.Kind), byte(r.Outcome)
+		h[offKind], h[offDetail] = byte(r.Kind), byte(r.Outcome)
+		if r.Kind == Inactive && r.Seen {
+			h[offDetail] = 1
+		}
 		copy(h[offHash:], r.Hash[:])
 		binary.BigEndian.PutUint64(h[offExpires:], uint64(r.Expires.UnixMilli()))
 		binary.BigEndian.PutUint32(h[offLen:], uint32(len(r.JWT)))
@@ -211,48 +273,91 @@ func Find(set []Record, h TokenHash, now time.Time) Record {
 	return Record{}
 }
 
-// Place is where a record for token h goes in the set: the token's own record
-// first (whatever it holds), then a free place, an expired record, a Settled
-// record, another token's cached inactive verdict. It never takes another
-// token's live Active answer or live Pending claim. It returns -1 when there
-// is no such place, and len(set) for a free place at the end.
-func Place(set []Record, h TokenHash, now time.Time) int {
-	best, rank := -1, 0
-	for i, r := range set {
-		var rk int
-		switch {
-		case r.Hash == h:
-			return i
-		case !r.live(now):
-			rk = 3
-		case r.Kind == Settled:
-			rk = 2
-		case r.Kind == Inactive:
-			rk = 1
-		}
-		if rk > rank {
-			best, rank = i, rk
-		}
-	}
-	if len(set) < Ways && rank < 3 {
-		return len(set)
-	}
-	return best
-}
-
-// Put writes r at its place (see Place) and returns the new set. ok is false
-// when the set has no place for it; evicted reports that a live cached verdict
-// of another token was replaced.
+// Put writes r as the token's one record in the set and returns the new set;
+// the token's earlier record, whatever it held, goes, and so do expired
+// records. A record takes a place of its own area (answers: Ways places;
+// Pending and Settled: FlightWays) when one is free, else it displaces:
+//
+//	new record        displaces (the one that expires first)
+//	Active            another token's Inactive verdict, else another token's Active answer
+//	Inactive          another token's Inactive verdict that no request was refused by yet
+//	Pending, Settled  nothing: a claim never displaces anything
+//
+// ok is false when the set has no place for r (the set is returned
+// unchanged); evicted reports that a live answer of another token was
+// displaced.
 func Put(set []Record, r Record, now time.Time) (out []Record, evicted, ok bool) {
-	i := Place(set, r.Hash, now)
-	if i < 0 {
-		return set, false, false
+	out = make([]Record, 0, len(set)+1)
+	used := 0
+	for _, o := range set {
+		if o.Hash != r.Hash && o.live(now) {
+			out = append(out, o)
+			if o.answer() == r.answer() {
+				used++
+			}
+		}
 	}
-	out = append(make([]Record, 0, len(set)+1), set...)
-	if i == len(out) {
+	room := FlightWays
+	if r.answer() {
+		room = Ways
+	}
+	if used < room {
 		return append(out, r), false, true
 	}
-	old := out[i]
-	out[i] = r
-	return out, old.Hash != r.Hash && old.live(now) && old.Kind == Inactive, true
+	victim := -1
+	for i, o := range out {
+		if displaces(r, o) && (victim < 0 || rank(o) < rank(out[victim]) ||
+			rank(o) == rank(out[victim]) && o.Expires.Before(out[victim].Expires)) {
+			victim = i
+		}
+	}
+	if victim < 0 {
+		return set, false, false
+	}
+	out[victim] = r
+	return out, true, true
+}
+
+// displaces reports whether new record r may take live record o's place.
+func displaces(r, o Record) bool {
+	switch r.Kind {
+	case Active:
+		return o.answer()
+	case Inactive:
+		return o.Kind == Inactive && !o.Seen
+	}
+	return false
+}
+
+// rank orders the records an active answer may displace: verdicts first.
+func rank(o Record) int {
+	if o.Kind == Inactive {
+		return 0
+	}
+	return 1
+}
+
+// Room reports whether token h could claim a place in the set (see Put).
+func Room(set []Record, h TokenHash, now time.Time) bool {
+	n := 0
+	for _, o := range set {
+		if o.Hash == h {
+			return true
+		}
+		if o.live(now) && !o.answer() {
+			n++
+		}
+	}
+	return n < FlightWays
+}
+
+// Load is the number of live answers in the set.
+func Load(set []Record, now time.Time) int {
+	n := 0
+	for _, o := range set {
+		if o.live(now) && o.answer() {
+			n++
+		}
+	}
+	return n
 }

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -64,8 +65,9 @@ func TestEncodeDecode(t *testing.T) {
 }
 
 func TestNext(t *testing.T) {
-	full := []Record{rec(Active, other(0), later), rec(Active, other(1), later), rec(Pending, other(2), later), rec(Active, other(3), later)}
-	with := func(r Record) []Record { return append([]Record{r}, full[:Ways-1]...) }
+	answers := []Record{rec(Active, other(0), later), rec(Active, other(1), later), rec(Inactive, other(2), later), rec(Active, other(3), later)}
+	claims := []Record{rec(Pending, other(4), later), rec(Settled, other(5), later)}
+	full := append(append([]Record(nil), answers...), claims...)
 	tests := []struct {
 		name string
 		set  []Record
@@ -84,16 +86,14 @@ func TestNext(t *testing.T) {
 		{"settled, waiter", []Record{rec(Settled, mine, later)}, Waiter, Deliver},
 		{"settled, wait over", []Record{rec(Settled, mine, later)}, WaitOver, Deliver},
 		{"nothing, empty set", nil, NewRequest, Call},
-		{"nothing, a free place", full[:2], NewRequest, Call},
 		{"expired answer", []Record{rec(Active, mine, t0)}, NewRequest, Call},
 		{"expired pending, waiter", []Record{rec(Pending, mine, t0)}, Waiter, Call},
 		{"another token's answer only", []Record{rec(Active, other(0), later)}, NewRequest, Call},
-		{"full of live answers and claims", full, NewRequest, CallUnclaimed},
-		{"full, waiter whose record went", full, Waiter, CallUnclaimed},
-		{"full but one expired", append(full[:Ways-1:Ways-1], rec(Active, other(4), t0)), NewRequest, Call},
-		{"full but one settled", append(full[:Ways-1:Ways-1], rec(Settled, other(4), later)), NewRequest, Call},
-		{"full but one inactive verdict", append(full[:Ways-1:Ways-1], rec(Inactive, other(4), later)), NewRequest, Call},
-		{"full, one of them ours", with(rec(Active, mine, later)), NewRequest, Serve},
+		{"answers full: a claim has places of its own", answers, NewRequest, Call},
+		{"claims full of live claims and settled records", full, NewRequest, CallUnclaimed},
+		{"claims full, waiter whose record went", full, Waiter, CallUnclaimed},
+		{"claims full but one expired", append(full[:5:5], rec(Pending, other(6), t0)), NewRequest, Call},
+		{"full, one of them ours", append(full[:3:3], rec(Active, mine, later)), NewRequest, Serve},
 	}
 	for _, tt := range tests {
 		if got, _ := Next(tt.set, mine, t0, tt.who); got != tt.want {
@@ -102,58 +102,98 @@ func TestNext(t *testing.T) {
 	}
 }
 
-func TestPlace(t *testing.T) {
-	a, p := rec(Active, other(0), later), rec(Pending, other(1), later)
-	tests := []struct {
-		name string
-		set  []Record
-		want int
-	}{
-		{"empty set: the first place", nil, 0},
-		{"a free place at the end", []Record{a, p}, 2},
-		{"the token's own record first", []Record{a, rec(Active, mine, t0), p}, 1},
-		{"an expired record before a free place", []Record{a, rec(Active, other(2), t0)}, 1},
-		{"a free place before a settled record", []Record{a, rec(Settled, other(2), later)}, 2},
-		{"full: a settled record before an inactive verdict", []Record{rec(Inactive, other(2), later), a, rec(Settled, other(3), later), p}, 2},
-		{"full: an inactive verdict", []Record{a, p, rec(Inactive, other(2), later), rec(Active, other(3), later)}, 2},
-		{"full of live answers and claims: none", []Record{a, p, rec(Active, other(2), later), rec(Pending, other(3), later)}, -1},
-	}
-	for _, tt := range tests {
-		if got := Place(tt.set, mine, t0); got != tt.want {
-			t.Errorf("%s: %d, want %d", tt.name, got, tt.want)
-		}
-	}
-}
-
-func TestPutCountsOnlyRealEvictions(t *testing.T) {
-	mk := func(k Kind) []Record {
-		return []Record{rec(Active, other(0), later), rec(Pending, other(1), later), rec(Active, other(2), later), rec(k, other(3), later)}
-	}
+// TestPut has one row per rule of Put's table.
+func TestPut(t *testing.T) {
+	seen := func(h TokenHash, exp time.Time) Record { r := rec(Inactive, h, exp); r.Seen = true; return r }
+	soon, sooner := later.Add(-5*time.Second), later.Add(-8*time.Second)
+	actives := []Record{rec(Active, other(0), later), rec(Active, other(1), soon), rec(Active, other(2), later), rec(Active, other(3), later)}
+	mixed := []Record{rec(Active, other(0), sooner), rec(Inactive, other(1), later), rec(Active, other(2), later), seen(other(3), soon)}
+	verdicts := []Record{seen(other(0), later), rec(Inactive, other(1), later), rec(Inactive, other(2), soon), seen(other(3), sooner)}
+	flights := []Record{rec(Pending, other(4), later), rec(Settled, other(5), later)}
 	tests := []struct {
 		name    string
 		set     []Record
+		r       Record
+		gone    TokenHash // the record displaced, if any
 		evicted bool
 		ok      bool
 	}{
-		{"a free place", mk(Active)[:3], false, true},
-		{"an expired record", append(mk(Active)[:3], rec(Active, other(3), t0)), false, true},
-		{"a settled record", mk(Settled), false, true},
-		{"another token's live inactive verdict", mk(Inactive), true, true},
-		{"full of live answers and claims", mk(Active), false, false},
-		{"the token's own record", append(mk(Active)[:3], rec(Inactive, mine, later)), false, true},
+		{"active: a free place", actives[:3], rec(Active, mine, later), TokenHash{}, false, true},
+		{"active: an expired record's place", append(actives[:3:3], rec(Active, other(3), t0)), rec(Active, mine, later), TokenHash{}, false, true},
+		{"active: replaces the token's own claim", append(actives[:3:3], rec(Pending, mine, later)), rec(Active, mine, later), TokenHash{}, false, true},
+		{"active: replaces the token's own verdict", append(actives[:3:3], rec(Inactive, mine, later)), rec(Active, mine, later), TokenHash{}, false, true},
+		{"active: claims do not take answer places", append(actives[:3:3], flights...), rec(Active, mine, later), TokenHash{}, false, true},
+		{"active, answers full: a verdict, even a seen one, before an answer", mixed, rec(Active, mine, later), other(3), true, true},
+		{"active, answers full of answers: the one that expires first", actives, rec(Active, mine, later), other(1), true, true},
+		{"inactive, answers full of answers: no place", actives, rec(Inactive, mine, later), TokenHash{}, false, false},
+		{"inactive: never a seen verdict, the unseen one that expires first", verdicts, rec(Inactive, mine, later), other(2), true, true},
+		{"inactive: a free place beside a verdict", mixed[:2:2], rec(Inactive, mine, later), TokenHash{}, false, true},
+		{"inactive, full of seen verdicts and answers", append(actives[:2:2], seen(other(5), later), seen(other(6), later)), rec(Inactive, mine, later), TokenHash{}, false, false},
+		{"pending: a place of its own when answers are full", actives, rec(Pending, mine, later), TokenHash{}, false, true},
+		{"pending, claims full: displaces nothing", append(actives[:1:1], flights...), rec(Pending, mine, later), TokenHash{}, false, false},
+		{"settled replaces the token's claim in a full set", append(actives[:4:4], flights[0], rec(Pending, mine, later)), rec(Settled, mine, later), TokenHash{}, false, true},
 	}
 	for _, tt := range tests {
 		before := append([]Record(nil), tt.set...)
-		out, evicted, ok := Put(tt.set, rec(Active, mine, later), t0)
+		out, evicted, ok := Put(tt.set, tt.r, t0)
 		if evicted != tt.evicted || ok != tt.ok {
 			t.Errorf("%s: evicted %v ok %v, want %v %v", tt.name, evicted, ok, tt.evicted, tt.ok)
-		}
-		if ok && Find(out, mine, t0).Kind != Active {
-			t.Errorf("%s: not stored", tt.name)
 		}
 		if !reflect.DeepEqual(tt.set, before) {
 			t.Errorf("%s: Put changed its input", tt.name)
 		}
+		if !ok {
+			continue
+		}
+		if got := Find(out, mine, t0); got.Kind != tt.r.Kind {
+			t.Errorf("%s: the token's record is %v", tt.name, got.Kind)
+		}
+		if raw := Encode(out); Decode(raw) == nil {
+			t.Errorf("%s: the set it made does not decode", tt.name)
+		}
+		if tt.gone != (TokenHash{}) && Find(out, tt.gone, t0).Kind != None {
+			t.Errorf("%s: the expected victim is still there", tt.name)
+		}
+		if n := len(before) - len(out) + 1; tt.gone == (TokenHash{}) && n > 1 {
+			for _, o := range before {
+				if o.Hash != mine && o.Expires.After(t0) && Find(out, o.Hash, t0).Kind == None {
+					t.Errorf("%s: a live record of another token went", tt.name)
+				}
+			}
+		}
+	}
+}
+
+func TestChooseAndMarkSeen(t *testing.T) {
+	one := []Record{rec(Active, other(0), later)}
+	two := []Record{rec(Active, other(0), later), rec(Active, other(1), later)}
+	claims := []Record{rec(Pending, other(2), later), rec(Pending, other(3), later)}
+	tests := []struct {
+		name          string
+		first, second []Record
+		want          int
+	}{
+		{"both empty: the first", nil, nil, 0},
+		{"the less loaded: second", two, one, 1},
+		{"the less loaded: first", one, two, 0},
+		{"a tie: the first", one, one, 0},
+		{"expired answers do not count", []Record{rec(Active, other(0), t0), rec(Active, other(1), t0)}, one, 0},
+		{"room for a claim before a lighter load", claims, two, 1},
+	}
+	for _, tt := range tests {
+		if got := Choose(tt.first, tt.second, mine, t0); got != tt.want {
+			t.Errorf("%s: %d, want %d", tt.name, got, tt.want)
+		}
+	}
+	out, ok := MarkSeen([]Record{rec(Active, other(0), later), rec(Inactive, mine, later)}, mine, t0)
+	if !ok || !Find(out, mine, t0).Seen {
+		t.Error("a verdict was not marked seen")
+	}
+	if _, ok := MarkSeen(out, mine, t0); ok {
+		t.Error("a seen verdict was marked again")
+	}
+	if back := Decode(Encode(out)); !back[1].Seen || back[0].Seen {
+		t.Error("seen does not survive the wire")
 	}
 }
 
@@ -168,8 +208,18 @@ func TestStoreAndRelease(t *testing.T) {
 	if _, _, ok := Store([]Record{rec(Active, mine, later)}, settled, t0); ok {
 		t.Error("a settled record replaced an active answer")
 	}
+	// A verdict with no place where the token's claim stands leaves a Settled
+	// record for the waiters instead.
+	answers := []Record{rec(Active, other(0), later), rec(Active, other(1), later), rec(Active, other(2), later), rec(Active, other(3), later)}
+	out, _, ok := Store(append(answers, rec(Pending, mine, later)), rec(Inactive, mine, later), t0)
+	if got := Find(out, mine, t0); !ok || got.Kind != Settled || got.Settled() != introspection.Inactive {
+		t.Errorf("a verdict without a place: %v %+v", ok, got)
+	}
+	if _, _, ok := Store(answers, rec(Inactive, mine, later), t0); ok {
+		t.Error("a verdict without a place or a claim was stored")
+	}
 	set := []Record{rec(Active, other(0), later), rec(Pending, mine, t0)}
-	out, ok := Release(set, mine)
+	out, ok = Release(set, mine)
 	if !ok || len(out) != 1 || out[0].Hash != other(0) {
 		t.Errorf("release of an expired claim: %v %+v", ok, out)
 	}
@@ -222,20 +272,32 @@ func TestHashAndKey(t *testing.T) {
 	if Hash("ns", "t1") == Hash("ns", "t2") {
 		t.Error("tokens share hashes")
 	}
-	k := Key("ns", Hash("ns", "secret-token"), 100)
-	if !strings.HasPrefix(k, "phantom-token/"+Version+"/ns/") || strings.Contains(k, "secret-token") {
-		t.Errorf("key %q", k)
+	k := Keys("ns", Hash("ns", "secret-token"), 100)
+	for _, k := range k {
+		if !strings.HasPrefix(k, "phantom-token/"+Version+"/ns/") || strings.Contains(k, "secret-token") {
+			t.Errorf("key %q", k)
+		}
+	}
+	if k[0] == k[1] {
+		t.Error("a token's two sets are one")
 	}
 	// The key space is bounded by the number of sets, whatever the tokens.
 	keys := map[string]bool{}
 	for i := 0; i < 10000; i++ {
-		keys[Key("ns", Hash("ns", "t"+strings.Repeat("x", i%50)+string(rune(i))), 32)] = true
+		k := Keys("ns", Hash("ns", "t"+strings.Repeat("x", i%50)+string(rune(i))), 32)
+		keys[k[0]], keys[k[1]] = true, true
 	}
 	if len(keys) != Sets(32) {
 		t.Errorf("10000 tokens used %d keys, want %d", len(keys), Sets(32))
 	}
-	if Sets(1) != 1 || Sets(4) != 1 || Sets(5) != 2 {
-		t.Errorf("Sets: %d %d %d", Sets(1), Sets(4), Sets(5))
+	// 1.25 places an entry, Ways places a set.
+	for _, tt := range [][2]int{{1, 1}, {3, 1}, {4, 2}, {32, 10}, {10000, 3125}} {
+		if got := Sets(tt[0]); got != tt[1] {
+			t.Errorf("Sets(%d) = %d, want %d", tt[0], got, tt[1])
+		}
+	}
+	if k := Keys("ns", Hash("ns", "t"), 1); k[0] != k[1] {
+		t.Error("a table of one set has two")
 	}
 	if fp := Hash("ns", "t").Fingerprint(); len(fp) != 12 {
 		t.Errorf("fingerprint %q", fp)
@@ -263,6 +325,25 @@ func TestLocal(t *testing.T) {
 	}
 	if NewLocal(1_000_000).max != LocalMax {
 		t.Error("the copy is not bounded by LocalMax")
+	}
+	// The copy is bounded in bytes too.
+	big := NewLocal(1000)
+	jwt := strings.Repeat("j", 64<<10)
+	for i := range 200 {
+		big.Put(big.Key(strconv.Itoa(i)), LocalEntry{Upstream: "Bearer " + jwt, Expires: later})
+	}
+	if big.Bytes() > LocalMaxBytes || big.Len() >= 200 || big.Len() < LocalMaxBytes/(70<<10) {
+		t.Errorf("%d entries, %d bytes: bound %d bytes", big.Len(), big.Bytes(), LocalMaxBytes)
+	}
+	big.Put(big.Key("huge"), LocalEntry{Upstream: strings.Repeat("j", LocalMaxBytes), Expires: later})
+	if _, ok := big.Get(big.Key("huge"), t0); ok {
+		t.Error("an entry larger than the whole bound was kept")
+	}
+	for i := range 200 {
+		big.Get(big.Key(strconv.Itoa(i)), later)
+	}
+	if big.Len() != 0 || big.Bytes() != 0 {
+		t.Errorf("after every entry expired: %d entries, %d bytes", big.Len(), big.Bytes())
 	}
 	if c.Key("a") == NewLocal(2).Key("a") {
 		t.Error("two VMs share key seeds")

@@ -11,18 +11,23 @@ import (
 // from, the shared table, so that a token seen a moment ago costs neither a
 // shared-data copy nor parsing its JWT again. Its policy:
 //
-//   - it holds an answer only once the shared table held it (the worker
-//     served it from there, or its own write there succeeded);
+//   - it holds every active answer the worker served from the shared table
+//     or received itself, whether or not the table had a place for it;
 //   - an entry keeps the expiry of its shared record, never longer;
-//   - it is bounded (LocalMax); when full, an arbitrary entry makes room.
+//   - it is bounded in entries (LocalMax) and in bytes (LocalMaxBytes, an
+//     estimate of what an entry holds, see size); when full, arbitrary
+//     entries make room, and an entry larger than the whole bound is not
+//     kept.
 //
 // It is keyed by two 64-bit hashes of the token with seeds random to this VM:
 // a keyed hash, so no raw token is kept, and far cheaper than SHA-256 in a Go
 // wasm module.
 type Local struct {
-	seeds   [2]maphash.Seed
-	entries map[LocalKey]LocalEntry
-	max     int
+	seeds    [2]maphash.Seed
+	entries  map[LocalKey]LocalEntry
+	max      int
+	bytes    int
+	maxBytes int
 }
 
 // LocalKey names a token in a Local.
@@ -36,15 +41,33 @@ type LocalEntry struct {
 	Expires  time.Time
 }
 
-// LocalMax bounds a worker's copy; the shared table holds the rest.
-const LocalMax = 1024
+// LocalMax and LocalMaxBytes bound a worker's copy; the shared table holds
+// the rest.
+const (
+	LocalMax      = 1024
+	LocalMaxBytes = 4 << 20
+)
+
+// entryOverhead is what an entry costs besides its strings: the map slot,
+// the entry and the slice of scopes (an estimate, on the safe side).
+const entryOverhead = 160
+
+// size estimates the memory an entry holds.
+func size(e LocalEntry) int {
+	n := entryOverhead + len(e.Upstream)
+	for _, s := range e.Claims.Scopes {
+		n += 16 + len(s)
+	}
+	return n
+}
 
 // NewLocal makes a copy of at most min(maxEntries, LocalMax) entries.
 func NewLocal(maxEntries int) *Local {
 	return &Local{
 		seeds:   [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
 		entries: map[LocalKey]LocalEntry{},
-		max:     max(1, min(maxEntries, LocalMax)),
+		max:      max(1, min(maxEntries, LocalMax)),
+		maxBytes: LocalMaxBytes,
 	}
 }
 
@@ -57,22 +80,39 @@ func (c *Local) Key(token string) LocalKey {
 func (c *Local) Get(k LocalKey, now time.Time) (LocalEntry, bool) {
 	e, ok := c.entries[k]
 	if ok && !now.Before(e.Expires) {
-		delete(c.entries, k)
+		c.remove(k, e)
 		return LocalEntry{}, false
 	}
 	return e, ok
 }
 
-// Put keeps an entry until its expiry.
+// Put keeps an entry until its expiry, unless it alone is over the bound in
+// bytes.
 func (c *Local) Put(k LocalKey, e LocalEntry) {
-	if _, ok := c.entries[k]; !ok && len(c.entries) >= c.max {
-		for old := range c.entries {
-			delete(c.entries, old)
+	n := size(e)
+	if n > c.maxBytes {
+		return
+	}
+	if old, ok := c.entries[k]; ok {
+		c.remove(k, old)
+	}
+	for old, oe := range c.entries {
+		if len(c.entries) < c.max && c.bytes+n <= c.maxBytes {
 			break
 		}
+		c.remove(old, oe)
 	}
 	c.entries[k] = e
+	c.bytes += n
 }
+
+func (c *Local) remove(k LocalKey, e LocalEntry) {
+	delete(c.entries, k)
+	c.bytes -= size(e)
+}
+
+// Bytes is the estimated memory the entries hold.
+func (c *Local) Bytes() int { return c.bytes }
 
 // Len is the number of entries held.
 func (c *Local) Len() int { return len(c.entries) }

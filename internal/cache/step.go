@@ -27,6 +27,10 @@ const (
 	CallUnclaimed
 )
 
+// Found reports whether the step comes from a record of the token's own, so
+// that its other set need not be looked at.
+func (s Step) Found() bool { return s == Serve || s == Refuse || s == Wait || s == Deliver }
+
 func (s Step) String() string {
 	switch s {
 	case Serve:
@@ -65,7 +69,7 @@ const (
 //	Inactive      Refuse          Refuse          Refuse
 //	Pending       Wait            Wait            Call (takes the place over)
 //	Settled       Call            Deliver         Deliver
-//	none          Call, or CallUnclaimed when the set has no place
+//	none          Call, or CallUnclaimed when the set has no room for a claim
 //
 // A new request never uses a Settled record: it may be the outcome of a call
 // that ended before the request came (an error, an answer that may not be
@@ -81,7 +85,7 @@ func Next(set []Record, h TokenHash, now time.Time, w Asker) (Step, Record) {
 		return Wait, r
 	case r.Kind == Settled && w != NewRequest:
 		return Deliver, r
-	case Place(set, h, now) < 0:
+	case !Room(set, h, now):
 		return CallUnclaimed, Record{}
 	}
 	return Call, Record{}
@@ -142,12 +146,69 @@ func ToStore(h TokenHash, a introspection.Answer, now time.Time, negativeTTL tim
 
 // Store writes r into the set. A Settled record goes only where the token's
 // own Pending claim still stands, so that it never takes another token's
-// place. See Put for evicted and ok.
+// place. An answer that finds no place (see Put) where the token's claim
+// stands leaves a Settled record there instead, for the requests of other
+// workers that wait on the claim. See Put for evicted and ok.
 func Store(set []Record, r Record, now time.Time) (out []Record, evicted, ok bool) {
-	if r.Kind == Settled && Find(set, r.Hash, now).Kind != Pending {
+	claimed := Find(set, r.Hash, now).Kind == Pending
+	if r.Kind == Settled && !claimed {
 		return set, false, false
 	}
-	return Put(set, r, now)
+	if out, evicted, ok = Put(set, r, now); ok || !claimed {
+		return out, evicted, ok
+	}
+	s := Record{Kind: Settled, Outcome: storedOutcome[introspection.Active], Hash: r.Hash, Expires: now.Add(SettledFor), JWT: r.JWT}
+	if r.Kind == Inactive {
+		s.Outcome, s.JWT = storedOutcome[introspection.Inactive], ""
+	}
+	return Put(set, s, now)
+}
+
+// Choose is the set, 0 or 1, where a token found in neither of its two sets
+// claims its place and stores its answer: one where a claim has room, and of
+// those the one with fewer live answers (the first on a tie). Placing each
+// token in the less loaded of two sets is what lets a table of
+// cache_max_entries live tokens hold almost all of them.
+func Choose(first, second []Record, h TokenHash, now time.Time) int {
+	r0, r1 := Room(first, h, now), Room(second, h, now)
+	if r0 != r1 {
+		if r1 {
+			return 1
+		}
+		return 0
+	}
+	if Load(second, now) < Load(first, now) {
+		return 1
+	}
+	return 0
+}
+
+// Lookup is what a request does when the token is not in its first set
+// (Next did not find a record of its own there): it may be in the second;
+// else it claims and stores in the set Choose picks. which is 0 or 1.
+func Lookup(first, second []Record, h TokenHash, now time.Time, w Asker) (which int, step Step, r Record) {
+	if step, r = Next(first, h, now, w); step.Found() {
+		return 0, step, r
+	}
+	if step, r = Next(second, h, now, w); step.Found() {
+		return 1, step, r
+	}
+	which = Choose(first, second, h, now)
+	step, r = Next([2][]Record{first, second}[which], h, now, w)
+	return which, step, r
+}
+
+// MarkSeen marks the token's live Inactive verdict as having refused a request
+// (see Put). ok is false when there is nothing to mark.
+func MarkSeen(set []Record, h TokenHash, now time.Time) (out []Record, ok bool) {
+	for i, r := range set {
+		if r.Hash == h && r.Kind == Inactive && !r.Seen && r.live(now) {
+			out = append([]Record(nil), set...)
+			out[i].Seen = true
+			return out, true
+		}
+	}
+	return set, false
 }
 
 // storedOutcome maps the filter's outcomes to their wire codes.
