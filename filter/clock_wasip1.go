@@ -20,3 +20,13 @@ func wallClock() time.Time {
 	}
 	return time.Unix(0, int64(ns))
 }
+
+// monotonicClock reads the monotonic clock: how long waits have lasted, never
+// moved by a change of the wall clock.
+func monotonicClock() time.Duration {
+	var ns uint64
+	if clockTimeGet(1, 1, &ns) != 0 { // 1: monotonic
+		return time.Duration(time.Now().UnixNano())
+	}
+	return time.Duration(ns)
+}

@@ -18,16 +18,21 @@ import (
 // identity server again; other VMs see the Pending record it leaves in the
 // token's cache set and wait for its answer there.
 type flight struct {
-	hash    cache.TokenHash
-	key     string // the token's cache set; "" without a cache
+	hash cache.TokenHash
+	// keys are the token's two cache sets ("" without a cache); key is the
+	// one its record is in, or goes to.
+	keys    [2]string
+	key     string
 	token   string
 	local   cache.LocalKey
 	waiters []*httpContext
 	state   flightState
 	// claimed: this flight's Pending record stands in the set.
 	claimed bool
-	// since is when the flight started waiting on another VM, or calling.
-	since time.Time
+	// since is when the flight started waiting on another VM, or calling,
+	// on the monotonic clock: a wall clock stepped back never makes a wait
+	// longer.
+	since time.Duration
 }
 
 type flightState int
@@ -58,6 +63,9 @@ func (s flightState) String() string {
 func (p *pluginContext) authenticate(h *httpContext) types.Action {
 	cfg := p.cfg
 	if !cfg.CacheEnabled { // no cache, no sharing: every request calls
+		if p.calls >= cfg.MaxInFlight {
+			return h.respond(reply.Overloaded, "max_in_flight introspections under way in this worker")
+		}
 		f := &flight{token: h.token}
 		return p.start(h, f, cache.CallUnclaimed)
 	}
@@ -74,7 +82,7 @@ func (p *pluginContext) authenticate(h *httpContext) types.Action {
 		p.metrics.coalesced.inc()
 		return types.ActionPause
 	}
-	f := &flight{hash: hash, key: cache.Key(cfg.CacheNamespace, hash, cfg.CacheMaxEntries), token: h.token, local: lk}
+	f := &flight{hash: hash, keys: cache.Keys(cfg.CacheNamespace, hash, cfg.CacheMaxEntries), token: h.token, local: lk}
 	step, a, expires := p.look(f, t, cache.NewRequest)
 	switch step {
 	case cache.Serve:
@@ -86,8 +94,16 @@ func (p *pluginContext) authenticate(h *httpContext) types.Action {
 		return h.respond(reply.InvalidToken, "token is not active (cached verdict)")
 	}
 	p.metrics.cacheMisses.inc()
+	if step == refused {
+		return h.respond(reply.Overloaded, "max_in_flight introspections under way in this worker")
+	}
 	return p.start(h, f, step)
 }
+
+// refused is the step of a request that would call when this VM already has
+// max_in_flight introspections under way: it is answered 503 having written
+// nothing to the cache.
+const refused cache.Step = -1
 
 // admitted marks a request let through from its header callback.
 func (h *httpContext) admitted(a types.Action) types.Action {
@@ -98,39 +114,38 @@ func (h *httpContext) admitted(a types.Action) types.Action {
 }
 
 // start makes h wait on the new flight f: for another VM's call (Wait), or
-// for a call of this VM's.
+// for a call of this VM's (the caller checked max_in_flight).
 func (p *pluginContext) start(h *httpContext, f *flight, step cache.Step) types.Action {
-	if p.nflights >= p.cfg.MaxInFlight {
-		p.release(f)
-		return h.respond(reply.Overloaded, "max_in_flight introspections under way in this worker")
-	}
-	p.nflights++
 	f.waiters, h.flight = []*httpContext{h}, f
 	if f.key != "" {
 		p.flights[f.hash] = f
 	}
 	if step == cache.Wait {
-		f.state, f.since = watching, now()
+		f.state, f.since = watching, monotonic()
 		p.metrics.coalesced.inc()
 		p.updateTick()
 		return types.ActionPause
 	}
-	p.queue1(f)
+	p.queueCall(f)
 	return types.ActionPause
 }
 
-// queue1 has the plugin make f's call from its own context: the SDK delivers
-// an answer only to the context that made the call, and a request's context
-// can end before its answer comes, when the other requests still need it.
-// Without a queue the call is made at once, from the current context.
-func (p *pluginContext) queue1(f *flight) {
+// queueCall has the plugin make f's call from its own context: the SDK
+// delivers an answer only to the context that made the call, and a request's
+// context can end before its answer comes, when the other requests still need
+// it. A call that cannot be queued is not made: f's requests get 503.
+func (p *pluginContext) queueCall(f *flight) {
 	f.state = queued
+	p.calls++
 	p.queued = append(p.queued, f)
-	if p.hasQueue && enqueue(p.queue, wakeup) == nil {
-		return // the host wakes the plugin (at once, re-entrantly, in the emulator)
+	if err := enqueue(p.queue, wakeup); err != nil {
+		p.queued = p.queued[:len(p.queued)-1]
+		p.release(f)
+		p.settle(f, introspection.Answer{Outcome: introspection.Unavailable,
+			Reason: "cannot queue the introspection call: " + err.Error()})
 	}
-	p.queued = p.queued[:len(p.queued)-1]
-	p.dispatch(f)
+	// Queued: the host wakes the plugin (at once, re-entrantly, in the
+	// emulator).
 }
 
 var wakeup = []byte{1}
@@ -155,7 +170,7 @@ func (p *pluginContext) dispatch(f *flight) {
 		return
 	}
 	headers, body := introspection.Request(p.cfg, f.token)
-	f.state, f.since = calling, now()
+	f.state, f.since = calling, monotonic()
 	_, err := dispatchCall(p.cfg.Cluster, headers, body, nil, uint32(p.cfg.Timeout.Milliseconds()),
 		func(numHeaders, bodySize, _ int) { p.onAnswer(f, numHeaders, bodySize) })
 	if err != nil {
@@ -194,12 +209,16 @@ func (p *pluginContext) onAnswer(f *flight, numHeaders, bodySize int) {
 	t := now()
 	answer := introspection.Classify(p.cfg, headers, body, t)
 	p.metrics.call(answer.Status)
-	if err := recordMetric(p.metrics.latency, uint64(max(t.Sub(f.since).Milliseconds(), 0))); err != nil {
+	if err := recordMetric(p.metrics.latency, uint64(max((monotonic()-f.since).Milliseconds(), 0))); err != nil {
 		proxywasm.LogWarn("phantom-token: cannot record the introspection latency: " + err.Error())
 	}
 	if f.key != "" {
 		p.store(f, answer, t)
 		p.release(f) // a claim the answer could not replace: nobody waits on it
+		if answer.Outcome == introspection.Active && answer.CacheTTL > 0 {
+			// Kept by this worker even where the table had no place for it.
+			p.remember(f.local, answer, t.Add(answer.CacheTTL))
+		}
 	}
 	p.settle(f, answer)
 }
@@ -234,8 +253,10 @@ func (p *pluginContext) end(f *flight) {
 	if f.state == over {
 		return
 	}
+	if f.state == queued || f.state == calling {
+		p.calls--
+	}
 	f.state = over
-	p.nflights--
 	if f.key != "" && p.flights[f.hash] == f {
 		delete(p.flights, f.hash)
 	}
@@ -252,16 +273,22 @@ func (p *pluginContext) abandon(f *flight) {
 			proxywasm.LogCritical("phantom-token: panic while abandoning a flight: " + panicText(r))
 		}
 	}()
+	p.answerAll(f, reply.ServerError, "internal error")
+}
+
+// answerAll ends f and answers every request still waiting on it with k.
+func (p *pluginContext) answerAll(f *flight, k reply.Kind, why string) {
 	p.end(f)
 	for len(f.waiters) > 0 {
 		w := f.waiters[0]
 		f.waiters = f.waiters[1:]
 		if !w.done && setEffective(w.id) == nil {
-			w.respond(reply.ServerError, "internal error")
+			w.respond(k, why)
 		}
 		w.done = true
 	}
 	p.release(f)
+	p.updateTick()
 }
 
 // leave forgets a request whose stream ended before it was answered. A call
@@ -293,9 +320,9 @@ func (p *pluginContext) leave(h *httpContext) {
 // poll looks at the set of a flight that waits on another VM's call: that
 // call's answer is served; when there is none to wait for any more, this VM
 // calls.
-func (p *pluginContext) poll(f *flight, t time.Time) {
+func (p *pluginContext) poll(f *flight, t time.Time, mono time.Duration) {
 	who := cache.Waiter
-	if !t.Before(f.since.Add(cache.PendingFor(p.cfg.Timeout))) {
+	if mono-f.since >= cache.PendingFor(p.cfg.Timeout) {
 		who = cache.WaitOver
 	}
 	step, a, expires := p.look(f, t, who)
@@ -308,26 +335,34 @@ func (p *pluginContext) poll(f *flight, t time.Time) {
 		p.settle(f, introspection.Answer{Outcome: introspection.Inactive, Reason: "token is not active (cached verdict)"})
 	case cache.Deliver:
 		p.settle(f, a)
+	case refused:
+		p.answerAll(f, reply.Overloaded, "max_in_flight introspections under way in this worker")
 	default:
-		p.queue1(f)
+		p.queueCall(f)
 	}
 }
 
 // claimAttempts bounds the compare-and-swap retries on one set.
 const claimAttempts = 3
 
-// look reads the token's set and decides what f's requests do (see
-// cache.Next). A Call step has written its Pending claim (f.claimed); a record
-// that cannot be used (a JWT that does not parse) counts as absent. For Serve
-// and Deliver, a is the answer found and expires the record's expiry.
+// look reads the token's sets and decides what f's requests do (see
+// cache.Lookup): the first set, and the second only when the first holds no
+// record of the token's. A Call step has written its Pending claim
+// (f.claimed), unless this VM already has max_in_flight calls under way: then
+// the step is refused and nothing is written. A record that cannot be used (a
+// JWT that does not parse) counts as absent. For Serve and Deliver, a is the
+// answer found and expires the record's expiry. A flight that waits on
+// another VM's claim (f.key set) reads only that set.
 func (p *pluginContext) look(f *flight, t time.Time, who cache.Asker) (step cache.Step, a introspection.Answer, expires time.Time) {
 	for range claimAttempts {
-		raw, cas, err := getShared(f.key)
-		if err != nil {
-			return cache.CallUnclaimed, a, expires // no set to claim in (see createSets)
+		var set []cache.Record
+		var raw []byte
+		var cas uint32
+		var ok bool
+		if step, set, raw, cas, ok = p.read(f, t, who); !ok {
+			step = cache.CallUnclaimed // no set to claim in (see createSets)
 		}
-		set := cache.Decode(raw)
-		step, rec := cache.Next(set, f.hash, t, who)
+		rec := cache.Find(set, f.hash, t)
 		switch step {
 		case cache.Serve:
 			if a, ok := fromCache(rec.JWT); ok {
@@ -343,10 +378,21 @@ func (p *pluginContext) look(f *flight, t time.Time, who cache.Asker) (step cach
 				return step, a, rec.Expires
 			}
 			step = cache.Call
-		case cache.Refuse, cache.Wait, cache.CallUnclaimed:
+		case cache.Refuse:
+			if marked, ok := cache.MarkSeen(cache.Decode(raw), f.hash, t); ok {
+				_ = setShared(f.key, cache.Encode(marked), cas) // best effort: one try
+			}
+			return step, a, expires
+		case cache.Wait:
 			return step, a, expires
 		}
-		claim, evicted, ok := cache.Claim(set, f.hash, t, t.Add(cache.PendingFor(p.cfg.Timeout)))
+		if p.calls >= p.cfg.MaxInFlight {
+			return refused, a, expires
+		}
+		if step == cache.CallUnclaimed {
+			return step, a, expires
+		}
+		claim, evicted, ok := cache.Claim(cache.Decode(raw), f.hash, t, t.Add(cache.PendingFor(p.cfg.Timeout)))
 		if !ok {
 			return cache.CallUnclaimed, a, expires
 		}
@@ -363,7 +409,45 @@ func (p *pluginContext) look(f *flight, t time.Time, who cache.Asker) (step cach
 		}
 		// Another VM wrote the set in between: look again.
 	}
+	if p.calls >= p.cfg.MaxInFlight {
+		return refused, a, expires
+	}
 	return cache.CallUnclaimed, a, expires
+}
+
+// read reads the set look decides on, sets f.key to it and returns the step
+// cache.Lookup gives, the set as DecodeFor reads it (only the token's own
+// JWT copied) and its raw value, for a writer to decode whole. ok is false
+// when a set cannot be read.
+func (p *pluginContext) read(f *flight, t time.Time, who cache.Asker) (step cache.Step, set []cache.Record, raw []byte, cas uint32, ok bool) {
+	if f.key != "" && who != cache.NewRequest { // a waiter: the set of the claim it waits on
+		raw, cas, err := getShared(f.key)
+		if err != nil {
+			return 0, nil, nil, 0, false
+		}
+		set = cache.DecodeFor(raw, f.hash)
+		step, _ = cache.Next(set, f.hash, t, who)
+		return step, set, raw, cas, true
+	}
+	f.key = f.keys[0]
+	raw, cas, err := getShared(f.keys[0])
+	if err != nil {
+		return 0, nil, nil, 0, false
+	}
+	set = cache.DecodeFor(raw, f.hash)
+	if step, _ = cache.Next(set, f.hash, t, who); step.Found() || f.keys[1] == f.keys[0] {
+		return step, set, raw, cas, true
+	}
+	raw2, cas2, err := getShared(f.keys[1])
+	if err != nil {
+		return step, set, raw, cas, true // the first set alone
+	}
+	second := cache.DecodeFor(raw2, f.hash)
+	which, step, _ := cache.Lookup(set, second, f.hash, t, who)
+	if which == 1 {
+		f.key, set, raw, cas = f.keys[1], second, raw2, cas2
+	}
+	return step, set, raw, cas, true
 }
 
 // store writes what f's answer leaves in the set (see cache.ToStore), and
@@ -387,9 +471,6 @@ func (p *pluginContext) store(f *flight, a introspection.Answer, t time.Time) {
 			f.claimed = false
 			if evicted {
 				p.metrics.evictions.inc()
-			}
-			if rec.Kind == cache.Active {
-				p.remember(f.local, a, rec.Expires)
 			}
 			return
 		case !errors.Is(err, types.ErrorStatusCasMismatch):

@@ -67,7 +67,8 @@ func freshModule() error {
 	stale := ""
 	for _, root := range []string{"../filter", "../internal", "../go.mod", "../go.sum"} {
 		filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() || strings.HasSuffix(path, "_test.go") || !(strings.HasSuffix(path, ".go") || strings.HasPrefix(d.Name(), "go.")) {
+			source := strings.HasSuffix(path, ".go") || strings.HasSuffix(path, ".overlay") || strings.HasPrefix(d.Name(), "go.")
+			if err != nil || d.IsDir() || strings.HasSuffix(path, "_test.go") || !source {
 				return nil
 			}
 			if info, err := d.Info(); err == nil && info.ModTime().After(built) && stale == "" {
@@ -80,8 +81,7 @@ func freshModule() error {
 		return nil
 	}
 	log.Printf("%s is newer than %s: rebuilding the module", stale, wasmPath)
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-trimpath", "-o", wasmPath, ".")
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	cmd := exec.Command("make", "-s", "-C", "..", "build") // with the Makefile's overlay
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("%s is newer than %s and the rebuild failed: %v\n%s", stale, wasmPath, err, out)
 	}

@@ -23,6 +23,7 @@ var (
 	getShared     = proxywasm.GetSharedData
 	setShared     = proxywasm.SetSharedData
 	enqueue       = proxywasm.EnqueueSharedQueue
+	registerQueue = proxywasm.RegisterSharedQueue
 	dequeue       = proxywasm.DequeueSharedQueue
 	setTick       = proxywasm.SetTickPeriodMilliSeconds
 )

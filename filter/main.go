@@ -22,8 +22,12 @@ func init() {
 	proxywasm.SetVMContext(&vmContext{})
 }
 
-// now is the clock; tests in Go mode replace it.
-var now = wallClock
+// now is the wall clock, for expiries (shared with other VMs); monotonic
+// bounds waits. Tests in Go mode replace them.
+var (
+	now       = wallClock
+	monotonic = monotonicClock
+)
 
 type vmContext struct {
 	types.DefaultVMContext
@@ -49,16 +53,15 @@ type pluginContext struct {
 	// flights are the introspections this VM waits for, by token; without
 	// a cache each request has its own, outside this map.
 	flights map[cache.TokenHash]*flight
-	// nflights counts every flight, in the map or not: the bound of
-	// max_in_flight.
-	nflights int
+	// calls counts the flights whose call this VM makes (queued or under
+	// way): the bound of max_in_flight. Flights that wait on another VM's
+	// call do not count.
+	calls int
 	// queued are the flights whose call the plugin makes next, from its own
 	// context, so that the call outlives the request that needed it.
 	queued []*flight
-	// queue wakes this VM's plugin context to make the queued calls. Without
-	// one (hasQueue false) requests call from their own context.
-	queue    uint32
-	hasQueue bool
+	// queue wakes this VM's plugin context to make the queued calls.
+	queue uint32
 	// spare are contexts of ended requests, for new ones.
 	spare []*httpContext
 	// tick is the tick period set (ms): flushPeriod, or tickPeriod while a
@@ -99,10 +102,12 @@ func (p *pluginContext) OnPluginStart(int) (status types.OnPluginStartStatus) {
 	// Each VM has a queue of its own: a shared queue wakes only the VM that
 	// registered its name last.
 	name := "phantom-token/" + cache.Version + "/dispatch/" + strconv.FormatUint(rand.Uint64(), 36)
-	if p.queue, err = proxywasm.RegisterSharedQueue(name); err != nil {
-		proxywasm.LogWarn("phantom-token: cannot register a dispatch queue (" + err.Error() + "): calls are made from the request's context")
+	// Without one, a call would belong to the request that needed it, and
+	// its answer would be lost if that request went away: no start.
+	if p.queue, err = registerQueue(name); err != nil {
+		proxywasm.LogCritical("phantom-token: cannot register the shared queue that makes introspection calls: " + err.Error())
+		return types.OnPluginStartStatusFailed
 	}
-	p.hasQueue = err == nil
 	p.updateTick()
 	proxywasm.LogInfo("phantom-token: started: cluster " + strconv.Quote(cfg.Cluster) + ", response type " + cfg.ResponseType + ", cache " + strconv.FormatBool(cfg.CacheEnabled))
 	return types.OnPluginStartStatusOK
@@ -167,11 +172,11 @@ func (p *pluginContext) OnTick() {
 			p.updateTick()
 		}
 	}()
-	t := now()
+	t, mono := now(), monotonic()
 	for _, f := range p.flights {
 		if f.state == watching {
 			current = f
-			p.poll(f, t)
+			p.poll(f, t, mono)
 		}
 	}
 	current = nil

@@ -33,7 +33,6 @@ import (
 	"encoding/hex"
 	"strconv"
 	"time"
-	"unsafe"
 )
 
 // Version is part of every key. Any change to the record format, or to what a
@@ -113,8 +112,8 @@ type Record struct {
 	Seen    bool
 	Hash    TokenHash
 	Expires time.Time
-	// JWT is set for Active, and for a Settled active answer. In a decoded
-	// set it is a view of the set's bytes (see Decode).
+	// JWT is set for Active, and for a Settled active answer (see
+	// DecodeFor for where it is not).
 	JWT string
 }
 
@@ -183,14 +182,24 @@ const (
 // held is treated as absent, never as a reason to wait, and its places are
 // free.
 //
-// The JWTs of the records are views of set, not copies: a reader compares
-// hashes first and copies only the JWT it uses (strings.Clone). set must not
-// change while they are used.
-func Decode(set []byte) []Record {
+// Each JWT is copied out of set.
+func Decode(set []byte) []Record { return decode(set, nil) }
+
+// DecodeFor is Decode for a reader that uses only token h's record: the JWTs
+// of other tokens' records are not copied (their JWT is empty), so a waiter
+// that looks at a set every tick copies one JWT at most. What it returns must
+// never be written back: a writer decodes with Decode.
+//
+// Nothing keeps a view of set: a value the host returned may be freed by the
+// Go runtime of a wasm module while still referenced (the host writes its
+// address without a write barrier), so what is used is copied at once.
+func DecodeFor(set []byte, h TokenHash) []Record { return decode(set, &h) }
+
+func decode(set []byte, only *TokenHash) []Record {
 	var out []Record
 	answers := 0
 	for len(set) > 0 {
-		r, n, ok := decodeOne(set)
+		r, n, ok := decodeOne(set, only)
 		if !ok || len(out) == Ways+FlightWays {
 			return nil
 		}
@@ -211,7 +220,7 @@ func Decode(set []byte) []Record {
 	return out
 }
 
-func decodeOne(b []byte) (Record, int, bool) {
+func decodeOne(b []byte, only *TokenHash) (Record, int, bool) {
 	if len(b) < headerLen {
 		return Record{}, 0, false
 	}
@@ -236,8 +245,8 @@ func decodeOne(b []byte) (Record, int, bool) {
 	}
 	r.Seen = k == Inactive && d == 1
 	r.Expires = time.UnixMilli(int64(binary.BigEndian.Uint64(b[offExpires:])))
-	if n > 0 {
-		r.JWT = unsafe.String(&b[headerLen], n)
+	if n > 0 && (only == nil || *only == r.Hash) {
+		r.JWT = string(b[headerLen : headerLen+n])
 	}
 	return r, headerLen + n, true
 }

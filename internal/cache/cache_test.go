@@ -360,3 +360,15 @@ func TestEnumsPrintTheirNames(t *testing.T) {
 		}
 	}
 }
+
+// A waiter copies only its own token's JWT.
+func TestDecodeForCopiesOnlyTheTokensJWT(t *testing.T) {
+	set := []Record{rec(Active, other(0), later), {Kind: Active, Hash: mine, Expires: later.Truncate(time.Millisecond), JWT: "m.i.ne"}, rec(Active, other(1), later)}
+	got := DecodeFor(Encode(set), mine)
+	if len(got) != 3 || got[1].JWT != "m.i.ne" || got[0].JWT != "" || got[2].JWT != "" {
+		t.Errorf("DecodeFor: %+v", got)
+	}
+	if step, r := Next(got, mine, t0, Waiter); step != Serve || r.JWT != "m.i.ne" {
+		t.Errorf("Next on DecodeFor's set: %v %q", step, r.JWT)
+	}
+}

@@ -172,7 +172,7 @@ func (h *host) seed() error {
 		return err
 	}
 	hash := cache.Hash(cfg.CacheNamespace, token)
-	key := cache.Key(cfg.CacheNamespace, hash, cfg.CacheMaxEntries)
+	key := cache.Keys(cfg.CacheNamespace, hash, cfg.CacheMaxEntries)[0]
 	h.shared[key] = cache.Encode([]cache.Record{{Kind: cache.Active, Hash: hash, Expires: time.Now().Add(time.Hour), JWT: h.jwt}})
 	h.cas[key] = 1
 	return nil
