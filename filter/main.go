@@ -31,13 +31,8 @@ type vmContext struct {
 
 // NewPluginContext implements types.VMContext.
 func (*vmContext) NewPluginContext(id uint32) types.PluginContext {
-	p := &pluginContext{id: id}
-	lastPlugin = p
-	return p
+	return &pluginContext{id: id}
 }
-
-// lastPlugin is the newest plugin context, for tests in Go mode.
-var lastPlugin *pluginContext
 
 // pluginContext is one plugin configuration in one VM (one per worker).
 type pluginContext struct {
