@@ -16,7 +16,7 @@
 //     request: utime+stime from /proc/<pid>/stat over the run divided by the
 //     requests, steadier than percentiles on a shared machine), then
 //     -sat-conns connections (requests per second at saturation).
-//  2. Profile: the filter built with -tags debugstats (filter/zdebugstats.go)
+//  2. Profile: the filter built with -tags debugstats (filter/debugstats.go)
 //     in its own Envoy, driven with cache hits at one connection; the VM logs
 //     its callback and host-call counts and Go MemStats, from which the bench
 //     prints allocations per request, GC cycles per 10k requests, callbacks
