@@ -118,20 +118,20 @@ func (b *bench) profileInEnvoy() error {
 	return nil
 }
 
-// hostcount prints tools/hostcount's counts for the module under test.
+// hostcount prints measure/hostcount's counts for the module under test.
 func (b *bench) hostcount() error {
 	// The same counts, exact, for the module under test: a counting host
-	// under wazero (tools/hostcount) sees every host call, WASI included, and
-	// every proxy_on_memory_allocate.
-	rootDir, err := filepath.Abs(*root)
+	// under wazero (measure/hostcount) sees every host call, WASI included,
+	// and every proxy_on_memory_allocate. It is a command of this module,
+	// run from its directory like the no-op's build.
+	wasm, err := filepath.Abs(b.wasmPath)
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command("go", "run", "./tools/hostcount", "-wasm", b.wasmPath)
-	cmd.Dir = rootDir
+	cmd := exec.Command("go", "run", "./hostcount", "-wasm", wasm)
 	out, err := cmd.CombinedOutput()
 	if err != nil { // a report, not a target: the bench goes on
-		fmt.Printf("\ntools/hostcount failed: %v\n%s", err, out)
+		fmt.Printf("\nmeasure/hostcount failed: %v\n%s", err, out)
 		return nil
 	}
 	fmt.Printf("\n%s", out)

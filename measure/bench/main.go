@@ -56,6 +56,7 @@ import (
 
 	"github.com/phantom-token/envoy-phantom-token/e2e/fixtures"
 	"github.com/phantom-token/envoy-phantom-token/e2e/harness"
+	"github.com/phantom-token/envoy-phantom-token/measure/wasmfile"
 )
 
 // The listeners of the side-by-side Envoy, in the order they are printed.
@@ -142,7 +143,7 @@ type bench struct {
 	secret                        string
 	tok, noCacheTok, jwt          string // a token the hit listeners cache; one for nocache; tok's JWT
 	envoyVersion                  string
-	filterInfo, noopInfo          *wasmInfo
+	filterInfo, noopInfo          *wasmfile.Module
 	sideOne, sideSat              map[string][]sample
 	prof                          profile
 	rss                           map[string]map[int]memBreakdown // config → workers → breakdown
@@ -226,7 +227,7 @@ func (b *bench) buildModules() error {
 		dir  string
 		args []string
 	}{
-		{".", []string{"build", "-buildmode=c-shared", "-trimpath", "-o", b.noopPath, "./cmd/bench/noop"}},
+		{".", []string{"build", "-buildmode=c-shared", "-trimpath", "-o", b.noopPath, "./bench/noop"}},
 		{rootDir, []string{"build", "-tags", "debugstats", "-buildmode=c-shared", "-trimpath", "-o", b.debugPath, "./filter"}},
 	} {
 		cmd := exec.Command("go", c.args...)
@@ -241,10 +242,10 @@ func (b *bench) buildModules() error {
 			return fmt.Errorf("go %s: %v\n%s", strings.Join(c.args, " "), err, out)
 		}
 	}
-	if b.filterInfo, err = readWasm(b.wasmPath); err != nil {
+	if b.filterInfo, err = wasmfile.Read(b.wasmPath); err != nil {
 		return fmt.Errorf("%s: %w", b.wasmPath, err)
 	}
-	if b.noopInfo, err = readWasm(b.noopPath); err != nil {
+	if b.noopInfo, err = wasmfile.Read(b.noopPath); err != nil {
 		return fmt.Errorf("%s: %w", b.noopPath, err)
 	}
 	return nil
@@ -485,7 +486,7 @@ func printMachine(b *bench) {
 	}
 	fmt.Printf("== Machine\n")
 	fmt.Printf("cpus (nproc)   %d\ncpu model      %s\ngo             %s\nenvoy          %s\n", runtime.NumCPU(), model, runtime.Version(), b.envoyVersion)
-	fmt.Printf("module         %s (%d bytes); no-op %d bytes\n", b.wasmPath, b.filterInfo.size, b.noopInfo.size)
+	fmt.Printf("module         %s (%d bytes); no-op %d bytes\n", b.wasmPath, b.filterInfo.Size, b.noopInfo.Size)
 	fmt.Printf("load           fortio (library) in this process, which also runs the IdS and the upstream (answers %d bytes)\n", len(upstreamBody))
 	fmt.Printf("load average   %s\n", b.loadBefore)
 }

@@ -17,7 +17,8 @@
 // debugstats lines (proxy_log) and prints allocations per request and GC
 // cycles per 10k requests measured inside the VM.
 //
-//	go run ./tools/hostcount -wasm build/phantom_token.wasm [-requests 20000]
+//	make hostcount
+//	cd measure && go run ./hostcount [-wasm ../build/phantom_token.wasm] [-requests 20000]
 package main
 
 import (
@@ -42,7 +43,7 @@ import (
 )
 
 var (
-	wasmPath  = flag.String("wasm", "build/phantom_token.wasm", "the compiled module")
+	wasmPath  = flag.String("wasm", "../build/phantom_token.wasm", "the compiled module")
 	requests  = flag.Int("requests", 20_000, "cache hits counted, after 1,000 not counted")
 	tickEvery = flag.Int("tick-every", 10_000, "requests between two proxy_on_tick of the plugin (Envoy ticks by time: at 10k req/s, a 1 s period is one tick in 10k)")
 )
