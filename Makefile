@@ -17,6 +17,7 @@ WASM_MOD := build/wasm.mod
 
 include e2e/e2e.mk
 include istio/istio.mk
+include measure/measure.mk
 include fuzz.mk
 
 # staticcheck, pinned; run through `go run` so nothing is installed.
@@ -40,11 +41,12 @@ $(WASM_MOD): go.mod go.sum $(OVERLAY_SRC)
 # Formatting, vet, staticcheck, then unit and filter tests, in Go and against
 # the compiled module.
 unit: build
-	@out=$$(gofmt -l filter internal e2e istio tools third_party); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$(gofmt -l filter internal e2e istio measure third_party); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	go vet ./...
 	$(STATICCHECK) ./...
 	go test -count=1 ./...
 	cd third_party/pretty && go vet ./... && go test -count=1 ./...
+	cd measure && go vet ./... && $(STATICCHECK) ./... && go test -count=1 ./...
 
 # Envoy with envoy.yaml and the module, a local identity server and an echo API.
 run: build $(E2E_ENVOY_DEP)

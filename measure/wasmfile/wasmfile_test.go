@@ -1,10 +1,11 @@
-package main
+package wasmfile
 
 import "testing"
 
-// A module with one imported function, two function bodies and a name
-// section naming all three: the bodies get the names of indices 1 and 2.
-func TestParseWasm(t *testing.T) {
+// A module with one imported function, two function bodies, a data section
+// and a name section naming all three functions: the bodies get the names of
+// indices 1 and 2, and each section its content's size.
+func TestParse(t *testing.T) {
 	leb := func(n int) []byte { return []byte{byte(n)} } // every size here is < 128
 	str := func(s string) []byte { return append(leb(len(s)), s...) }
 	section := func(id byte, body []byte) []byte { return append(append([]byte{id}, leb(len(body))...), body...) }
@@ -19,6 +20,8 @@ func TestParseWasm(t *testing.T) {
 	body1 := []byte{2, 0, 0x0b}       // size 2: no locals, end
 	body2 := []byte{3, 0, 0x01, 0x0b} // size 3: no locals, nop, end
 	m = append(m, section(10, append(append([]byte{2}, body1...), body2...))...)
+	data := []byte{0} // no segments: what counts is the section's size
+	m = append(m, section(11, data)...)
 	names := []byte{3}
 	for i, n := range []string{"env.proxy_log", "runtime.mallocgc", "github.com_tidwall_gjson.Get"} {
 		names = append(names, byte(i))
@@ -27,17 +30,17 @@ func TestParseWasm(t *testing.T) {
 	name := append(str("name"), append([]byte{1}, append(leb(len(names)), names...)...)...)
 	m = append(m, section(0, name)...)
 
-	w, err := parseWasm(m)
+	w, err := Parse(m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(w.funcs) != 2 || w.funcs[0] != (wasmFunc{"runtime.mallocgc", 3}) || w.funcs[1] != (wasmFunc{"github.com_tidwall_gjson.Get", 4}) {
-		t.Errorf("funcs = %+v", w.funcs)
+	if len(w.Funcs) != 2 || w.Funcs[0] != (Func{"runtime.mallocgc", 3}) || w.Funcs[1] != (Func{"github.com_tidwall_gjson.Get", 4}) {
+		t.Errorf("funcs = %+v", w.Funcs)
 	}
-	if w.sections["code"] != 1+len(body1)+len(body2) || w.sections["custom:name"] != len(name) {
-		t.Errorf("sections = %v", w.sections)
+	if w.Sections["code"] != 1+len(body1)+len(body2) || w.Sections["data"] != len(data) || w.Sections["custom:name"] != len(name) || w.Size != len(m) {
+		t.Errorf("sections = %v", w.Sections)
 	}
-	if _, err := parseWasm([]byte("\x00asm\x01\x00\x00\x00\x0a\x7f")); err == nil {
+	if _, err := Parse([]byte("\x00asm\x01\x00\x00\x00\x0a\x7f")); err == nil {
 		t.Error("a truncated section parses")
 	}
 }
@@ -53,8 +56,8 @@ func TestGoPackage(t *testing.T) {
 		"gcWriteBarrier":                                    "gcWriteBarrier",
 		"":                                                  "(unnamed)",
 	} {
-		if got := goPackage(sym); got != want {
-			t.Errorf("goPackage(%q) = %q, want %q", sym, got, want)
+		if got := GoPackage(sym); got != want {
+			t.Errorf("GoPackage(%q) = %q, want %q", sym, got, want)
 		}
 	}
 }

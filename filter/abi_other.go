@@ -2,11 +2,28 @@
 
 package main
 
-import "github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
+// Outside wasm (the tests in Go mode) the host calls of abi_wasip1.go go
+// through the SDK and the Go runtime instead.
 
-// Outside wasm (the tests in Go mode) the metric calls go through the SDK,
-// whose wrappers panic on failure; the compiled module calls the ABI
-// directly (metric_wasip1.go).
+import (
+	"time"
+
+	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
+)
+
+// wallClock is time.Now.
+func wallClock() time.Time { return time.Now() }
+
+var processStart = time.Now()
+
+// monotonicClock is the monotonic time since the process started.
+func monotonicClock() time.Duration { return time.Since(processStart) }
+
+// requestHeader is the SDK's header read.
+var requestHeader = proxywasm.GetHttpRequestHeader
+
+// The SDK's metric wrappers panic on failure; these turn a panic into the
+// error the compiled module's calls return.
 
 func defineMetric(kind metricKind, name string) (id uint32, err error) {
 	defer recoverHostPanic("proxy_define_metric", &err)
