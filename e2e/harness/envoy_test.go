@@ -7,10 +7,12 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/phantom-token/envoy-phantom-token/e2e/fixtures"
 	"github.com/phantom-token/envoy-phantom-token/e2e/harness"
@@ -150,8 +152,7 @@ func TestStartupCause(t *testing.T) {
 
 // TestStartFileNamesThePortInUse: an Envoy whose listener's port is taken
 // exits, and the error says which address is in use and shows the end of
-// Envoy's log; a second Envoy on the same machine is not stopped by the
-// first's hot-restart base id.
+// Envoy's log.
 func TestStartFileNamesThePortInUse(t *testing.T) {
 	ln, err := net.Listen("tcp", fixtures.AnyPort)
 	if err != nil {
@@ -179,15 +180,6 @@ static_resources:
 	if err := os.WriteFile(config, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	// Another Envoy runs meanwhile: both run with --disable-hot-restart.
-	other, err := harness.StartFile(context.Background(), harness.FileConfig{
-		EnvoyPath: envoyPath(t), ConfigPath: writeAdminOnly(t), Dir: t.TempDir(),
-	})
-	if err != nil {
-		t.Fatalf("the other Envoy: %v", err)
-	}
-	defer other.Stop()
-
 	_, err = harness.StartFile(context.Background(), harness.FileConfig{EnvoyPath: envoyPath(t), ConfigPath: config, Dir: dir})
 	var se *harness.StartupError
 	if !errors.As(err, &se) || !se.Exited {
@@ -201,6 +193,56 @@ static_resources:
 	}
 	if n := strings.Count(msg, "\n"); n > 21 {
 		t.Errorf("error has %d lines, want the cause and at most 20 of the log", n+1)
+	}
+}
+
+// TestStartBesideAnotherEnvoy: an Envoy started without
+// --disable-hot-restart holds the default hot-restart base id (0); the
+// harness's Envoys, `make run`'s among them, start beside it.
+func TestStartBesideAnotherEnvoy(t *testing.T) {
+	dir := t.TempDir()
+	addrPath := filepath.Join(dir, "admin-address.txt")
+	other := exec.Command(envoyPath(t), "-c", writeAdminOnly(t), "--base-id", "0", "--admin-address-path", addrPath)
+	var out strings.Builder
+	other.Stdout, other.Stderr = &out, &out
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- other.Wait() }()
+	t.Cleanup(func() {
+		_ = other.Process.Kill()
+		<-exited
+	})
+	// Base id 0 is held once this Envoy runs, or when it could not take it
+	// because another Envoy on the machine already holds it.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if b, err := os.ReadFile(addrPath); err == nil && len(b) > 0 {
+			break
+		}
+		select {
+		case err := <-exited:
+			exited <- err
+			if !strings.Contains(out.String(), "unable to bind domain socket with base_id=0") {
+				t.Fatalf("the Envoy holding base id 0 exited (%v):\n%s", err, out.String())
+			}
+		default:
+		}
+		if strings.Contains(out.String(), "unable to bind domain socket with base_id=0") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the Envoy holding base id 0 is not ready:\n%s", out.String())
+		}
+	}
+	e, err := harness.StartFile(context.Background(), harness.FileConfig{
+		EnvoyPath: envoyPath(t), ConfigPath: writeAdminOnly(t), Dir: t.TempDir(),
+	})
+	if err != nil {
+		t.Fatalf("an Envoy beside the one holding base id 0: %v", err)
+	}
+	if err := e.Stop(); err != nil {
+		t.Errorf("stop: %v", err)
 	}
 }
 

@@ -142,8 +142,10 @@ func CheckFree(p Ports) error {
 // port is taken.
 func listenError(addr, what string, err error) error {
 	if errors.Is(err, syscall.EADDRINUSE) {
+		p := ReadmePorts
 		return fmt.Errorf("%s for %s is already in use: is `make run` already running in another terminal? "+
-			"Stop it, or the program listening there (`ss -ltnp` names it); envoy.yaml and the README's quick start use ports 8080, 9901, 8443 and 8081", addr, what)
+			"Stop it, or the program listening there (`ss -ltnp` names it); envoy.yaml and the README's quick start use ports %d, %d, %d and %d",
+			addr, what, p.Envoy, p.Admin, p.IdS, p.API)
 	}
 	return fmt.Errorf("%s on %s: %w", what, addr, err)
 }
