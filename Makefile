@@ -48,11 +48,16 @@ unit: build
 	cd third_party/pretty && go vet ./... && go test -count=1 ./...
 	cd measure && go vet ./... && $(STATICCHECK) ./... && go test -count=1 ./...
 
-# Envoy with envoy.yaml and the module, a local identity server and an echo API.
+# Envoy with envoy.yaml and the module (127.0.0.1:8080, admin 9901), a local
+# identity server (8443) and an echo API (8081); stops at once, naming the
+# port, when one of them is in use. Envoy's log is also in build/run/envoy.log.
 run: build $(E2E_ENVOY_DEP)
 	cd e2e && ENVOY_PATH='$(ENVOY_PATH)' go run ./cmd/run -root ..
 
-# The README's test command, and what CI runs.
+# The README's test command, and what CI runs: unit (gofmt, vet, staticcheck,
+# Go and compiled-module tests), fuzz (each target briefly), e2e (real Envoy,
+# oidc-provider, Keycloak; the quick-start test uses free ports, so it passes
+# beside a running `make run`), istio-test and the one-minute soak.
 test: unit fuzz e2e istio-test soak-ci
 
 clean: e2e-clean

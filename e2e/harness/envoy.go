@@ -106,10 +106,12 @@ type Envoy struct {
 	listeners     map[string]string
 	bootstrapPath string
 	cancel        context.CancelFunc
-	done          chan error
-	logFile       *os.File
-	stopOnce      sync.Once
-	stopErr       error
+	// exited is closed when the process has ended; exitErr is then why.
+	exited   chan struct{}
+	exitErr  error
+	logFile  *os.File
+	stopOnce sync.Once
+	stopErr  error
 }
 
 // StartupError is returned by Start when Envoy exits before it is ready or
@@ -120,27 +122,69 @@ type StartupError struct {
 	Err    error
 	// Missing lists the scenarios whose listener Envoy does not have.
 	Missing []string
-	// Log is Envoy's output.
-	Log string
+	// Log is Envoy's output; LogPath the file that holds it.
+	Log     string
+	LogPath string
 }
 
 func (e *StartupError) Error() string {
+	var what string
 	if e.Exited {
-		return fmt.Sprintf("envoy exited before it was ready (%v); log:\n%s", e.Err, tail(e.Log, 4000))
+		what = fmt.Sprintf("envoy exited before it was ready (%v)", e.Err)
+	} else {
+		what = fmt.Sprintf("envoy has no listener for %v", e.Missing)
 	}
-	return fmt.Sprintf("envoy has no listener for %v; log:\n%s", e.Missing, tail(e.Log, 4000))
+	if cause := StartupCause(e.Log); cause != "" {
+		what += ": " + cause
+	}
+	return what + "\n" + logTail(e.Log, e.LogPath)
+}
+
+// tailLines is how many of Envoy's last log lines an error shows.
+const tailLines = 20
+
+// logTail is the last tailLines lines of an Envoy log, introduced with where
+// the whole log is.
+func logTail(log, path string) string {
+	lines := strings.Split(strings.TrimRight(log, "\n"), "\n")
+	if len(lines) > tailLines {
+		lines = lines[len(lines)-tailLines:]
+	}
+	for i, l := range lines {
+		if len(l) > 400 {
+			lines[i] = l[:400] + "…"
+		}
+	}
+	head := "last lines of Envoy's log"
+	if path != "" {
+		head += " (" + path + ")"
+	}
+	return head + ":\n" + strings.Join(lines, "\n")
+}
+
+// cannotBind is how Envoy reports a listener or admin address it cannot bind.
+var cannotBind = regexp.MustCompile(`cannot bind '([^']*)': ([^\n]*)`)
+
+// StartupCause names, from an Envoy log, the reason Envoy could not start when
+// it is one that a person on a shared machine meets: a port in use, or the
+// hot-restart base id of another Envoy. It returns "" otherwise.
+func StartupCause(log string) string {
+	if m := cannotBind.FindStringSubmatch(log); m != nil {
+		if strings.Contains(m[2], "in use") {
+			return "address " + m[1] + " is already in use (another Envoy, another `make run`, or another program listens on it)"
+		}
+		return "cannot bind " + m[1] + ": " + m[2]
+	}
+	if strings.Contains(log, "unable to bind domain socket with base_id") {
+		return "another Envoy on this machine holds the same hot-restart base id (start Envoy with --disable-hot-restart)"
+	}
+	return ""
 }
 
 // Start writes the bootstrap, runs Envoy and returns once the admin server
 // reports ready and every scenario's listener is bound. The listeners and the
 // admin server bind port 0, so there is no race for free ports.
 func Start(ctx context.Context, cfg Config) (*Envoy, error) {
-	if cfg.EnvoyPath == "" {
-		return nil, errors.New("no Envoy binary: set ENVOY_PATH (make e2e sets it from the project's venv)")
-	}
-	if _, err := os.Stat(cfg.EnvoyPath); err != nil {
-		return nil, fmt.Errorf("envoy binary: %w", err)
-	}
 	if cfg.Concurrency == 0 {
 		cfg.Concurrency = 2
 	}
@@ -152,7 +196,6 @@ func Start(ctx context.Context, cfg Config) (*Envoy, error) {
 	}
 	bootstrapPath := filepath.Join(cfg.Dir, "bootstrap.json")
 	ldsPath := filepath.Join(cfg.Dir, "lds.json")
-	adminAddrPath := filepath.Join(cfg.Dir, "admin-address.txt")
 	bootstrap, lds, err := Bootstrap(cfg, ldsPath)
 	if err != nil {
 		return nil, err
@@ -165,33 +208,19 @@ func Start(ctx context.Context, cfg Config) (*Envoy, error) {
 			return nil, err
 		}
 	}
-	e := &Envoy{LogPath: filepath.Join(cfg.Dir, "envoy.log"), bootstrapPath: bootstrapPath, done: make(chan error, 1)}
-	if e.logFile, err = os.Create(e.LogPath); err != nil {
+	e, err := launch(ctx, launchSpec{
+		envoyPath: cfg.EnvoyPath, dir: cfg.Dir, bootstrapPath: bootstrapPath,
+		args: []string{
+			"--concurrency", strconv.Itoa(cfg.Concurrency),
+			"--component-log-level", "wasm:" + cfg.WasmLogLevel,
+		},
+		startTimeout: cfg.StartTimeout,
+	})
+	if err != nil {
 		return nil, err
 	}
-
-	runCtx, cancel := context.WithCancel(context.Background())
-	e.cancel = cancel
-	args := []string{
-		"-c", bootstrapPath,
-		"--admin-address-path", adminAddrPath,
-		"--concurrency", strconv.Itoa(cfg.Concurrency),
-		"--component-log-level", "wasm:" + cfg.WasmLogLevel,
-		"--disable-hot-restart", // several Envoys may run at once
-	}
-	go func() {
-		e.done <- funce.Run(runCtx, args,
-			api.EnvoyPath(cfg.EnvoyPath),
-			api.HomeDir(filepath.Join(cfg.Dir, "func-e")),
-			api.Out(e.logFile), api.EnvoyOut(e.logFile), api.EnvoyErr(e.logFile),
-		)
-	}()
-
 	waitCtx, stop := context.WithTimeout(ctx, cfg.StartTimeout)
 	defer stop()
-	if err := e.awaitReady(waitCtx, adminAddrPath); err != nil {
-		return nil, e.fail(err)
-	}
 	if err := e.readListeners(waitCtx); err != nil {
 		return nil, e.fail(err)
 	}
@@ -204,7 +233,105 @@ func Start(ctx context.Context, cfg Config) (*Envoy, error) {
 	if len(missing) > 0 {
 		log, _ := e.Log()
 		_ = e.Stop()
-		return nil, &StartupError{Missing: missing, Log: log}
+		return nil, &StartupError{Missing: missing, Log: log, LogPath: e.LogPath}
+	}
+	return e, nil
+}
+
+// FileConfig describes an Envoy to start from a configuration file of its
+// own, such as the repository's envoy.yaml.
+type FileConfig struct {
+	// EnvoyPath is the Envoy binary.
+	EnvoyPath string
+	// ConfigPath is the bootstrap file (YAML or JSON). Relative paths in it
+	// are relative to the working directory of this process.
+	ConfigPath string
+	// Dir receives the log, the admin address and func-e's state. Required.
+	Dir string
+	// Args are further Envoy arguments (log levels, --concurrency).
+	Args []string
+	// Out, when set, also receives Envoy's output as it comes.
+	Out io.Writer
+	// StartTimeout bounds the wait for readiness; 60s when zero.
+	StartTimeout time.Duration
+}
+
+// StartFile runs Envoy with a configuration file of its own, as Start does
+// with a generated one, and returns once the admin server reports ready. URL
+// then knows the file's listeners by name.
+func StartFile(ctx context.Context, cfg FileConfig) (*Envoy, error) {
+	if cfg.StartTimeout == 0 {
+		cfg.StartTimeout = 60 * time.Second
+	}
+	path, err := filepath.Abs(cfg.ConfigPath)
+	if err != nil {
+		return nil, err
+	}
+	e, err := launch(ctx, launchSpec{
+		envoyPath: cfg.EnvoyPath, dir: cfg.Dir, bootstrapPath: path,
+		args: cfg.Args, out: cfg.Out, startTimeout: cfg.StartTimeout,
+	})
+	if err != nil {
+		return nil, err
+	}
+	waitCtx, stop := context.WithTimeout(ctx, cfg.StartTimeout)
+	defer stop()
+	if err := e.readListeners(waitCtx); err != nil {
+		return nil, e.fail(err)
+	}
+	return e, nil
+}
+
+// launchSpec is what Start and StartFile have in common.
+type launchSpec struct {
+	envoyPath, dir, bootstrapPath string
+	args                          []string
+	out                           io.Writer
+	startTimeout                  time.Duration
+}
+
+// launch runs Envoy on a bootstrap file, with its output in dir/envoy.log,
+// and waits for the admin server to report ready. Every Envoy it starts runs
+// with --disable-hot-restart, so that other Envoys on the machine (another
+// `make run`, another test) never stop it, and writes its admin address to a
+// file, so that the admin port may be 0.
+func launch(ctx context.Context, l launchSpec) (*Envoy, error) {
+	if l.envoyPath == "" {
+		return nil, errors.New("no Envoy binary: set ENVOY_PATH (make e2e sets it from the project's venv)")
+	}
+	if _, err := os.Stat(l.envoyPath); err != nil {
+		return nil, fmt.Errorf("envoy binary: %w", err)
+	}
+	adminAddrPath := filepath.Join(l.dir, "admin-address.txt")
+	_ = os.Remove(adminAddrPath) // a file left by an earlier run would name its port
+	e := &Envoy{LogPath: filepath.Join(l.dir, "envoy.log"), bootstrapPath: l.bootstrapPath, exited: make(chan struct{})}
+	var err error
+	if e.logFile, err = os.Create(e.LogPath); err != nil {
+		return nil, err
+	}
+	var out io.Writer = e.logFile
+	if l.out != nil {
+		out = io.MultiWriter(e.logFile, l.out)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	e.cancel = cancel
+	args := append([]string{
+		"-c", l.bootstrapPath,
+		"--admin-address-path", adminAddrPath,
+		"--disable-hot-restart", // several Envoys may run at once
+	}, l.args...)
+	go func() {
+		defer close(e.exited)
+		e.exitErr = funce.Run(runCtx, args,
+			api.EnvoyPath(l.envoyPath),
+			api.HomeDir(filepath.Join(l.dir, "func-e")),
+			api.Out(out), api.EnvoyOut(out), api.EnvoyErr(out),
+		)
+	}()
+	waitCtx, stop := context.WithTimeout(ctx, l.startTimeout)
+	defer stop()
+	if err := e.awaitReady(waitCtx, adminAddrPath); err != nil {
+		return nil, e.fail(err)
 	}
 	return e, nil
 }
@@ -216,11 +343,14 @@ func (e *Envoy) fail(err error) error {
 		e.cancel()
 		log, _ := e.Log()
 		_ = e.logFile.Close()
-		return &StartupError{Exited: true, Err: exit.err, Log: log}
+		return &StartupError{Exited: true, Err: exit.err, Log: log, LogPath: e.LogPath}
 	}
 	_ = e.Stop()
 	log, _ := e.Log()
-	return fmt.Errorf("%w; log:\n%s", err, tail(log, 4000))
+	if cause := StartupCause(log); cause != "" {
+		err = fmt.Errorf("%w: %s", err, cause)
+	}
+	return fmt.Errorf("%w\n%s", err, logTail(log, e.LogPath))
 }
 
 type exitedError struct{ err error }
@@ -233,7 +363,8 @@ func (e *Envoy) awaitReady(ctx context.Context, adminAddrPath string) error {
 	defer tick.Stop()
 	for {
 		select {
-		case err := <-e.done:
+		case <-e.exited:
+			err := e.exitErr
 			if err == nil {
 				err = errors.New("exit status 0")
 			}
@@ -395,7 +526,8 @@ func (e *Envoy) Stop() error {
 	e.stopOnce.Do(func() {
 		e.cancel()
 		select {
-		case e.stopErr = <-e.done:
+		case <-e.exited:
+			e.stopErr = e.exitErr
 		case <-time.After(30 * time.Second):
 			e.stopErr = errors.New("envoy did not stop within 30s")
 		}
@@ -404,11 +536,10 @@ func (e *Envoy) Stop() error {
 	return e.stopErr
 }
 
-func tail(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return "…" + s[len(s)-n:]
+// Wait returns when Envoy exits, with the error of its run.
+func (e *Envoy) Wait() error {
+	<-e.exited
+	return e.exitErr
 }
 
 // vmFailure matches Envoy's log lines that say a wasm VM failed: a trap or an

@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/phantom-token/envoy-phantom-token/e2e/fixtures"
 	"github.com/phantom-token/envoy-phantom-token/e2e/harness"
@@ -119,4 +122,136 @@ func TestStartLDSRejectsOneListener(t *testing.T) {
 	if !errors.As(err, &se) || se.Exited || len(se.Missing) != 1 || se.Missing[0] != "broken" {
 		t.Fatalf("Start error = %v, want only listener broken missing", err)
 	}
+}
+
+// TestStartupCause: the reasons a person on a shared machine meets are named
+// from Envoy's log.
+func TestStartupCause(t *testing.T) {
+	for _, c := range []struct {
+		name, log, want string
+	}{
+		{"listener port in use",
+			"[critical][main] error initializing config '/x/envoy.yaml': cannot bind '127.0.0.1:8080': Address already in use\n",
+			"address 127.0.0.1:8080 is already in use"},
+		{"other bind failure",
+			"cannot bind '10.9.9.9:80': Cannot assign requested address\n",
+			"cannot bind 10.9.9.9:80: Cannot assign requested address"},
+		{"hot-restart base id taken",
+			"[critical][main] unable to bind domain socket with base_id=0, id=0, errno=98 (see --base-id option)\n",
+			"--disable-hot-restart"},
+		{"anything else", "[critical][main] error initializing config: bad yaml\n", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := harness.StartupCause(c.log)
+			if c.want == "" && got != "" || !strings.Contains(got, c.want) {
+				t.Errorf("StartupCause = %q, want it to contain %q", got, c.want)
+			}
+		})
+	}
+}
+
+// TestStartFileNamesThePortInUse: an Envoy whose listener's port is taken
+// exits, and the error says which address is in use and shows the end of
+// Envoy's log.
+func TestStartFileNamesThePortInUse(t *testing.T) {
+	ln, err := net.Listen("tcp", fixtures.AnyPort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	addr := ln.Addr().String()
+	dir := t.TempDir()
+	config := filepath.Join(dir, "envoy.yaml")
+	yaml := `admin: {address: {socket_address: {address: 127.0.0.1, port_value: 0}}}
+static_resources:
+  listeners:
+  - name: taken
+    address: {socket_address: {address: 127.0.0.1, port_value: ` + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port) + `}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.tcp_proxy
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+          stat_prefix: taken
+          cluster: none
+  clusters:
+  - {name: none, type: STATIC, connect_timeout: 1s}
+`
+	if err := os.WriteFile(config, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = harness.StartFile(context.Background(), harness.FileConfig{EnvoyPath: envoyPath(t), ConfigPath: config, Dir: dir})
+	var se *harness.StartupError
+	if !errors.As(err, &se) || !se.Exited {
+		t.Fatalf("StartFile error = %v, want a StartupError for an exited Envoy", err)
+	}
+	msg := err.Error()
+	for _, want := range []string{"address " + addr + " is already in use", "last lines of Envoy's log (" + se.LogPath + ")", "Address already in use"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error does not say %q:\n%s", want, msg)
+		}
+	}
+	if n := strings.Count(msg, "\n"); n > 21 {
+		t.Errorf("error has %d lines, want the cause and at most 20 of the log", n+1)
+	}
+}
+
+// TestStartBesideAnotherEnvoy: an Envoy started without
+// --disable-hot-restart holds the default hot-restart base id (0); the
+// harness's Envoys, `make run`'s among them, start beside it.
+func TestStartBesideAnotherEnvoy(t *testing.T) {
+	dir := t.TempDir()
+	addrPath := filepath.Join(dir, "admin-address.txt")
+	other := exec.Command(envoyPath(t), "-c", writeAdminOnly(t), "--base-id", "0", "--admin-address-path", addrPath)
+	var out strings.Builder
+	other.Stdout, other.Stderr = &out, &out
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- other.Wait() }()
+	t.Cleanup(func() {
+		_ = other.Process.Kill()
+		<-exited
+	})
+	// Base id 0 is held once this Envoy runs, or when it could not take it
+	// because another Envoy on the machine already holds it.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if b, err := os.ReadFile(addrPath); err == nil && len(b) > 0 {
+			break
+		}
+		select {
+		case err := <-exited:
+			exited <- err
+			if !strings.Contains(out.String(), "unable to bind domain socket with base_id=0") {
+				t.Fatalf("the Envoy holding base id 0 exited (%v):\n%s", err, out.String())
+			}
+		default:
+		}
+		if strings.Contains(out.String(), "unable to bind domain socket with base_id=0") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the Envoy holding base id 0 is not ready:\n%s", out.String())
+		}
+	}
+	e, err := harness.StartFile(context.Background(), harness.FileConfig{
+		EnvoyPath: envoyPath(t), ConfigPath: writeAdminOnly(t), Dir: t.TempDir(),
+	})
+	if err != nil {
+		t.Fatalf("an Envoy beside the one holding base id 0: %v", err)
+	}
+	if err := e.Stop(); err != nil {
+		t.Errorf("stop: %v", err)
+	}
+}
+
+// writeAdminOnly writes a bootstrap with only an admin server on a free port.
+func writeAdminOnly(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "admin.yaml")
+	if err := os.WriteFile(path, []byte("admin: {address: {socket_address: {address: 127.0.0.1, port_value: 0}}}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

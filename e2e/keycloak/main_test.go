@@ -50,7 +50,8 @@ const (
 const revokeMaxTTL = 2 * time.Second
 
 // expSkew is how long before the JWT's exp the filter's cache entry ends
-// (README: cache_max_ttl is "also capped by … the JWT's exp minus 5s").
+// (docs/configuration.md: cache_max_ttl is "also capped by … the JWT's exp
+// minus 5s").
 const expSkew = 5 * time.Second
 
 var suite struct {
@@ -156,7 +157,7 @@ func setUp(dir string) (cleanup func(), err error) {
 }
 
 // plugin is the filter configuration for Keycloak's introspection endpoint
-// through cluster, as the README's Keycloak section gives it; extra keys are
+// through cluster, as docs/keycloak.md gives it; extra keys are
 // added.
 func plugin(cluster string, extra map[string]any) map[string]any {
 	c := map[string]any{

@@ -2,37 +2,51 @@ package quickstart
 
 import (
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/phantom-token/envoy-phantom-token/e2e/fixtures"
 )
 
+// startDir is the package's directory: Start changes the working directory
+// to the repository root, so tests find files from where they began.
+var startDir, _ = os.Getwd()
+
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	if startDir == "" {
+		t.Fatal("no working directory")
+	}
+	return filepath.Join(startDir, "..", "..")
+}
+
 // TestQuickStart runs the root envoy.yaml as `make run` does and follows the
-// README's steps: get a token, call the API, call it with a bad token.
+// README's steps: get a token, call the API, call it with a bad token. It runs
+// a copy of envoy.yaml whose ports are free ones (TestReadmeQuickStart ties the
+// README to the file's own ports), so it passes while `make run` is running.
 func TestQuickStart(t *testing.T) {
 	envoyPath := os.Getenv("ENVOY_PATH")
 	if envoyPath == "" {
 		t.Fatal("ENVOY_PATH is not set (make e2e sets it)")
 	}
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	logFile, err := os.Create(filepath.Join(t.TempDir(), "envoy.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	stack, err := Start(root, envoyPath, logFile)
+	dir := t.TempDir()
+	stack, err := Start(repoRoot(t), envoyPath, Options{FreePorts: true, Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer stack.Stop()
+	if p := stack.Ports; p.IdS == ReadmePorts.IdS || p.API == ReadmePorts.API || strings.HasSuffix(stack.EnvoyURL, ":8080") {
+		t.Fatalf("the quick start runs on the README's ports (%+v, %s), want free ones", p, stack.EnvoyURL)
+	}
 
 	// curl -u demo-app:… -d grant_type=client_credentials -d scope=read …
-	req, _ := http.NewRequest("POST", "http://"+IdSAddr+"/oauth/v2/oauth-token",
+	req, _ := http.NewRequest("POST", "http://"+Addr(stack.Ports.IdS)+fixtures.TokenPath,
 		strings.NewReader(url.Values{"grant_type": {"client_credentials"}, "scope": {"read"}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth(AppID, AppSecret)
@@ -49,7 +63,7 @@ func TestQuickStart(t *testing.T) {
 	resp.Body.Close()
 
 	call := func(token string) *http.Response {
-		req, _ := http.NewRequest("GET", EnvoyURL+"/hello", nil)
+		req, _ := http.NewRequest("GET", stack.EnvoyURL+"/hello", nil)
 		req.Header.Set("Authorization", "Bearer "+token)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -76,5 +90,93 @@ func TestQuickStart(t *testing.T) {
 	}
 	if n := stack.Echo.Count(); n != 1 {
 		t.Errorf("the API was called %d times, want 1", n)
+	}
+}
+
+// TestReadmeQuickStart: the README's quick start names the ports envoy.yaml
+// listens on and forwards to, and the credentials the local identity server
+// takes, so that the commands TestQuickStart follows on free ports are the
+// ones a reader types after `make run`.
+func TestReadmeQuickStart(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join(repoRoot(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	yaml, err := os.ReadFile(filepath.Join(repoRoot(t), "envoy.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"-u " + AppID + ":" + AppSecret + " ",
+		"http://" + Addr(ReadmePorts.IdS) + fixtures.TokenPath,
+		"http://" + Addr(ReadmePorts.Envoy) + "/hello",
+		"`" + Addr(ReadmePorts.Envoy) + "`",
+		"`" + Addr(ReadmePorts.IdS) + "`",
+		"`" + Addr(ReadmePorts.API) + "`",
+	} {
+		if !strings.Contains(string(readme), want) {
+			t.Errorf("README.md does not contain %q", want)
+		}
+	}
+	for _, port := range []int{ReadmePorts.Envoy, ReadmePorts.Admin, ReadmePorts.IdS, ReadmePorts.API} {
+		if n := strings.Count(string(yaml), "port_value: "+strconv.Itoa(port)+" "); n != 1 {
+			t.Errorf("envoy.yaml has port_value %d %d times, want once", port, n)
+		}
+	}
+	if !strings.Contains(string(yaml), `"introspection_url": "http://`+Addr(ReadmePorts.IdS)+fixtures.IntrospectionPath+`"`) {
+		t.Errorf("envoy.yaml's introspection_url is not the local identity server's %s", fixtures.IntrospectionPath)
+	}
+}
+
+// TestCopyWithPorts: the copy of envoy.yaml that TestQuickStart runs differs
+// from the file only in its ports.
+func TestCopyWithPorts(t *testing.T) {
+	dir := t.TempDir()
+	path, err := copyWithPorts(filepath.Join(repoRoot(t), "envoy.yaml"), dir, Ports{Envoy: 0, Admin: 0, IdS: 40001, API: 40002})
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig, _ := os.ReadFile(filepath.Join(repoRoot(t), "envoy.yaml"))
+	got, _ := os.ReadFile(path)
+	want := strings.NewReplacer(
+		"port_value: 8080 ", "port_value: 0 ", "port_value: 9901 ", "port_value: 0 ",
+		"port_value: 8443 ", "port_value: 40001 ", "port_value: 8081 ", "port_value: 40002 ",
+		"127.0.0.1:8443", "127.0.0.1:40001", "127.0.0.1:8081", "127.0.0.1:40002",
+	).Replace(string(orig))
+	if string(got) != want {
+		t.Errorf("the copy differs from envoy.yaml in more than its ports:\n%s", got)
+	}
+	broken := filepath.Join(dir, "broken.yaml")
+	_ = os.WriteFile(broken, []byte(strings.Replace(string(orig), "port_value: 9901 ", "port_value: 9902 ", 1)), 0o600)
+	if _, err := copyWithPorts(broken, t.TempDir(), Ports{}); err == nil || !strings.Contains(err.Error(), "9901") {
+		t.Errorf("a file without the admin port: err = %v, want one naming 9901", err)
+	}
+}
+
+// TestPortInUseIsNamed: when a port of the quick start is taken, the error
+// names the address, what it is for and that `make run` may hold it.
+func TestPortInUseIsNamed(t *testing.T) {
+	ln, err := net.Listen("tcp", fixtures.AnyPort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	taken := ln.Addr().(*net.TCPAddr).Port
+	free := func() int {
+		l, err := net.Listen("tcp", fixtures.AnyPort)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return l.Addr().(*net.TCPAddr).Port
+	}
+	err = CheckFree(Ports{Envoy: free(), Admin: free(), IdS: taken, API: free()})
+	if err == nil {
+		t.Fatal("CheckFree passed with a port in use")
+	}
+	for _, want := range []string{Addr(taken), "the local identity server", "already in use", "`make run`"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/phantom-token/envoy-phantom-token/e2e/fixtures"
+	"github.com/phantom-token/envoy-phantom-token/e2e/harness"
 	qs "github.com/phantom-token/envoy-phantom-token/e2e/quickstart"
 )
 
@@ -27,13 +28,20 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	stack, err := qs.Start(dir, envoyPath, os.Stderr)
-	if err != nil {
+	work := filepath.Join(dir, "build", "run")
+	if err := os.MkdirAll(work, 0o755); err != nil {
 		log.Fatal(err)
 	}
+	stack, err := qs.Start(dir, envoyPath, qs.Options{Dir: work, Out: os.Stderr})
+	if err != nil {
+		log.Fatalf("make run: %v", err)
+	}
+	p := stack.Ports
+	envoyURL, idsAddr := "http://"+qs.Addr(p.Envoy), qs.Addr(p.IdS)
 	fmt.Printf(`
-Envoy is listening on %s (admin %s), in front of the echo API on
+Envoy is listening on %s (admin http://%s), in front of the echo API on
 http://%s; the local identity server is on http://%s.
+Envoy's log is also in %s.
 
 Get a token from the local identity server:
 
@@ -49,7 +57,7 @@ Call it with a bad token and see the 401 with its challenge:
   curl -si -H "Authorization: Bearer not-a-real-token" %s/hello
 
 Press Ctrl-C to stop.
-`, qs.EnvoyURL, qs.AdminURL, qs.APIAddr, qs.IdSAddr, qs.AppID, qs.AppSecret, qs.IdSAddr, fixtures.TokenPath, qs.EnvoyURL, qs.EnvoyURL)
+`, envoyURL, qs.Addr(p.Admin), qs.Addr(p.API), idsAddr, stack.Envoy.LogPath, qs.AppID, qs.AppSecret, idsAddr, fixtures.TokenPath, envoyURL, envoyURL)
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
@@ -59,6 +67,11 @@ Press Ctrl-C to stop.
 	case <-sig:
 		stack.Stop()
 	case err := <-exited:
-		log.Fatalf("envoy exited: %v", err)
+		stack.Stop()
+		text, _ := stack.Envoy.Log()
+		if cause := harness.StartupCause(text); cause != "" {
+			log.Fatalf("envoy exited (%v): %s; see %s", err, cause, stack.Envoy.LogPath)
+		}
+		log.Fatalf("envoy exited (%v); see %s", err, stack.Envoy.LogPath)
 	}
 }
