@@ -48,7 +48,12 @@ const (
 	scShortTTL = "short-ttl" // cache_max_ttl 1s
 	scNegative = "negative"  // cache_negative_ttl 3s
 	scBounded  = "bounded"   // max_in_flight 4
+	scSmall    = "small"     // cache_max_entries 1000
+	scSmallNeg = "small-neg" // cache_max_entries 1000, cache_negative_ttl 3s
 )
+
+// smallEntries is the cache_max_entries of the small scenario.
+const smallEntries = 1000
 
 // rfc9701MaxTTL is the cache_max_ttl of the rfc9701 scenario.
 const rfc9701MaxTTL = 2 * time.Second
@@ -195,6 +200,8 @@ func scenarios(refusedPort int) []harness.Scenario {
 		{Name: scShortTTL, Plugin: plugin(map[string]any{"cache_max_ttl": "1s"})},
 		{Name: scNegative, Plugin: plugin(map[string]any{"cache_negative_ttl": "3s"})},
 		{Name: scBounded, Plugin: plugin(map[string]any{"max_in_flight": 4, "timeout": "3s"})},
+		{Name: scSmall, Plugin: plugin(map[string]any{"cache_max_entries": smallEntries})},
+		{Name: scSmallNeg, Plugin: plugin(map[string]any{"cache_max_entries": smallEntries, "cache_negative_ttl": "3s"})},
 		{Name: scDisabled, Plugin: plugin(map[string]any{"enabled": false})},
 		{Name: scRFC9701, Plugin: map[string]any{
 			"introspection_url":          suite.oidc.URL + fixtures.OIDCIntrospectionPath,
