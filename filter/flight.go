@@ -345,6 +345,36 @@ func (p *pluginContext) poll(f *flight, t time.Time, mono time.Duration) {
 // claimAttempts bounds the compare-and-swap retries on one set.
 const claimAttempts = 3
 
+// updateSet is the one read-compare-and-swap of the cache: it applies change
+// to the set at key and writes the result with the CAS of what it read, and
+// reads again when another VM wrote in between, at most claimAttempts times.
+// raw and cas are a value already read (raw nil: read first). change returns
+// false to write nothing. It reports whether a write was made.
+func (p *pluginContext) updateSet(key string, raw []byte, cas uint32, change func(set []cache.Record) ([]cache.Record, bool)) bool {
+	for range claimAttempts {
+		if raw == nil {
+			var err error
+			if raw, cas, err = getShared(key); err != nil {
+				return false
+			}
+		}
+		set, ok := change(cache.Decode(raw))
+		if !ok {
+			return false
+		}
+		err := setShared(key, cache.Encode(set), cas)
+		if err == nil {
+			return true
+		}
+		if !errors.Is(err, types.ErrorStatusCasMismatch) {
+			proxywasm.LogWarn("phantom-token: cannot write the cache: " + err.Error())
+			return false
+		}
+		raw = nil // another VM wrote the set in between: read again
+	}
+	return false
+}
+
 // look reads the token's sets and decides what f's requests do (see
 // cache.Lookup): the first set, and the second only when the first holds no
 // record of the token's. A Call step has written its Pending claim
@@ -355,10 +385,7 @@ const claimAttempts = 3
 // another VM's claim (f.key set) reads only that set.
 func (p *pluginContext) look(f *flight, t time.Time, who cache.Asker) (step cache.Step, a introspection.Answer, expires time.Time) {
 	for range claimAttempts {
-		var set []cache.Record
-		var raw []byte
-		var cas uint32
-		var ok bool
+		set, raw, cas, ok := []cache.Record(nil), []byte(nil), uint32(0), false
 		if step, set, raw, cas, ok = p.read(f, t, who); !ok {
 			step = cache.CallUnclaimed // no set to claim in (see createSets)
 		}
@@ -379,9 +406,7 @@ func (p *pluginContext) look(f *flight, t time.Time, who cache.Asker) (step cach
 			}
 			step = cache.Call
 		case cache.Refuse:
-			if marked, ok := cache.MarkSeen(cache.Decode(raw), f.hash, t); ok {
-				_ = setShared(f.key, cache.Encode(marked), cas) // best effort: one try
-			}
+			p.updateSet(f.key, raw, cas, func(set []cache.Record) ([]cache.Record, bool) { return cache.MarkSeen(set, f.hash, t) })
 			return step, a, expires
 		case cache.Wait:
 			return step, a, expires
@@ -392,22 +417,29 @@ func (p *pluginContext) look(f *flight, t time.Time, who cache.Asker) (step cach
 		if step == cache.CallUnclaimed {
 			return step, a, expires
 		}
-		claim, evicted, ok := cache.Claim(cache.Decode(raw), f.hash, t, t.Add(cache.PendingFor(p.cfg.Timeout)))
-		if !ok {
-			return cache.CallUnclaimed, a, expires
-		}
-		switch err := setShared(f.key, cache.Encode(claim), cas); {
-		case err == nil:
-			f.claimed = true
-			if evicted {
-				p.metrics.evictions.inc()
+		var evicted, changed bool
+		f.claimed = p.updateSet(f.key, raw, cas, func(set []cache.Record) ([]cache.Record, bool) {
+			// Another VM may have written a record of the token's since read:
+			// then look again (an unreadable answer, seen before, is replaced).
+			if s, r := cache.Next(set, f.hash, t, who); s == cache.Wait || s == cache.Refuse || s == cache.Deliver ||
+				s == cache.Serve && r.Expires != rec.Expires {
+				changed = true
+				return nil, false
 			}
-			return cache.Call, a, expires
-		case !errors.Is(err, types.ErrorStatusCasMismatch):
-			proxywasm.LogWarn("phantom-token: cannot write the cache: " + err.Error())
+			out, ev, ok := cache.Claim(set, f.hash, t, t.Add(cache.PendingFor(p.cfg.Timeout)))
+			evicted = ev
+			return out, ok
+		})
+		if changed {
+			continue
+		}
+		if f.claimed && evicted {
+			p.metrics.evictions.inc()
+		}
+		if !f.claimed {
 			return cache.CallUnclaimed, a, expires
 		}
-		// Another VM wrote the set in between: look again.
+		return cache.Call, a, expires
 	}
 	if p.calls >= p.cfg.MaxInFlight {
 		return refused, a, expires
@@ -450,32 +482,21 @@ func (p *pluginContext) read(f *flight, t time.Time, who cache.Asker) (step cach
 	return step, set, raw, cas, true
 }
 
-// store writes what f's answer leaves in the set (see cache.ToStore), and
-// keeps an active answer in this VM's copy once the set holds it.
+// store writes what f's answer leaves in the set (see cache.ToStore).
 func (p *pluginContext) store(f *flight, a introspection.Answer, t time.Time) {
 	rec, ok := cache.ToStore(f.hash, a, t, p.cfg.CacheNegativeTTL, f.claimed)
 	if !ok {
 		return
 	}
-	for range claimAttempts {
-		raw, cas, err := getShared(f.key)
-		if err != nil {
-			return
-		}
-		set, evicted, ok := cache.Store(cache.Decode(raw), rec, t)
-		if !ok {
-			return
-		}
-		switch err := setShared(f.key, cache.Encode(set), cas); {
-		case err == nil:
-			f.claimed = false
-			if evicted {
-				p.metrics.evictions.inc()
-			}
-			return
-		case !errors.Is(err, types.ErrorStatusCasMismatch):
-			proxywasm.LogWarn("phantom-token: cannot write the cache: " + err.Error())
-			return
+	evicted := false
+	if p.updateSet(f.key, nil, 0, func(set []cache.Record) ([]cache.Record, bool) {
+		out, ev, ok := cache.Store(set, rec, t)
+		evicted = ev
+		return out, ok
+	}) {
+		f.claimed = false
+		if evicted {
+			p.metrics.evictions.inc()
 		}
 	}
 }
@@ -487,19 +508,7 @@ func (p *pluginContext) release(f *flight) {
 		return
 	}
 	f.claimed = false
-	for range claimAttempts {
-		raw, cas, err := getShared(f.key)
-		if err != nil {
-			return
-		}
-		set, ok := cache.Release(cache.Decode(raw), f.hash)
-		if !ok {
-			return
-		}
-		if err := setShared(f.key, cache.Encode(set), cas); !errors.Is(err, types.ErrorStatusCasMismatch) {
-			return
-		}
-	}
+	p.updateSet(f.key, nil, 0, func(set []cache.Record) ([]cache.Record, bool) { return cache.Release(set, f.hash) })
 }
 
 // upstreamValue is the upstream header's value for a JWT.
