@@ -459,25 +459,55 @@ func TestStreamEndingWhileAnsweredSkipsNoOne(t *testing.T) {
 }
 
 // Contexts of requests done without a flight are reused; one that waited in
-// a flight never is.
+// a flight never is; a reused context keeps nothing of its last request.
 func TestContextReuse(t *testing.T) {
 	m := modes[0]
-	h := started(t, m, withConfig(""))
-	h.request(req(authBearer(token))...).answer(idsOK(""), phantomJWT(""))
-	hit := h.request(req(authBearer(token))...)
-	h.CompleteHttpContext(hit.id)
-	if n := len(lastPlugin.spare); n != 1 {
-		t.Fatalf("%d spare contexts after a hit ended, want 1", n)
-	}
-	next := h.request(req(authBearer(token))...)
-	wantForwarded(t, next, req(authBearer(token)), "authorization", "Bearer "+phantomJWT(""))
-	if n := len(lastPlugin.spare); n != 0 {
-		t.Errorf("the spare context was not reused: %d left", n)
-	}
-	waited := h.request(req(authBearer(token + "-new"))...)
-	waited.answer(status(204), "")
-	h.CompleteHttpContext(waited.id)
-	if n := len(lastPlugin.spare); n != 0 {
-		t.Errorf("a context that waited in a flight was kept for reuse")
-	}
+	t.Run("a hit's context is reused, a flight's is not", func(t *testing.T) {
+		h := started(t, m, withConfig(""))
+		h.request(req(authBearer(token))...).answer(idsOK(""), phantomJWT(""))
+		hit := h.request(req(authBearer(token))...)
+		h.CompleteHttpContext(hit.id)
+		if n := len(lastPlugin.spare); n != 1 {
+			t.Fatalf("%d spare contexts after a hit ended, want 1", n)
+		}
+		next := h.request(req(authBearer(token))...)
+		wantForwarded(t, next, req(authBearer(token)), "authorization", "Bearer "+phantomJWT(""))
+		if n := len(lastPlugin.spare); n != 0 {
+			t.Errorf("the spare context was not reused: %d left", n)
+		}
+		waited := h.request(req(authBearer(token + "-new"))...)
+		waited.answer(status(204), "")
+		h.CompleteHttpContext(waited.id)
+		if n := len(lastPlugin.spare); n != 0 {
+			t.Errorf("a context that waited in a flight was kept for reuse")
+		}
+	})
+	// Two tokens whose answers another VM cached (so this VM reads them from
+	// shared data by their hash), served one after the other through the
+	// same context: each gets its own JWT. A context that kept the first
+	// request's token hash would look up, and serve, the first token's JWT
+	// for the second.
+	t.Run("a reused context keeps no token hash", func(t *testing.T) {
+		cfg := withConfig("")
+		h := started(t, m, cfg)
+		alice, bob := token+"-alice", token+"-bob"
+		jwts := map[string]string{alice: phantomJWT(`"name":"alice"`), bob: phantomJWT(`"name":"bob"`)}
+		for tok, jwt := range jwts {
+			slotOf(t, cfg, tok).write(cache.Record{Kind: cache.Active, Expires: farFuture, JWT: jwt})
+		}
+		first := h.request(req(authBearer(alice))...)
+		wantForwarded(t, first, req(authBearer(alice)), "authorization", "Bearer "+jwts[alice])
+		h.CompleteHttpContext(first.id)
+		if n := len(lastPlugin.spare); n != 1 {
+			t.Fatalf("%d spare contexts after a hit ended, want 1", n)
+		}
+		second := h.request(req(authBearer(bob))...)
+		if n := len(lastPlugin.spare); n != 0 {
+			t.Fatalf("the spare context was not reused: %d left", n)
+		}
+		if len(second.callouts()) != 0 {
+			t.Fatalf("%d calls, want a cache hit", len(second.callouts()))
+		}
+		wantForwarded(t, second, req(authBearer(bob)), "authorization", "Bearer "+jwts[bob])
+	})
 }
