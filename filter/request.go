@@ -52,10 +52,10 @@ func (h *httpContext) OnHttpRequestHeaders(_ int, endOfStream bool) (action type
 	// Only the headers the filter needs are read: fetching the whole map
 	// costs more than the rest of a cache hit. Envoy folds repeated
 	// Authorization headers into one value joined by commas;
-	// bearer.FromHeader reads that as a duplicate.
-	// Only "not found" means absent: any other failed read answers 500,
-	// never "no Authorization" (a request shaped like a preflight would
-	// then go upstream with the Authorization it carries).
+	// bearer.FromHeader reads that as a duplicate. Only "not found" means
+	// absent: any other failed read answers 500, never "no Authorization"
+	// (a request shaped like a preflight would go upstream with the
+	// Authorization it carries).
 	authorization, present, err := readHeader("authorization")
 	if err != nil {
 		return h.respond(reply.ServerError, "cannot read the Authorization header: "+err.Error())
@@ -117,13 +117,14 @@ func (h *httpContext) preflight(endOfStream bool) (bool, error) {
 		return false, nil
 	}
 	r := cors.Request{Method: method, EndOfStream: endOfStream}
-	for _, read := range [...]struct {
-		name  string
-		value *string
-	}{{"origin", &r.Origin}, {"access-control-request-method", &r.RequestMethod}, {"content-length", &r.ContentLength}} {
-		if *read.value, _, err = readHeader(read.name); err != nil {
-			return false, err
-		}
+	if r.Origin, _, err = readHeader("origin"); err != nil {
+		return false, err
+	}
+	if r.RequestMethod, _, err = readHeader("access-control-request-method"); err != nil {
+		return false, err
+	}
+	if r.ContentLength, _, err = readHeader("content-length"); err != nil {
+		return false, err
 	}
 	if _, r.TransferEncoding, err = readHeader("transfer-encoding"); err != nil {
 		return false, err
