@@ -26,6 +26,11 @@ var badConfigs = []struct {
 	{"secret-env-unset", func() any {
 		return plugin(map[string]any{"client_secret": nil, "client_secret_env": "NOT_SET_IN_VM"})
 	}, "client_secret_env"},
+	{"url-query-bad-escape", func() any { return plugin(map[string]any{"introspection_url": "http://ids/introspect?x=%zz"}) }, "introspection_url"},
+	{"upstream-header-host", func() any { return plugin(map[string]any{"upstream_header": "host"}) }, "upstream_header"},
+	{"upstream-header-hop-by-hop", func() any { return plugin(map[string]any{"upstream_header": "transfer-encoding"}) }, "upstream_header"},
+	{"cache-max-ttl-over-24h", func() any { return plugin(map[string]any{"cache_max_ttl": "25h"}) }, "cache_max_ttl"},
+	{"count-with-a-unit", func() any { return plugin(map[string]any{"max_in_flight": "1k"}) }, "max_in_flight"},
 	{"not-json", func() any { return `{"introspection_url":` }, ""},
 }
 

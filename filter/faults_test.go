@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/proxytest"
@@ -37,6 +39,28 @@ var hostFaults = map[string]func(tr trip, panics bool) func(){
 			return old(n, v)
 		}
 		return func() { replaceHeader = old }
+	},
+	"removeHeader": func(tr trip, panics bool) func() {
+		old := removeHeader
+		removeHeader = func(n string) error {
+			if tr() {
+				boom(panics)
+				return errHost
+			}
+			return old(n)
+		}
+		return func() { removeHeader = old }
+	},
+	"addHeader": func(tr trip, panics bool) func() {
+		old := addHeader
+		addHeader = func(n, v string) error {
+			if tr() {
+				boom(panics)
+				return errHost
+			}
+			return old(n, v)
+		}
+		return func() { addHeader = old }
 	},
 	"sendReply": func(tr trip, panics bool) func() {
 		old := sendReply
@@ -174,11 +198,13 @@ func boom(panics bool) {
 var failMeansGone = map[string]bool{"setEffective": true, "sendReply": true, "resume": true}
 
 // faultScenario touches every path: a claimed call with a waiter, a wait on
-// another VM's call answered on the tick, a local hit, a local reply to HEAD.
-// Every call it causes is answered (the first with a JWT, any later one, made
-// after a fault, with 500). It returns every request it made.
-func faultScenario(t *testing.T, h *host) []*exchange {
-	cfg := withConfig(faultConfig)
+// another VM's call answered on the tick, a local hit, a CORS preflight, an
+// OPTIONS shaped like one that carries Authorization, a local reply to HEAD.
+// Every request carries two forged copies of x-jwt (the custom upstream
+// header of faultConfigs). Every call it causes is answered (the first with a
+// JWT, any later one, made after a fault, with 500). It returns every request
+// it made.
+func faultScenario(t *testing.T, h *host, cfg string) []*exchange {
 	jwt := phantomJWT("")
 	var calls []proxytest.HttpCalloutAttribute
 	seen := 0
@@ -188,7 +214,7 @@ func faultScenario(t *testing.T, h *host) []*exchange {
 	}
 	var sent []*exchange
 	send := func(headers ...[2]string) *exchange {
-		e := h.request(headers...)
+		e := h.request(append(headers, forgedUpstream...)...)
 		sent = append(sent, e)
 		calls = append(calls, h.GetCalloutAttributesFromContext(e.id)...)
 		collect()
@@ -215,8 +241,10 @@ func faultScenario(t *testing.T, h *host) []*exchange {
 	other.write(cache.Record{Kind: cache.Active, Expires: farFuture, JWT: jwt})
 	h.Tick() // the other VM's answer
 	collect()
-	send(req(authBearer(token))...)                             // a hit
-	send([2]string{":method", "HEAD"}, [2]string{":path", "/"}) // 401 without a body
+	send(req(authBearer(token))...)                                                // a hit
+	send(preflightRequest...)                                                      // a preflight
+	send(append(append([][2]string{}, preflightRequest...), authBearer(token))...) // an OPTIONS with a token: a hit
+	send([2]string{":method", "HEAD"}, [2]string{":path", "/"})                    // 401 without a body
 	h.Tick()
 	collect()
 	for range 8 { // calls made after a fault
@@ -225,9 +253,20 @@ func faultScenario(t *testing.T, h *host) []*exchange {
 	return sent
 }
 
-// faultConfig keeps the table small: its sets are created at start, before
-// faults are armed.
-const faultConfig = `,"cache_max_entries":8`
+var (
+	preflightRequest = [][2]string{{":method", "OPTIONS"}, {":path", "/api"}, {"origin", "https://app.example"}, {"access-control-request-method", "POST"}}
+	// forgedUpstream are a client's own copies of the custom upstream header.
+	forgedUpstream = [][2]string{{"x-jwt", "eyJforged.one.x"}, {"x-jwt", "eyJforged.two.x"}}
+)
+
+// faultConfigs are the configurations the fault matrix runs with: the JWT in
+// Authorization (replaced), and in a custom header (removed, then added).
+// They keep the table small: its sets are created at start, before faults
+// are armed.
+var faultConfigs = map[string]string{
+	"authorization": withConfig(`,"cache_max_entries":8`),
+	"x-jwt":         withConfig(`,"cache_max_entries":8,"upstream_header":"x-jwt"`),
+}
 
 // oneOutcome: a request was let through or answered, never both, never
 // neither.
@@ -243,40 +282,85 @@ func oneOutcome(t *testing.T, i int, e *exchange) {
 	}
 }
 
+// nothingSmuggled: a request let through carries, in the upstream header,
+// exactly the filter's value when it came with Authorization, and nothing
+// when it did not (a preflight); the client's token never reaches the
+// upstream in Authorization, and no forged copy of the upstream header does.
+// (With a custom upstream header the client's Authorization goes upstream
+// unchanged, as documented; the JWT in that header is what the upstream
+// trusts.)
+func nothingSmuggled(t *testing.T, i int, e *exchange, upstream string) {
+	t.Helper()
+	if e.finalAction() != types.ActionContinue || e.local() != nil {
+		return
+	}
+	got := e.upstreamHeaders()
+	want := []string(nil)
+	if len(header(e.sent, "authorization")) > 0 {
+		want = []string{phantomJWT("")}
+		if upstream == "authorization" {
+			want[0] = "Bearer " + want[0]
+		}
+	}
+	if v := header(got, upstream); !reflect.DeepEqual(v, want) {
+		t.Errorf("request %d let through with %s %q, want %q", i, upstream, v, want)
+	}
+	for _, kv := range got {
+		if upstream == "authorization" && kv[0] == "authorization" && strings.Contains(kv[1], token) {
+			t.Errorf("request %d let through with the client's token: %q", i, kv)
+		}
+		if kv[0] == upstream && strings.Contains(kv[1], "forged") {
+			t.Errorf("request %d let through with a forged %s: %q", i, upstream, kv[1])
+		}
+	}
+}
+
 // Every request gets exactly one outcome, whatever host call fails or panics,
-// at whichever of its calls; afterwards no flight is left and the tick is off.
+// at whichever of its calls; no request let through carries a credential or
+// an upstream header of the client's own; afterwards no flight is left and
+// the tick is off.
 func TestEveryRequestGetsOneOutcomeWhateverFails(t *testing.T) {
 	m := modes[0] // faults are injected into the Go code
-	for name, install := range hostFaults {
-		// Count the calls of the function in a clean run.
-		calls := 0
-		t.Run(name+"/count", func(t *testing.T) { // the emulator is released when a (sub)test ends
-			h := newHost(t, m, withConfig(faultConfig))
-			restore := install(func() bool { calls++; return false }, false)
-			defer restore()
-			faultScenario(t, h)
-		})
-		if calls == 0 {
-			t.Errorf("%s: the scenario never calls it", name)
-			continue
+	called := map[string]int{}
+	for _, upstream := range []string{"authorization", "x-jwt"} {
+		cfg := faultConfigs[upstream]
+		for name, install := range hostFaults {
+			// Count the calls of the function in a clean run.
+			calls := 0
+			t.Run(upstream+"/"+name+"/count", func(t *testing.T) { // the emulator is released when a (sub)test ends
+				h := newHost(t, m, cfg)
+				restore := install(func() bool { calls++; return false }, false)
+				defer restore()
+				for i, e := range faultScenario(t, h, cfg) {
+					oneOutcome(t, i, e)
+					nothingSmuggled(t, i, e, upstream)
+				}
+			})
+			called[name] += calls
+			for _, panics := range []bool{false, true} {
+				if !panics && failMeansGone[name] {
+					continue
+				}
+				for k := 1; k <= calls; k++ {
+					t.Run(fmt.Sprintf("%s/%s/panics=%v/call %d of %d", upstream, name, panics, k, calls), func(t *testing.T) {
+						h := newHost(t, m, cfg)
+						n := 0
+						restore := install(func() bool { n++; return n == k }, panics)
+						defer restore()
+						for i, e := range faultScenario(t, h, cfg) {
+							oneOutcome(t, i, e)
+							nothingSmuggled(t, i, e, upstream)
+						}
+						restore()
+						settledState(t, h, m)
+					})
+				}
+			}
 		}
-		for _, panics := range []bool{false, true} {
-			if !panics && failMeansGone[name] {
-				continue
-			}
-			for k := 1; k <= calls; k++ {
-				t.Run(fmt.Sprintf("%s/panics=%v/call %d of %d", name, panics, k, calls), func(t *testing.T) {
-					h := newHost(t, m, withConfig(faultConfig))
-					n := 0
-					restore := install(func() bool { n++; return n == k }, panics)
-					defer restore()
-					for i, e := range faultScenario(t, h) {
-						oneOutcome(t, i, e)
-					}
-					restore()
-					settledState(t, h, m)
-				})
-			}
+	}
+	for name := range hostFaults {
+		if called[name] == 0 {
+			t.Errorf("%s: the scenario never calls it", name)
 		}
 	}
 }
@@ -375,25 +459,55 @@ func TestStreamEndingWhileAnsweredSkipsNoOne(t *testing.T) {
 }
 
 // Contexts of requests done without a flight are reused; one that waited in
-// a flight never is.
+// a flight never is; a reused context keeps nothing of its last request.
 func TestContextReuse(t *testing.T) {
 	m := modes[0]
-	h := started(t, m, withConfig(""))
-	h.request(req(authBearer(token))...).answer(idsOK(""), phantomJWT(""))
-	hit := h.request(req(authBearer(token))...)
-	h.CompleteHttpContext(hit.id)
-	if n := len(lastPlugin.spare); n != 1 {
-		t.Fatalf("%d spare contexts after a hit ended, want 1", n)
-	}
-	next := h.request(req(authBearer(token))...)
-	wantForwarded(t, next, req(authBearer(token)), "authorization", "Bearer "+phantomJWT(""))
-	if n := len(lastPlugin.spare); n != 0 {
-		t.Errorf("the spare context was not reused: %d left", n)
-	}
-	waited := h.request(req(authBearer(token + "-new"))...)
-	waited.answer(status(204), "")
-	h.CompleteHttpContext(waited.id)
-	if n := len(lastPlugin.spare); n != 0 {
-		t.Errorf("a context that waited in a flight was kept for reuse")
-	}
+	t.Run("a hit's context is reused, a flight's is not", func(t *testing.T) {
+		h := started(t, m, withConfig(""))
+		h.request(req(authBearer(token))...).answer(idsOK(""), phantomJWT(""))
+		hit := h.request(req(authBearer(token))...)
+		h.CompleteHttpContext(hit.id)
+		if n := len(lastPlugin.spare); n != 1 {
+			t.Fatalf("%d spare contexts after a hit ended, want 1", n)
+		}
+		next := h.request(req(authBearer(token))...)
+		wantForwarded(t, next, req(authBearer(token)), "authorization", "Bearer "+phantomJWT(""))
+		if n := len(lastPlugin.spare); n != 0 {
+			t.Errorf("the spare context was not reused: %d left", n)
+		}
+		waited := h.request(req(authBearer(token + "-new"))...)
+		waited.answer(status(204), "")
+		h.CompleteHttpContext(waited.id)
+		if n := len(lastPlugin.spare); n != 0 {
+			t.Errorf("a context that waited in a flight was kept for reuse")
+		}
+	})
+	// Two tokens whose answers another VM cached (so this VM reads them from
+	// shared data by their hash), served one after the other through the
+	// same context: each gets its own JWT. A context that kept the first
+	// request's token hash would look up, and serve, the first token's JWT
+	// for the second.
+	t.Run("a reused context keeps no token hash", func(t *testing.T) {
+		cfg := withConfig("")
+		h := started(t, m, cfg)
+		alice, bob := token+"-alice", token+"-bob"
+		jwts := map[string]string{alice: phantomJWT(`"name":"alice"`), bob: phantomJWT(`"name":"bob"`)}
+		for tok, jwt := range jwts {
+			slotOf(t, cfg, tok).write(cache.Record{Kind: cache.Active, Expires: farFuture, JWT: jwt})
+		}
+		first := h.request(req(authBearer(alice))...)
+		wantForwarded(t, first, req(authBearer(alice)), "authorization", "Bearer "+jwts[alice])
+		h.CompleteHttpContext(first.id)
+		if n := len(lastPlugin.spare); n != 1 {
+			t.Fatalf("%d spare contexts after a hit ended, want 1", n)
+		}
+		second := h.request(req(authBearer(bob))...)
+		if n := len(lastPlugin.spare); n != 0 {
+			t.Fatalf("the spare context was not reused: %d left", n)
+		}
+		if len(second.callouts()) != 0 {
+			t.Fatalf("%d calls, want a cache hit", len(second.callouts()))
+		}
+		wantForwarded(t, second, req(authBearer(bob)), "authorization", "Bearer "+jwts[bob])
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -374,21 +375,129 @@ func TestRequiredScopes(t *testing.T) {
 
 func TestCORSPreflight(t *testing.T) {
 	preflight := [][2]string{{":method", "OPTIONS"}, {":path", "/api"}, {"origin", "https://app.example"}, {"access-control-request-method", "POST"}}
+	with := func(extra ...[2]string) [][2]string { return append(append([][2]string{}, preflight...), extra...) }
 	forEachMode(t, func(t *testing.T, m mode) {
 		t.Run("forwarded without a token or a call", func(t *testing.T) {
 			h := started(t, m, withConfig(""))
-			e := h.request(preflight...)
-			if e.action != types.ActionContinue || e.local() != nil || len(e.callouts()) != 0 {
-				t.Errorf("preflight: action %v, reply %v, %d callouts", e.action, e.local(), len(e.callouts()))
+			for _, sent := range [][][2]string{preflight, with([2]string{"content-length", "0"})} {
+				e := h.request(sent...)
+				if e.action != types.ActionContinue || e.local() != nil || len(e.callouts()) != 0 {
+					t.Errorf("preflight: action %v, reply %v, %d callouts", e.action, e.local(), len(e.callouts()))
+				}
+				if !reflect.DeepEqual(e.upstreamHeaders(), sent) {
+					t.Errorf("preflight headers changed: %q", e.upstreamHeaders())
+				}
 			}
-			if !reflect.DeepEqual(e.upstreamHeaders(), preflight) {
-				t.Errorf("preflight headers changed: %q", e.upstreamHeaders())
+		})
+		t.Run("forwarded without any copy of the upstream header", func(t *testing.T) {
+			h := started(t, m, withConfig(`,"upstream_header":"x-jwt"`))
+			e := h.request(with([2]string{"x-jwt", "eyJforged.one.x"}, [2]string{"x-jwt", "eyJforged.two.x"})...)
+			if e.finalAction() != types.ActionContinue || !reflect.DeepEqual(e.upstreamHeaders(), preflight) {
+				t.Errorf("preflight: action %v, upstream headers %q", e.finalAction(), e.upstreamHeaders())
 			}
 		})
 		t.Run("authenticated when forwarding is off", func(t *testing.T) {
 			h := started(t, m, withConfig(`,"forward_cors_preflight":false`))
 			wantReply(t, h.request(preflight...), 401, `Bearer realm="api"`, unauthorizedBody)
 		})
+		t.Run("an OPTIONS with a body is authenticated", func(t *testing.T) {
+			h := started(t, m, withConfig(""))
+			for name, e := range map[string]*exchange{
+				"content-length 5":                   h.request(with([2]string{"content-length", "5"})...),
+				"transfer-encoding chunked":          h.request(with([2]string{"transfer-encoding", "chunked"})...),
+				"headers that do not end the stream": h.send(false, preflight...),
+			} {
+				t.Run(name, func(t *testing.T) { wantReply(t, e, 401, `Bearer realm="api"`, unauthorizedBody) })
+			}
+		})
+		t.Run("an OPTIONS with Authorization is authenticated", func(t *testing.T) {
+			h := started(t, m, withConfig(""))
+			e := h.request(with(authBearer(token))...)
+			if len(e.callouts()) != 1 || e.action != types.ActionPause {
+				t.Fatalf("not introspected: %d calls, %v", len(e.callouts()), e.action)
+			}
+			e.answer(status(204), "")
+			wantReply(t, e, 401, `Bearer realm="api", error="invalid_token"`, unauthorizedBody)
+		})
+	})
+}
+
+// A header read that fails for any reason other than "not found" answers
+// 500: it never counts as an absent header (faults are injected into the Go
+// code).
+func TestHeaderReadErrorsFailClosed(t *testing.T) {
+	m := modes[0]
+	preflight := [][2]string{{":method", "OPTIONS"}, {":path", "/api"}, {"origin", "https://app.example"}, {"access-control-request-method", "POST"}}
+	tests := []struct {
+		name, failing, upstream string
+		sent                    [][2]string
+		problem                 string
+	}{
+		{"Authorization of a request shaped like a preflight", "authorization", "", append(append([][2]string{}, preflight...), [2]string{"authorization", "Bearer eyJforged.x.y"}),
+			"cannot read the Authorization header: injected host failure"},
+		{"Authorization of a GET", "authorization", "", req(authBearer(token)), "cannot read the Authorization header: injected host failure"},
+		{":method of a preflight", ":method", "", preflight, "cannot read the headers of a possible CORS preflight: injected host failure"},
+		{"Origin of a preflight", "origin", "", preflight, "cannot read the headers of a possible CORS preflight: injected host failure"},
+		{"Access-Control-Request-Method of a preflight", "access-control-request-method", "", preflight, "cannot read the headers of a possible CORS preflight: injected host failure"},
+		{"content-length of a preflight", "content-length", "", preflight, "cannot read the headers of a possible CORS preflight: injected host failure"},
+		{"transfer-encoding of a preflight", "transfer-encoding", "", preflight, "cannot read the headers of a possible CORS preflight: injected host failure"},
+		{"the upstream header after its removal, on a preflight", "x-jwt", `,"upstream_header":"x-jwt"`, append(append([][2]string{}, preflight...), [2]string{"x-jwt", "eyJforged.x.y"}),
+			"cannot remove the x-jwt header: injected host failure"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := started(t, m, withConfig(tt.upstream))
+			old := getHeader
+			getHeader = func(n string) (string, error) {
+				if n == tt.failing {
+					return "", errHost
+				}
+				return old(n)
+			}
+			defer func() { getHeader = old }()
+			e := h.request(tt.sent...)
+			wantReply(t, e, 500, "", serverErrorBody)
+			if len(e.callouts()) != 0 {
+				t.Errorf("%d introspection calls", len(e.callouts()))
+			}
+			if want := "phantom-token: " + tt.problem + ": answering 500"; !slices.Contains(h.GetWarnLogs(), want) {
+				t.Errorf("warn logs %q, want %q", h.GetWarnLogs(), want)
+			}
+		})
+	}
+}
+
+// The upstream header is removed before it is read: a host that removes one
+// value a call gets a call for each; one that never removes them all is an
+// error, not a pass (faults are injected into the Go code).
+func TestUpstreamHeaderRemovedWithoutReadingFirst(t *testing.T) {
+	m := modes[0]
+	jwt := phantomJWT("")
+	sent := req(authBearer(token), [2]string{"x-jwt", "eyJforged.one.x"}, [2]string{"x-jwt", "eyJforged.two.x"})
+	t.Run("removals until none is left", func(t *testing.T) {
+		h := started(t, m, withConfig(`,"upstream_header":"x-jwt"`))
+		var calls []string
+		oldGet, oldRemove := getHeader, removeHeader
+		getHeader = func(n string) (string, error) { calls = append(calls, "get "+n); return oldGet(n) }
+		removeHeader = func(n string) error { calls = append(calls, "remove "+n); return oldRemove(n) }
+		defer func() { getHeader, removeHeader = oldGet, oldRemove }()
+		e := h.request(sent...)
+		calls = nil
+		e.answer(idsOK(""), jwt)
+		wantForwarded(t, e, sent, "x-jwt", jwt)
+		want := []string{"remove x-jwt", "get x-jwt", "remove x-jwt", "get x-jwt"}
+		if !reflect.DeepEqual(calls, want) {
+			t.Errorf("host calls %q, want %q", calls, want)
+		}
+	})
+	t.Run("a host that never removes the last value", func(t *testing.T) {
+		h := started(t, m, withConfig(`,"upstream_header":"x-jwt"`))
+		old := removeHeader
+		removeHeader = func(string) error { return nil }
+		defer func() { removeHeader = old }()
+		e := h.request(sent...)
+		e.answer(idsOK(""), jwt)
+		wantReply(t, e, 500, "", serverErrorBody)
 	})
 }
 

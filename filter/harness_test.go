@@ -148,18 +148,23 @@ func newHost(t *testing.T, m mode, cfg string) *host {
 type exchange struct {
 	h      *host
 	id     uint32
+	sent   [][2]string // the request headers the client sent
 	action types.Action
 	// calls are the callouts made while its headers were handled: the
 	// plugin makes them from its own context (see queue1).
 	calls []proxytest.HttpCalloutAttribute
 }
 
-func (h *host) request(headers ...[2]string) *exchange {
+// request sends a request without a body: its headers end the stream.
+func (h *host) request(headers ...[2]string) *exchange { return h.send(true, headers...) }
+
+// send sends a request's headers; endOfStream false means a body follows.
+func (h *host) send(endOfStream bool, headers ...[2]string) *exchange {
 	id := h.InitializeHttpContext()
 	// The emulator's list of a context's callouts only grows (and it reuses
 	// the IDs of answered calls).
 	before := len(h.rootCallouts())
-	e := &exchange{h: h, id: id, action: h.CallOnRequestHeaders(id, headers, false)}
+	e := &exchange{h: h, id: id, sent: headers, action: h.CallOnRequestHeaders(id, headers, endOfStream)}
 	e.calls = append(e.calls, h.rootCallouts()[before:]...)
 	e.calls = append(e.calls, h.GetCalloutAttributesFromContext(id)...)
 	return e

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"strconv"
 	"time"
 
@@ -38,7 +39,7 @@ type httpContext struct {
 
 // OnHttpRequestHeaders implements types.HttpContext: it lets the request
 // through with a JWT, answers it, or pauses it until an introspection answers.
-func (h *httpContext) OnHttpRequestHeaders(int, bool) (action types.Action) {
+func (h *httpContext) OnHttpRequestHeaders(_ int, endOfStream bool) (action types.Action) {
 	defer h.recoverPanic(&action)
 	cfg := h.cfg
 	if cfg == nil { // the plugin did not start: never let a request through
@@ -51,11 +52,21 @@ func (h *httpContext) OnHttpRequestHeaders(int, bool) (action types.Action) {
 	// Only the headers the filter needs are read: fetching the whole map
 	// costs more than the rest of a cache hit. Envoy folds repeated
 	// Authorization headers into one value joined by commas;
-	// bearer.FromHeader reads that as a duplicate.
-	authorization, err := getHeader("authorization")
-	present := err == nil
-	if !present && cfg.ForwardCORSPreflight && h.preflight() {
-		return h.forwardPreflight()
+	// bearer.FromHeader reads that as a duplicate. Only "not found" means
+	// absent: any other failed read answers 500, never "no Authorization"
+	// (a request shaped like a preflight would go upstream with the
+	// Authorization it carries).
+	authorization, present, err := readHeader("authorization")
+	if err != nil {
+		return h.respond(reply.ServerError, "cannot read the Authorization header: "+err.Error())
+	}
+	if !present && cfg.ForwardCORSPreflight {
+		switch preflight, err := h.preflight(endOfStream); {
+		case err != nil:
+			return h.respond(reply.ServerError, "cannot read the headers of a possible CORS preflight: "+err.Error())
+		case preflight:
+			return h.forwardPreflight()
+		}
 	}
 	token, found := bearer.FromHeader(authorization, present, cfg.MaxTokenLength)
 	switch found {
@@ -93,16 +104,45 @@ func (h *httpContext) OnHttpStreamDone() {
 	}
 }
 
-// preflight reads the headers of a CORS preflight (only asked of a request
-// without Authorization).
-func (h *httpContext) preflight() bool {
-	h.method, _ = getHeader(":method")
-	if h.method != "OPTIONS" {
-		return false
+// preflight reads what cors.Preflight judges (only asked of a request
+// without Authorization). A read that fails for a reason other than "not
+// found" is an error, never an absent header.
+func (h *httpContext) preflight(endOfStream bool) (bool, error) {
+	method, _, err := readHeader(":method")
+	if err != nil {
+		return false, err
 	}
-	origin, _ := getHeader("origin")
-	requestMethod, _ := getHeader("access-control-request-method")
-	return cors.Preflight(h.method, origin, requestMethod)
+	h.method = method
+	if method != "OPTIONS" {
+		return false, nil
+	}
+	r := cors.Request{Method: method, EndOfStream: endOfStream}
+	if r.Origin, _, err = readHeader("origin"); err != nil {
+		return false, err
+	}
+	if r.RequestMethod, _, err = readHeader("access-control-request-method"); err != nil {
+		return false, err
+	}
+	if r.ContentLength, _, err = readHeader("content-length"); err != nil {
+		return false, err
+	}
+	if _, r.TransferEncoding, err = readHeader("transfer-encoding"); err != nil {
+		return false, err
+	}
+	return cors.Preflight(r), nil
+}
+
+// readHeader reads one request header: present is false when the host has
+// none ("not found"); any other failure is an error.
+func readHeader(name string) (value string, present bool, err error) {
+	value, err = getHeader(name)
+	switch {
+	case err == nil:
+		return value, true, nil
+	case errors.Is(err, types.ErrorStatusNotFound):
+		return "", false, nil
+	}
+	return "", false, err
 }
 
 // forwardPreflight lets a preflight through unauthenticated, carrying no copy
@@ -160,19 +200,23 @@ func (h *httpContext) setUpstreamHeader(value string) error {
 	return addHeader(name, value)
 }
 
-// removeUpstreamHeader removes every value of the upstream header. Envoy
-// removes them all in one call; a host that removes one at a time gets a call
-// for each, up to maxRemovals.
+// removeUpstreamHeader removes every value of the upstream header. It removes
+// before it reads: a read that failed must never leave the client's copies in
+// place. Envoy removes every value in one call (and answers OK when there is
+// none), so the read after it finds none; a host that removes one value a
+// call (proxytest) gets a call for each, up to maxRemovals. A read that fails
+// after a removal, or values left after maxRemovals, is an error.
 func (h *httpContext) removeUpstreamHeader() error {
+	name := h.cfg.UpstreamHeader
 	for range maxRemovals {
-		if _, err := getHeader(h.cfg.UpstreamHeader); err != nil {
-			return nil
+		if err := removeHeader(name); err != nil {
+			return err
 		}
-		if err := removeHeader(h.cfg.UpstreamHeader); err != nil {
+		if _, present, err := readHeader(name); err != nil || !present {
 			return err
 		}
 	}
-	return nil
+	return errors.New("values left after " + strconv.Itoa(maxRemovals) + " removals")
 }
 
 const maxRemovals = 64

@@ -95,6 +95,10 @@ const (
 	// MaxCacheEntries bounds cache_max_entries.
 	MaxCacheEntries = 1_000_000
 
+	// MaxCacheMaxTTL bounds cache_max_ttl: a revoked token's JWT is served
+	// from the cache at most this long (often far less: max-age, exp).
+	MaxCacheMaxTTL = 24 * time.Hour
+
 	maxTimeout    = 300 * time.Second
 	maxInFlight   = 10000
 	maxSizeConfig = 1 << 24 // 16 MiB: larger JWTs or tokens are a mistake
@@ -183,16 +187,16 @@ func Parse(data []byte, getenv func(string) string) (*Config, error) {
 	c.JWTMember = p.optionalString("jwt_member", "")
 	c.Timeout = p.duration("timeout", DefaultTimeout)
 	c.MaxJWTSize = p.size("max_jwt_size", DefaultMaxJWTSize)
-	c.MaxTokenLength = p.size("max_token_length", DefaultMaxTokenLength)
+	c.MaxTokenLength = p.count("max_token_length", DefaultMaxTokenLength)
 	c.UpstreamHeader = strings.ToLower(p.optionalString("upstream_header", DefaultUpstreamHeader))
 	c.CacheEnabled = p.boolean("cache", true)
 	c.CacheMaxTTL = p.duration("cache_max_ttl", DefaultCacheMaxTTL)
-	c.CacheMaxEntries = p.size("cache_max_entries", DefaultCacheMaxEntries)
+	c.CacheMaxEntries = p.count("cache_max_entries", DefaultCacheMaxEntries)
 	c.CacheIgnoreCacheControl = p.boolean("cache_ignore_cache_control", false)
 	if p.get("cache_negative_ttl").Exists() {
 		c.CacheNegativeTTL = p.duration("cache_negative_ttl", 0)
 	}
-	c.MaxInFlight = p.size("max_in_flight", DefaultMaxInFlight)
+	c.MaxInFlight = p.count("max_in_flight", DefaultMaxInFlight)
 	c.ForwardCORSPreflight = p.boolean("forward_cors_preflight", true)
 	c.Enabled = p.boolean("enabled", true)
 	if p.err != nil {
@@ -236,6 +240,9 @@ func Parse(data []byte, getenv func(string) string) (*Config, error) {
 	if c.CacheMaxTTL < time.Second {
 		return nil, fail("cache_max_ttl", "must be at least 1s (use \"cache\": false to turn caching off)")
 	}
+	if c.CacheMaxTTL > MaxCacheMaxTTL {
+		return nil, fail("cache_max_ttl", "must be at most "+MaxCacheMaxTTL.String())
+	}
 	if c.CacheNegativeTTL > MaxCacheNegativeTTL {
 		return nil, fail("cache_negative_ttl", "must be at most "+MaxCacheNegativeTTL.String())
 	}
@@ -245,8 +252,8 @@ func Parse(data []byte, getenv func(string) string) (*Config, error) {
 	if c.CacheMaxEntries > MaxCacheEntries {
 		return nil, fail("cache_max_entries", "must be at most "+strconv.Itoa(MaxCacheEntries)+" (every VM creates its slots when it starts)")
 	}
-	if !isToken(c.UpstreamHeader) {
-		return nil, fail("upstream_header", "must be an HTTP header name")
+	if err := checkUpstreamHeader(c.UpstreamHeader); err != "" {
+		return nil, fail("upstream_header", err)
 	}
 	c.CacheNamespace = namespace(c)
 	return c, nil
@@ -377,6 +384,34 @@ func (p *parser) duration(key string, def time.Duration) time.Duration {
 	return def
 }
 
+// count accepts a positive whole number of things (entries, calls,
+// characters), as a JSON number (100 or 100.0, Istio's floats) or a string of
+// decimal digits ("100"). Unlike a size it takes no unit suffix: "1k" entries
+// is a mistake for 1,000 or 1,024, not a number.
+func (p *parser) count(key string, def int) int {
+	v := p.get(key)
+	if !v.Exists() {
+		return def
+	}
+	n, ok := 0.0, false
+	switch v.Type {
+	case gjson.Number:
+		n, ok = v.Num, true
+	case gjson.String:
+		var u uint64
+		var err error
+		if v.Str != "" && strings.Trim(v.Str, "0123456789") == "" {
+			u, err = strconv.ParseUint(v.Str, 10, 32)
+			n, ok = float64(u), err == nil
+		}
+	}
+	if !ok || n < 1 || n > maxSizeConfig || n != math.Trunc(n) {
+		p.setErr(fail(key, "must be a whole number between 1 and "+strconv.Itoa(maxSizeConfig)+", without a unit"))
+		return def
+	}
+	return int(n)
+}
+
 // size accepts a positive whole number, as a JSON number (2048 or 2048.0) or a
 // string with an optional binary suffix ("16KiB", "1MiB", "16k").
 func (p *parser) size(key string, def int) int {
@@ -445,6 +480,31 @@ func isScopeToken(s string) bool {
 		}
 	}
 	return s != ""
+}
+
+// checkUpstreamHeader returns what is wrong with the (lower-case) name of the
+// header that carries the JWT upstream, or "". Headers that proxies consume
+// hop by hop, or that frame or route the request, would carry the JWT
+// nowhere, or corrupt the request.
+func checkUpstreamHeader(name string) string {
+	switch {
+	case strings.HasPrefix(name, ":"):
+		return "must not be a pseudo-header"
+	case !isToken(name):
+		return "must be an HTTP header name"
+	case hopByHop[name] || strings.HasPrefix(name, "proxy-"):
+		return "must not be " + strconv.Quote(name) + ", a hop-by-hop header"
+	case name == "host" || name == "content-length":
+		return "must not be " + strconv.Quote(name) + ", which frames or routes the request"
+	}
+	return ""
+}
+
+// hopByHop are the hop-by-hop headers of RFC 9110 §7.6.1 (and RFC 2616's
+// list, which proxies still honour); any proxy-* header counts too.
+var hopByHop = map[string]bool{
+	"connection": true, "te": true, "transfer-encoding": true, "upgrade": true,
+	"keep-alive": true, "trailer": true,
 }
 
 // isToken: an RFC 9110 token, the syntax of a header name.

@@ -65,6 +65,15 @@ func TestValidValues(t *testing.T) {
 		{"upstream header lower-cased", `,"upstream_header":"X-JWT"`, func(c *Config) bool { return c.UpstreamHeader == "x-jwt" }},
 		{"cache off", `,"cache":false`, func(c *Config) bool { return !c.CacheEnabled }},
 		{"cache bounds", `,"cache_max_ttl":"30s","cache_max_entries":100`, func(c *Config) bool { return c.CacheMaxTTL == 30*time.Second && c.CacheMaxEntries == 100 }},
+		{"cache max TTL of 24h", `,"cache_max_ttl":"24h"`, func(c *Config) bool { return c.CacheMaxTTL == 24*time.Hour }},
+		{"cache max TTL of 86400 seconds (Istio float)", `,"cache_max_ttl":86400.0`, func(c *Config) bool { return c.CacheMaxTTL == 24*time.Hour }},
+		{"counts as floats (Istio)", `,"max_in_flight":4.0,"cache_max_entries":1000.0,"max_token_length":200.0`, func(c *Config) bool {
+			return c.MaxInFlight == 4 && c.CacheMaxEntries == 1000 && c.MaxTokenLength == 200
+		}},
+		{"counts as digit strings", `,"max_in_flight":"4","cache_max_entries":"1000"`, func(c *Config) bool { return c.MaxInFlight == 4 && c.CacheMaxEntries == 1000 }},
+		{"size with a short suffix", `,"max_jwt_size":"16k"`, func(c *Config) bool { return c.MaxJWTSize == 16384 }},
+		{"size in MiB", `,"max_jwt_size":"1MiB"`, func(c *Config) bool { return c.MaxJWTSize == 1<<20 }},
+		{"upstream header with a proxy-like name that is not proxy-*", `,"upstream_header":"x-proxy-jwt"`, func(c *Config) bool { return c.UpstreamHeader == "x-proxy-jwt" }},
 		{"ignore cache control", `,"cache_ignore_cache_control":true`, func(c *Config) bool { return c.CacheIgnoreCacheControl }},
 		{"preflight authenticated", `,"forward_cors_preflight":false`, func(c *Config) bool { return !c.ForwardCORSPreflight }},
 		{"disabled", `,"enabled":false`, func(c *Config) bool { return !c.Enabled }},
@@ -100,6 +109,87 @@ func TestURL(t *testing.T) {
 		if c.Authority != tt.authority || c.Path != tt.path {
 			t.Errorf("%s: got %q %q", tt.url, c.Authority, c.Path)
 		}
+	}
+}
+
+// The query of introspection_url reaches the identity server exactly as
+// configured: every RFC 3986 query character, escapes untouched.
+func TestURLQueryKeptAsGiven(t *testing.T) {
+	for _, query := range []string{
+		"x=1",
+		"a=%20b&c=d:e@f/g?h",
+		"realm=%C3%A9t%C3%A9&flag",
+		"s=!$&'()*+,;=-._~",
+		"=",
+	} {
+		c, err := Parse([]byte(`{"introspection_url":"https://idsvr/introspect?`+query+`","cluster":"c","client_id":"i","client_secret":"s"}`), env)
+		if err != nil {
+			t.Fatalf("%s: %v", query, err)
+		}
+		if want := "/introspect?" + query; c.Path != want {
+			t.Errorf("path %q, want %q", c.Path, want)
+		}
+	}
+}
+
+// Each rule added by the second review refuses with one error that names
+// the key and the problem.
+func TestRefusedWithTheProblem(t *testing.T) {
+	url := func(u string) string {
+		return `{"introspection_url":"` + u + `","cluster":"c","client_id":"i","client_secret":"s"}`
+	}
+	const badQuery = `invalid plugin configuration: "introspection_url" has an invalid query: only RFC 3986 query characters and %XX escapes may appear`
+	const count = ` must be a whole number between 1 and 16777216, without a unit`
+	tests := []struct{ name, json, want string }{
+		{"cache max TTL over 24h", `{` + minimal + `,"cache_max_ttl":"24h0m1s"}`, `invalid plugin configuration: "cache_max_ttl" must be at most 24h0m0s`},
+		{"cache max TTL of 25 hours in seconds", `{` + minimal + `,"cache_max_ttl":90000}`, `invalid plugin configuration: "cache_max_ttl" must be at most 24h0m0s`},
+
+		{"query with an invalid escape", url("http://a/i?x=%zz"), badQuery},
+		{"query with a cut escape", url("http://a/i?x=%2"), badQuery},
+		{"query with a non-ASCII character", url("http://a/i?x=é"), badQuery},
+		{"query with a double quote", url(`http://a/i?x=\"`), badQuery},
+		{"query with <", url("http://a/i?x=<"), badQuery},
+		{"query with >", url("http://a/i?x=>"), badQuery},
+		{"query with a backslash", url(`http://a/i?x=\\`), badQuery},
+		{"query with ^", url("http://a/i?x=^"), badQuery},
+		{"query with a backtick", url("http://a/i?x=`"), badQuery},
+		{"query with {", url("http://a/i?x={"), badQuery},
+		{"query with |", url("http://a/i?x=|"), badQuery},
+		{"query with }", url("http://a/i?x=}"), badQuery},
+		{"query with [", url("http://a/i?x=["), badQuery},
+		{"query with a space", url("http://a/i?x=a b"), `invalid plugin configuration: "introspection_url" is not a valid URL`},
+		{"query with a tab", url(`http://a/i?x=a\tb`), `invalid plugin configuration: "introspection_url" is not a valid URL`},
+		{"query with DEL", url(`http://a/i?x=\u007f`), `invalid plugin configuration: "introspection_url" is not a valid URL`},
+
+		{"upstream header :authority", `{` + minimal + `,"upstream_header":":authority"}`, `invalid plugin configuration: "upstream_header" must not be a pseudo-header`},
+		{"upstream header connection", `{` + minimal + `,"upstream_header":"Connection"}`, `invalid plugin configuration: "upstream_header" must not be "connection", a hop-by-hop header`},
+		{"upstream header te", `{` + minimal + `,"upstream_header":"te"}`, `invalid plugin configuration: "upstream_header" must not be "te", a hop-by-hop header`},
+		{"upstream header transfer-encoding", `{` + minimal + `,"upstream_header":"transfer-encoding"}`, `invalid plugin configuration: "upstream_header" must not be "transfer-encoding", a hop-by-hop header`},
+		{"upstream header upgrade", `{` + minimal + `,"upstream_header":"upgrade"}`, `invalid plugin configuration: "upstream_header" must not be "upgrade", a hop-by-hop header`},
+		{"upstream header keep-alive", `{` + minimal + `,"upstream_header":"keep-alive"}`, `invalid plugin configuration: "upstream_header" must not be "keep-alive", a hop-by-hop header`},
+		{"upstream header trailer", `{` + minimal + `,"upstream_header":"trailer"}`, `invalid plugin configuration: "upstream_header" must not be "trailer", a hop-by-hop header`},
+		{"upstream header proxy-authorization", `{` + minimal + `,"upstream_header":"Proxy-Authorization"}`, `invalid plugin configuration: "upstream_header" must not be "proxy-authorization", a hop-by-hop header`},
+		{"upstream header proxy-connection", `{` + minimal + `,"upstream_header":"proxy-connection"}`, `invalid plugin configuration: "upstream_header" must not be "proxy-connection", a hop-by-hop header`},
+		{"upstream header host", `{` + minimal + `,"upstream_header":"Host"}`, `invalid plugin configuration: "upstream_header" must not be "host", which frames or routes the request`},
+		{"upstream header content-length", `{` + minimal + `,"upstream_header":"content-length"}`, `invalid plugin configuration: "upstream_header" must not be "content-length", which frames or routes the request`},
+		{"upstream header with a space", `{` + minimal + `,"upstream_header":"x jwt"}`, `invalid plugin configuration: "upstream_header" must be an HTTP header name`},
+
+		{"max_in_flight with a k suffix", `{` + minimal + `,"max_in_flight":"1k"}`, `invalid plugin configuration: "max_in_flight"` + count},
+		{"cache_max_entries with a k suffix", `{` + minimal + `,"cache_max_entries":"10k"}`, `invalid plugin configuration: "cache_max_entries"` + count},
+		{"cache_max_entries with a KiB suffix", `{` + minimal + `,"cache_max_entries":"1KiB"}`, `invalid plugin configuration: "cache_max_entries"` + count},
+		{"max_token_length with an M suffix", `{` + minimal + `,"max_token_length":"1M"}`, `invalid plugin configuration: "max_token_length"` + count},
+		{"count with spaces", `{` + minimal + `,"max_in_flight":" 4"}`, `invalid plugin configuration: "max_in_flight"` + count},
+		{"count with a sign", `{` + minimal + `,"max_in_flight":"+4"}`, `invalid plugin configuration: "max_in_flight"` + count},
+		{"count as an empty string", `{` + minimal + `,"max_in_flight":""}`, `invalid plugin configuration: "max_in_flight"` + count},
+		{"count fractional", `{` + minimal + `,"max_in_flight":1.5}`, `invalid plugin configuration: "max_in_flight"` + count},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.json), env)
+			if err == nil || err.Error() != tt.want {
+				t.Errorf("got  %v\nwant %s", err, tt.want)
+			}
+		})
 	}
 }
 

@@ -42,6 +42,9 @@ func splitURL(raw string) (authority, path string, err error) {
 	if path, err = escapePath(rawPath); err != nil {
 		return "", "", err
 	}
+	if !validQuery(query) {
+		return "", "", errors.New("has an invalid query: only RFC 3986 query characters and %XX escapes may appear")
+	}
 	if path == "" {
 		path = "/"
 	}
@@ -164,6 +167,28 @@ func escapePath(p string) (string, error) {
 		}
 	}
 	return b.String(), nil
+}
+
+// validQuery reports whether q is an RFC 3986 query: pchar, "/" and "?",
+// where pchar is unreserved, a %XX escape, a sub-delim, ":" or "@". The query
+// is sent as written, so anything else (a space, a quote, "<", ">", "\",
+// "^", "`", "{", "|", "}", a bad escape, a byte that is not ASCII) would make
+// every introspection call fail, or mean something else to the server; it is
+// refused at start instead.
+func validQuery(q string) bool {
+	for i := 0; i < len(q); i++ {
+		switch c := q[i]; {
+		case c == '%':
+			if i+2 >= len(q) || !isHex(q[i+1]) || !isHex(q[i+2]) {
+				return false
+			}
+			i += 2
+		case isAlnum(c) || strings.IndexByte("-._~!$&'()*+,;=:@/?", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func isAlnum(c byte) bool {

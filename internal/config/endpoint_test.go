@@ -29,6 +29,7 @@ func TestSplitURL(t *testing.T) {
 		{raw: "http://idsvr/a%20b/c;v=1", authority: "idsvr", path: "/a%20b/c;v=1"},
 		{raw: "http://idsvr/a\"b<c>", authority: "idsvr", path: "/a%22b%3Cc%3E"},
 		{raw: "http://idsvr/é", authority: "idsvr", path: "/%C3%A9"},
+		{raw: "http://idsvr/i?a=%20b&c=d:e@f/g?h;!$'()*+,=-._~", authority: "idsvr", path: "/i?a=%20b&c=d:e@f/g?h;!$'()*+,=-._~"},
 
 		{raw: "/introspect", problem: "must be an absolute http or https URL"},
 		{raw: "idsvr/introspect", problem: "must be an absolute http or https URL"},
@@ -62,6 +63,17 @@ func TestSplitURL(t *testing.T) {
 		{raw: "http://[::1.2.3.256]/b", problem: "is not a valid URL"},
 		{raw: "http://[::01.2.3.4]/b", problem: "is not a valid URL"},
 		{raw: "http://[1:2:3:4:5:6:7:8::]/b", problem: "is not a valid URL"},
+		{raw: "http://a/b?x=%zz", problem: "has an invalid query: only RFC 3986 query characters and %XX escapes may appear"},
+		{raw: "http://a/b?x=%2", problem: "has an invalid query: only RFC 3986 query characters and %XX escapes may appear"},
+		{raw: "http://a/b?x=%", problem: "has an invalid query: only RFC 3986 query characters and %XX escapes may appear"},
+		{raw: "http://a/b?x=\u00e9", problem: "has an invalid query: only RFC 3986 query characters and %XX escapes may appear"},
+		{raw: "http://a/b?x=\"", problem: "has an invalid query: only RFC 3986 query characters and %XX escapes may appear"},
+		{raw: "http://a/b?x=<>", problem: "has an invalid query: only RFC 3986 query characters and %XX escapes may appear"},
+		{raw: "http://a/b?x=\\", problem: "has an invalid query: only RFC 3986 query characters and %XX escapes may appear"},
+		{raw: "http://a/b?x=^", problem: "has an invalid query: only RFC 3986 query characters and %XX escapes may appear"},
+		{raw: "http://a/b?x=`", problem: "has an invalid query: only RFC 3986 query characters and %XX escapes may appear"},
+		{raw: "http://a/b?x={|}", problem: "has an invalid query: only RFC 3986 query characters and %XX escapes may appear"},
+		{raw: "http://a/b?x=[1]", problem: "has an invalid query: only RFC 3986 query characters and %XX escapes may appear"},
 	}
 	for _, tt := range tests {
 		authority, path, err := splitURL(tt.raw)

@@ -201,6 +201,17 @@ func jsonAnswer(c *config.Config, text string, cacheControl []string, now time.T
 		return Answer{Outcome: Inactive, Reason: "token is not active"}
 	case c.JWTMember == "":
 		return Answer{Outcome: BadGateway, Reason: "introspection answered JSON instead of a JWT"}
+	}
+	// RFC 7662's exp of the answer: once it has passed the token is
+	// inactive, whatever "active" says; before, it bounds the JWT's life
+	// (the per-request check and the cache's TTL) as the JWT's own exp does.
+	var exp time.Time
+	if err := jwt.ReadExp(obj.Get("exp"), &exp); err != nil {
+		return Answer{Outcome: BadGateway, Reason: "introspection JSON answer: " + err.Error()}
+	}
+	switch {
+	case !exp.IsZero() && !now.Before(exp):
+		return Answer{Outcome: Inactive, Reason: "token has expired (exp of the JSON answer)"}
 	case active != gjson.True:
 		return Answer{Outcome: Inactive, Reason: "token is not active (JSON answer whose active is not true)"}
 	}
@@ -211,6 +222,11 @@ func jsonAnswer(c *config.Config, text string, cacheControl []string, now time.T
 	a := jwtAnswer(c, member.Str, cacheControl, now)
 	if a.Outcome != Active {
 		a.Reason = "member " + strconv.Quote(c.JWTMember) + ": " + a.Reason
+		return a
+	}
+	if !exp.IsZero() && (a.Claims.Exp.IsZero() || exp.Before(a.Claims.Exp)) {
+		a.Claims.Exp = exp
+		a.CacheTTL = cacheTTL(c, cacheControl, exp, now)
 	}
 	return a
 }

@@ -148,6 +148,14 @@ func TestClassify200(t *testing.T) {
 		{"jwt_member: duplicate active", member, `{"active":true,"jwt":"` + valid + `","active":false}`, BadGateway},
 		{"jwt_member: other members may be large", member, `{"active":true,"pad":"` + strings.Repeat("x", 3*16384) + `","jwt":"` + valid + `"}`, Active},
 		{"jwt_member: answer over 4 × max_jwt_size + 4096", member, `{"active":true,"pad":"` + strings.Repeat("x", 4*16384+4096) + `","jwt":"` + valid + `"}`, BadGateway},
+		{"jwt_member: top-level exp passed, active true", member, `{"active":true,"jwt":"` + valid + `",` + in(-time.Second) + `}`, Inactive},
+		{"jwt_member: top-level exp now, active true", member, `{"active":true,"jwt":"` + valid + `",` + in(0) + `}`, Inactive},
+		{"jwt_member: top-level exp passed, active false", member, `{"active":false,"jwt":"` + valid + `",` + in(-time.Second) + `}`, Inactive},
+		{"jwt_member: top-level exp passed, active missing", member, `{"jwt":"` + valid + `",` + in(-time.Hour) + `}`, Inactive},
+		{"jwt_member: top-level exp to come, active true", member, `{"active":true,"jwt":"` + valid + `",` + in(time.Minute) + `}`, Active},
+		{"jwt_member: top-level exp a string", member, `{"active":true,"jwt":"` + valid + `","exp":"2000000000"}`, BadGateway},
+		{"jwt_member: top-level exp negative", member, `{"active":true,"jwt":"` + valid + `","exp":-1}`, BadGateway},
+		{"jwt_member: top-level exp twice", member, `{"active":true,"jwt":"` + valid + `",` + in(time.Minute) + `,` + in(-time.Minute) + `}`, BadGateway},
 		{"jwt_member: a bare JWT is still accepted", member, valid, Active},
 		{"jwt_member: a bare JWT over max_jwt_size", member, big, BadGateway},
 		{"jwt_member: JSON nested past the depth bound", member, `{"active":true,"jwt":"` + valid + `","x":` + testjwt.Nest("[", jsonlimit.MaxDepth) + `}`, BadGateway},
@@ -174,6 +182,7 @@ func TestCacheTTL(t *testing.T) {
 	exp := func(d time.Duration) string { return testjwt.Make(`{"exp":` + itoa(now.Add(d).Unix()) + `}`) }
 	noExp := testjwt.Make(`{}`)
 	def, ignore, off := cfg(t, `,"cache_max_ttl":"60s"`), cfg(t, `,"cache_max_ttl":"60s","cache_ignore_cache_control":true`), cfg(t, `,"cache":false`)
+	member := cfg(t, `,"cache_max_ttl":"60s","jwt_member":"jwt"`)
 	tests := []struct {
 		name         string
 		c            *config.Config
@@ -199,6 +208,8 @@ func TestCacheTTL(t *testing.T) {
 		{"ignore no-store", ignore, []string{"no-store"}, noExp, 60 * time.Second},
 		{"ignore max-age but not exp", ignore, []string{"max-age=0"}, exp(20 * time.Second), 15 * time.Second},
 		{"cache off", off, nil, noExp, 0},
+		{"jwt_member: the answer's exp minus skew", member, nil, `{"active":true,"jwt":"` + noExp + `","exp":` + itoa(now.Add(20*time.Second).Unix()) + `}`, 15 * time.Second},
+		{"jwt_member: the JWT's exp when earlier than the answer's", member, nil, `{"active":true,"jwt":"` + exp(20*time.Second) + `","exp":` + itoa(now.Add(40*time.Second).Unix()) + `}`, 15 * time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

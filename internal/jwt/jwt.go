@@ -72,7 +72,7 @@ func Parse(s string) (Claims, error) {
 	if err != nil {
 		return c, errors.New("payload: " + err.Error())
 	}
-	if err := readExp(p.Get("exp"), &c.Exp); err != nil {
+	if err := ReadExp(p.Get("exp"), &c.Exp); err != nil {
 		return c, err
 	}
 	claims := p
@@ -84,7 +84,7 @@ func Parse(s string) (Claims, error) {
 			return c, errors.New("token_introspection has a duplicate member " + strconv.Quote(name))
 		}
 		c.Introspection, claims = true, ti
-		if err := readExp(ti.Get("exp"), &c.Exp); err != nil {
+		if err := ReadExp(ti.Get("exp"), &c.Exp); err != nil {
 			return c, err
 		}
 	}
@@ -134,8 +134,9 @@ func readScopes(v gjson.Result) (scopes []string, bad bool) {
 	return nil, true
 }
 
-// readExp keeps the earliest of *exp and the NumericDate v.
-func readExp(v gjson.Result, exp *time.Time) error {
+// ReadExp keeps the earliest of *exp and the NumericDate v (absent: *exp
+// unchanged). The introspection package reads a JSON answer's exp with it.
+func ReadExp(v gjson.Result, exp *time.Time) error {
 	if !v.Exists() {
 		return nil
 	}
