@@ -64,8 +64,8 @@ func size(e LocalEntry) int {
 // NewLocal makes a copy of at most min(maxEntries, LocalMax) entries.
 func NewLocal(maxEntries int) *Local {
 	return &Local{
-		seeds:   [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
-		entries: map[LocalKey]LocalEntry{},
+		seeds:    [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
+		entries:  map[LocalKey]LocalEntry{},
 		max:      max(1, min(maxEntries, LocalMax)),
 		maxBytes: LocalMaxBytes,
 	}
