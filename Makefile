@@ -1,16 +1,6 @@
 # The phantom token filter. `make test` is what CI runs.
 WASM := build/phantom_token.wasm
 
-# The module's memory allocation entry point is ours instead of the SDK's (see
-# filter/sdkoverlay/alloc.go.overlay for why). The module is built against a
-# copy of the pinned SDK, taken from the module cache into build/sdk with that
-# one file replaced, through a go.mod of its own (build/wasm.mod, go.mod plus a
-# replace); the repository's go.mod and the tests in Go mode use the SDK as is.
-SDK_MODULE := github.com/proxy-wasm/proxy-wasm-go-sdk
-SDK_FILE := proxywasm/internal/abi_callback_alloc.go
-OVERLAY_SRC := filter/sdkoverlay/alloc.go.overlay
-WASM_MOD := build/wasm.mod
-
 .PHONY: build test unit run clean
 
 .DEFAULT_GOAL := build
@@ -25,18 +15,9 @@ STATICCHECK := go run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 build: $(WASM)
 
-$(WASM): go.mod go.sum $(shell find filter internal -name '*.go' -not -name '*_test.go') $(WASM_MOD)
+$(WASM): go.mod go.sum $(shell find filter internal -name '*.go' -not -name '*_test.go')
 	@mkdir -p $(dir $@)
-	GOOS=wasip1 GOARCH=wasm go build -modfile=$(WASM_MOD) -buildmode=c-shared -trimpath -o $@ ./filter
-
-$(WASM_MOD): go.mod go.sum $(OVERLAY_SRC)
-	@mkdir -p $(dir $@)
-	go mod download $(SDK_MODULE)
-	dir=$$(go list -m -f '{{.Dir}}' $(SDK_MODULE)) && test -f "$$dir/$(SDK_FILE)" && \
-	rm -rf build/sdk && cp -R "$$dir" build/sdk && chmod -R u+w build/sdk
-	cp $(OVERLAY_SRC) build/sdk/$(SDK_FILE)
-	cp go.mod $@ && cp go.sum $(WASM_MOD:.mod=.sum)
-	go mod edit -modfile=$@ -replace=$(SDK_MODULE)=$(abspath build/sdk)
+	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -trimpath -o $@ ./filter
 
 # Formatting, vet, staticcheck, then unit and filter tests, in Go and against
 # the compiled module.

@@ -85,7 +85,7 @@ func freshModule() error {
 	stale := ""
 	for _, root := range []string{"../filter", "../internal", "../go.mod", "../go.sum"} {
 		filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-			source := strings.HasSuffix(path, ".go") || strings.HasSuffix(path, ".overlay") || strings.HasPrefix(d.Name(), "go.")
+			source := strings.HasSuffix(path, ".go") || strings.HasPrefix(d.Name(), "go.")
 			if err != nil || d.IsDir() || strings.HasSuffix(path, "_test.go") || !source {
 				return nil
 			}
@@ -99,7 +99,8 @@ func freshModule() error {
 		return nil
 	}
 	log.Printf("%s is newer than %s: rebuilding the module", stale, wasmPath)
-	cmd := exec.Command("make", "-s", "-C", "..", "build") // with the Makefile's overlay
+	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-trimpath", "-o", wasmPath, ".")
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("%s is newer than %s and the rebuild failed: %v\n%s", stale, wasmPath, err, out)
 	}

@@ -228,7 +228,7 @@ func (b *bench) buildModules() error {
 		args []string
 	}{
 		{".", []string{"build", "-buildmode=c-shared", "-trimpath", "-o", b.noopPath, "./bench/noop"}},
-		{rootDir, []string{"build", "-modfile=build/wasm.mod", "-tags", "debugstats", "-buildmode=c-shared", "-trimpath", "-o", b.debugPath, "./filter"}},
+		{rootDir, []string{"build", "-tags", "debugstats", "-buildmode=c-shared", "-trimpath", "-o", b.debugPath, "./filter"}},
 	} {
 		cmd := exec.Command("go", c.args...)
 		cmd.Dir = c.dir
