@@ -8,7 +8,7 @@ require (
 	github.com/phantom-token/envoy-phantom-token v0.0.0-00010101000000-000000000000
 	github.com/phantom-token/envoy-phantom-token/e2e v0.0.0-00010101000000-000000000000
 	github.com/proxy-wasm/proxy-wasm-go-sdk v0.0.0-20260105142703-44c7d5847745
-	github.com/tetratelabs/wazero v1.7.2
+	github.com/tetratelabs/wazero v1.12.0
 )
 
 require (
