@@ -495,7 +495,7 @@ func TestSharedDataHoldsNoRawToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	hash := cache.Hash(c.CacheNamespace, token)
-	key := cache.Key(c.CacheNamespace, hash, c.CacheMaxEntries)
+	key := cache.Key(firstTable, hash, c.CacheMaxEntries)
 	rec, _, err := proxywasm.GetSharedData(key)
 	if err != nil {
 		t.Fatalf("no cache entry under %q: %v", key, err)
