@@ -331,3 +331,32 @@ func TestRegistryFailures(t *testing.T) {
 		})
 	}
 }
+
+// capturingVM is the Go-mode VM, keeping the plugin context it makes.
+type capturingVM struct {
+	vmContext
+	plugin *pluginContext
+}
+
+func (v *capturingVM) NewPluginContext(id uint32) types.PluginContext {
+	p := v.vmContext.NewPluginContext(id)
+	v.plugin = p.(*pluginContext)
+	return p
+}
+
+// OnPluginDone drops the worker's copy of the cache: Envoy was seen to keep
+// replaced plugins' memory in the VM.
+func TestPluginDoneDropsTheWorkersCopy(t *testing.T) {
+	vm := &capturingVM{}
+	m := mode{name: "go", vm: func(*testing.T) types.VMContext { return vm }, native: true}
+	onHost(t, m, withConfig(""), nil, nil, func(h *host) {
+		h.request(req(authBearer(token))...).answer(idsOK(""), phantomJWT(""))
+		if vm.plugin.local.Len() != 1 {
+			t.Fatalf("the worker's copy holds %d entries before done", vm.plugin.local.Len())
+		}
+		h.FinishVM()
+		if n := vm.plugin.local.Len(); n != 0 {
+			t.Errorf("the worker's copy holds %d entries after done", n)
+		}
+	})
+}

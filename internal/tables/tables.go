@@ -47,11 +47,12 @@ const (
 )
 
 // Leases. A plugin renews its lease every RenewEvery, and first on its first
-// tick: a plugin that never ticks (the canary VM with which Envoy checks a new
-// configuration, destroyed without OnPluginDone) lets its short first lease
-// lapse soon.
+// tick (a second after start): a plugin that never ticks (the canary VM with
+// which Envoy checks a new configuration, destroyed without OnPluginDone)
+// lets its short first lease lapse soon, so that the table it took is not
+// kept from reuse for long.
 const (
-	StartLease = 10 * time.Second
+	StartLease = 3 * time.Second
 	Lease      = 30 * time.Second
 	RenewEvery = 10 * time.Second
 )
