@@ -36,7 +36,11 @@ func updateRegistry(decide func(tables.Registry) (tables.Registry, bool)) error 
 		raw, cas, err := getShared(tables.Key)
 		switch {
 		case errors.Is(err, types.ErrorStatusNotFound):
-			raw, cas = nil, 0 // the first write creates it
+			// The first write creates it. A write with CAS 0 is
+			// unconditional: of two VMs that create it at once, one's
+			// entry is lost, and it is made again at that plugin's first
+			// renewal (see tables.Acquire: its current table).
+			raw, cas = nil, 0
 		case err != nil:
 			return err
 		}
