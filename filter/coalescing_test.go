@@ -32,7 +32,7 @@ func slotOf(t *testing.T, cfgJSON, tok string) slot {
 		t.Fatal(err)
 	}
 	h := cache.Hash(c.CacheNamespace, tok)
-	keys := cache.Keys(c.CacheNamespace, h, c.CacheMaxEntries)
+	keys := cache.Keys(firstTable, h, c.CacheMaxEntries)
 	return slot{t: t, key: keys[0], keys: keys, hash: h}
 }
 
@@ -491,14 +491,13 @@ func TestSetsExistFromTheStart(t *testing.T) {
 	forEachMode(t, func(t *testing.T, m mode) {
 		cfg := withConfig(`,"cache_max_entries":32`)
 		started(t, m, cfg)
-		c, _ := config.Parse([]byte(cfg), nil)
 		sets := cache.Sets(32)
 		for i := range sets {
-			if _, _, err := proxywasm.GetSharedData(cache.SetKey(c.CacheNamespace, uint64(i))); err != nil {
+			if _, _, err := proxywasm.GetSharedData(cache.SetKey(firstTable, uint64(i))); err != nil {
 				t.Errorf("set %d: %v", i, err)
 			}
 		}
-		if _, _, err := proxywasm.GetSharedData(cache.SetKey(c.CacheNamespace, uint64(sets))); err == nil {
+		if _, _, err := proxywasm.GetSharedData(cache.SetKey(firstTable, uint64(sets))); err == nil {
 			t.Error("a set beyond the budget exists")
 		}
 	})

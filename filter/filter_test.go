@@ -604,7 +604,7 @@ func TestSharedDataHoldsNoRawToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	hash := cache.Hash(c.CacheNamespace, token)
-	key := cache.Keys(c.CacheNamespace, hash, c.CacheMaxEntries)[0] // an empty table: the first set
+	key := cache.Keys(firstTable, hash, c.CacheMaxEntries)[0] // an empty table: the first set
 	rec, _, err := proxywasm.GetSharedData(key)
 	if err != nil {
 		t.Fatalf("no cache entry under %q: %v", key, err)

@@ -82,7 +82,7 @@ func (p *pluginContext) authenticate(h *httpContext) types.Action {
 		p.metrics.coalesced.inc()
 		return types.ActionPause
 	}
-	f := &flight{hash: hash, keys: cache.Keys(cfg.CacheNamespace, hash, cfg.CacheMaxEntries), token: h.token, local: lk}
+	f := &flight{hash: hash, keys: cache.Keys(p.table, hash, cfg.CacheMaxEntries), token: h.token, local: lk}
 	step, a, expires := p.look(f, t, cache.NewRequest)
 	switch step {
 	case cache.Serve:

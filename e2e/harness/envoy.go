@@ -80,6 +80,10 @@ type Config struct {
 	// CircuitBreakers gives clusters, by name, circuit-breaker thresholds
 	// (the default priority); other clusters keep Envoy's defaults.
 	CircuitBreakers map[string]CircuitBreakers
+	// DrainTime is Envoy's --drain-time-s: how long a replaced listener's
+	// filter chains (and their plugin) live on after UpdateListeners. Envoy's
+	// default, 600s, when zero.
+	DrainTime time.Duration
 }
 
 // DefaultAsyncResponseBufferLimit is what the harness sets, like the example
@@ -104,6 +108,8 @@ type Envoy struct {
 	LogPath string
 
 	listeners     map[string]string
+	cfg           Config
+	ldsPath       string
 	bootstrapPath string
 	cancel        context.CancelFunc
 	// exited is closed when the process has ended; exitErr is then why.
@@ -208,17 +214,22 @@ func Start(ctx context.Context, cfg Config) (*Envoy, error) {
 			return nil, err
 		}
 	}
+	args := []string{
+		"--concurrency", strconv.Itoa(cfg.Concurrency),
+		"--component-log-level", "wasm:" + cfg.WasmLogLevel,
+	}
+	if cfg.DrainTime > 0 {
+		args = append(args, "--drain-time-s", strconv.Itoa(max(int(cfg.DrainTime.Seconds()), 1)))
+	}
 	e, err := launch(ctx, launchSpec{
 		envoyPath: cfg.EnvoyPath, dir: cfg.Dir, bootstrapPath: bootstrapPath,
-		args: []string{
-			"--concurrency", strconv.Itoa(cfg.Concurrency),
-			"--component-log-level", "wasm:" + cfg.WasmLogLevel,
-		},
+		args:         args,
 		startTimeout: cfg.StartTimeout,
 	})
 	if err != nil {
 		return nil, err
 	}
+	e.cfg, e.ldsPath = cfg, ldsPath
 	waitCtx, stop := context.WithTimeout(ctx, cfg.StartTimeout)
 	defer stop()
 	if err := e.readListeners(waitCtx); err != nil {
@@ -412,6 +423,73 @@ func (e *Envoy) readListeners(ctx context.Context) error {
 		e.listeners[l.Name] = "http://" + net.JoinHostPort(sa.Address, strconv.Itoa(sa.PortValue))
 	}
 	return nil
+}
+
+// UpdateListeners replaces the listeners with those of scenarios, through
+// file-based LDS (Config.ListenersViaLDS): it writes the new listener file
+// beside the watched one and renames it over it (Envoy's file watcher reacts
+// to moves), then waits until Envoy has applied it, no listener warms and no
+// replaced listener or filter chain drains any more (see Config.DrainTime),
+// and reads the listeners' addresses again.
+func (e *Envoy) UpdateListeners(ctx context.Context, scenarios []Scenario) error {
+	if !e.cfg.ListenersViaLDS {
+		return errors.New("harness: UpdateListeners needs Config.ListenersViaLDS")
+	}
+	cfg := e.cfg
+	cfg.Scenarios = scenarios
+	_, lds, err := Bootstrap(cfg, e.ldsPath)
+	if err != nil {
+		return err
+	}
+	before, err := e.Counter(ctx, "listener_manager.lds.update_success")
+	if err != nil {
+		return err
+	}
+	rejectedBefore, err := e.Counter(ctx, "listener_manager.lds.update_rejected")
+	if err != nil {
+		return err
+	}
+	tmp := e.ldsPath + ".new"
+	if err := os.WriteFile(tmp, lds, 0o600); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, e.ldsPath); err != nil {
+		return err
+	}
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("harness: listener update not applied: %w", ctx.Err())
+		case <-e.exited:
+			return &exitedError{e.exitErr}
+		case <-tick.C:
+		}
+		if rejected, err := e.Counter(ctx, "listener_manager.lds.update_rejected"); err == nil && rejected > rejectedBefore {
+			log, _ := e.Log()
+			return fmt.Errorf("harness: Envoy rejected the listener update; %s", logTail(log, e.LogPath))
+		}
+		done := true
+		for name, want := range map[string]int{
+			"listener_manager.lds.update_success":           before + 1,
+			"listener_manager.total_listeners_warming":      0,
+			"listener_manager.total_listeners_draining":     0,
+			"listener_manager.total_filter_chains_draining": 0,
+		} {
+			got, err := e.Counter(ctx, name)
+			if err != nil {
+				return err
+			}
+			if name == "listener_manager.lds.update_success" && got < want || name != "listener_manager.lds.update_success" && got != want {
+				done = false
+			}
+		}
+		if done {
+			e.cfg = cfg
+			return e.readListeners(ctx)
+		}
+	}
 }
 
 // URL is the base URL of a scenario's listener.

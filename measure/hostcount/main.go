@@ -39,6 +39,7 @@ import (
 
 	"github.com/phantom-token/envoy-phantom-token/internal/cache"
 	"github.com/phantom-token/envoy-phantom-token/internal/config"
+	"github.com/phantom-token/envoy-phantom-token/internal/tables"
 	"github.com/phantom-token/envoy-phantom-token/internal/testjwt"
 )
 
@@ -92,10 +93,6 @@ func run() error {
 	}
 	h := &host{calls: map[string]int{}, entries: map[string]int{}, shared: map[string][]byte{}, cas: map[string]uint32{}}
 	h.jwt = testjwt.Make(`{"sub":"alice","scope":"read","exp":` + strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10) + `}`)
-	if err := h.seed(); err != nil {
-		return err
-	}
-
 	// The listener counts the WASI host functions the module calls.
 	ctx := experimental.WithFunctionListenerFactory(context.Background(), h)
 	r := wazero.NewRuntime(ctx)
@@ -134,6 +131,10 @@ func run() error {
 	if res, err := h.call(ctx, "proxy_on_configure", rootID, uint64(len(conf))); err != nil || res[0] != 1 {
 		return fmt.Errorf("proxy_on_configure: %v %v; logs: %s", res, err, strings.Join(h.logs, "\n"))
 	}
+	// After the start, which empties the sets of the table it takes.
+	if err := h.seed(); err != nil {
+		return err
+	}
 
 	h.memory = append(h.memory, h.mod.Memory().Size())
 	id := uint64(rootID + 1)
@@ -166,14 +167,15 @@ func run() error {
 }
 
 // seed puts the token's record in the cache set it belongs to, as another
-// worker's answer would have.
+// worker's answer would have: in table 0, the first plugin's (see
+// internal/tables).
 func (h *host) seed() error {
 	cfg, err := config.Parse([]byte(conf), func(string) string { return "" })
 	if err != nil {
 		return err
 	}
 	hash := cache.Hash(cfg.CacheNamespace, token)
-	key := cache.Keys(cfg.CacheNamespace, hash, cfg.CacheMaxEntries)[0]
+	key := cache.Keys(tables.ID(0), hash, cfg.CacheMaxEntries)[0]
 	h.shared[key] = cache.Encode([]cache.Record{{Kind: cache.Active, Hash: hash, Expires: time.Now().Add(time.Hour), JWT: h.jwt}})
 	h.cas[key] = 1
 	return nil
