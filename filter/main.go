@@ -142,11 +142,11 @@ func (p *pluginContext) NewHttpContext(id uint32) types.HttpContext {
 const maxSpare = 256
 
 // createSets makes every set of the cache exist, empty, unless it does
-// already (those in [emptied, emptiedTo) do: see emptySets). Shared data treats a write with CAS 0 as unconditional, and a key
-// that does not exist has no other CAS to give, so only sets that exist make
-// claims atomic; a set that could not be created is never claimed (its tokens'
-// calls are not shared across workers). It costs one lookup per set when a VM
-// starts.
+// already (those in [emptied, emptiedTo) do: see emptySets). Shared data
+// treats a write with CAS 0 as unconditional, and a key that does not exist
+// has no other CAS to give, so only sets that exist make claims atomic; a set
+// that could not be created is never claimed (its tokens' calls are not shared
+// across workers). It costs one lookup per set when a VM starts.
 func (p *pluginContext) createSets(emptied, emptiedTo uint32) {
 	failed := 0
 	var last error
