@@ -254,14 +254,7 @@ func errText(err error) string {
 // keyed by start address and name.
 func mappings(t *testing.T, e *harness.Envoy) map[string]int {
 	t.Helper()
-	pid, err := e.PID()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/smaps")
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := smaps(t, e)
 	out := map[string]int{}
 	name := ""
 	for _, line := range strings.Split(string(b), "\n") {
@@ -312,14 +305,7 @@ func grownMost(before, after map[string]int) string {
 // a reservation of at least 4 GiB without access.
 func vmMemory(t *testing.T, e *harness.Envoy) int {
 	t.Helper()
-	pid, err := e.PID()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/smaps")
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := smaps(t, e)
 	type mapping struct {
 		lo, hi uint64
 		perms  string
@@ -346,4 +332,18 @@ func vmMemory(t *testing.T, e *harness.Envoy) int {
 		}
 	}
 	return total
+}
+
+// smaps is Envoy's /proc/<pid>/smaps.
+func smaps(t *testing.T, e *harness.Envoy) []byte {
+	t.Helper()
+	pid, err := e.PID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/smaps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -389,32 +389,18 @@ func (p *parser) duration(key string, def time.Duration) time.Duration {
 // decimal digits ("100"). Unlike a size it takes no unit suffix: "1k" entries
 // is a mistake for 1,000 or 1,024, not a number.
 func (p *parser) count(key string, def int) int {
-	v := p.get(key)
-	if !v.Exists() {
-		return def
-	}
-	n, ok := 0.0, false
-	switch v.Type {
-	case gjson.Number:
-		n, ok = v.Num, true
-	case gjson.String:
-		var u uint64
-		var err error
-		if v.Str != "" && strings.Trim(v.Str, "0123456789") == "" {
-			u, err = strconv.ParseUint(v.Str, 10, 32)
-			n, ok = float64(u), err == nil
-		}
-	}
-	if !ok || n < 1 || n > maxSizeConfig || n != math.Trunc(n) {
-		p.setErr(fail(key, "must be a whole number between 1 and "+strconv.Itoa(maxSizeConfig)+", without a unit"))
-		return def
-	}
-	return int(n)
+	return p.whole(key, def, parseDigits, "without a unit")
 }
 
 // size accepts a positive whole number, as a JSON number (2048 or 2048.0) or a
 // string with an optional binary suffix ("16KiB", "1MiB", "16k").
 func (p *parser) size(key string, def int) int {
+	return p.whole(key, def, parseSize, "optionally with a KiB or MiB suffix")
+}
+
+// whole reads a positive whole number up to maxSizeConfig, as a JSON number or
+// a string that parse reads; form says which strings, in the error.
+func (p *parser) whole(key string, def int, parse func(string) (float64, bool), form string) int {
 	v := p.get(key)
 	if !v.Exists() {
 		return def
@@ -424,13 +410,22 @@ func (p *parser) size(key string, def int) int {
 	case gjson.Number:
 		n, ok = v.Num, true
 	case gjson.String:
-		n, ok = parseSize(v.Str)
+		n, ok = parse(v.Str)
 	}
 	if !ok || n < 1 || n > maxSizeConfig || n != math.Trunc(n) {
-		p.setErr(fail(key, "must be a whole number between 1 and "+strconv.Itoa(maxSizeConfig)+", optionally with a KiB or MiB suffix"))
+		p.setErr(fail(key, "must be a whole number between 1 and "+strconv.Itoa(maxSizeConfig)+", "+form))
 		return def
 	}
 	return int(n)
+}
+
+// parseDigits reads a string of decimal digits.
+func parseDigits(s string) (float64, bool) {
+	if s == "" || strings.Trim(s, "0123456789") != "" {
+		return 0, false
+	}
+	u, err := strconv.ParseUint(s, 10, 32)
+	return float64(u), err == nil
 }
 
 func parseSize(s string) (float64, bool) {
