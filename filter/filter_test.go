@@ -41,8 +41,13 @@ func started(t *testing.T, m mode, cfg string) *host {
 	return h
 }
 
+// jwtExp is the exp of phantomJWT's JWTs: one value for the whole run, so
+// that a JWT made for a request and one made later to compare with it are the
+// same even when a second passed in between.
+var jwtExp = strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10)
+
 func phantomJWT(claims string) string {
-	exp := strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10)
+	exp := jwtExp
 	if claims != "" {
 		claims = "," + claims
 	}
