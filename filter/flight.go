@@ -221,6 +221,7 @@ func (p *pluginContext) onAnswer(f *flight, numHeaders, bodySize int) {
 		}
 	}
 	p.settle(f, answer)
+	letCollectorRun() // an answer is where the filter allocates most
 }
 
 // settle ends f with answer a, given to every request still waiting on it.
