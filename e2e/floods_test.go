@@ -154,19 +154,11 @@ func sendOver(t *testing.T, c *http.Client, proto, scenario, method string, head
 		t.Fatal(err)
 	}
 	req.Header = header.Clone()
-	res, err := c.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
+	r, got := roundTrip(t, c, req, path)
+	if got != proto {
+		t.Fatalf("answered over %s, want %s", got, proto)
 	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Proto != proto {
-		t.Fatalf("answered over %s, want %s", res.Proto, proto)
-	}
-	return result{status: res.StatusCode, header: res.Header, body: string(b), upstream: suite.echo.Requests(path)}
+	return r
 }
 
 // hammer sends n requests over conns connections, each with the token

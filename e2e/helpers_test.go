@@ -53,16 +53,24 @@ func call(t *testing.T, c *http.Client, scenario, method string, header http.Hea
 	for k, v := range header {
 		req.Header[k] = v
 	}
+	r, _ := roundTrip(t, c, req, path)
+	return r
+}
+
+// roundTrip makes req (on path) and returns its result and the protocol it was
+// answered over.
+func roundTrip(t *testing.T, c *http.Client, req *http.Request, path string) (result, string) {
+	t.Helper()
 	res, err := c.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
+		t.Fatalf("%s %s: %v", req.Method, path, err)
 	}
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return result{status: res.StatusCode, header: res.Header, body: string(b), upstream: suite.echo.Requests(path)}
+	return result{status: res.StatusCode, header: res.Header, body: string(b), upstream: suite.echo.Requests(path)}, res.Proto
 }
 
 // uniquePath names the calling test and a random part.

@@ -255,9 +255,27 @@ func errText(err error) string {
 // keyed by start address and name.
 func mappings(t *testing.T, e *harness.Envoy) map[string]int {
 	t.Helper()
-	b := smaps(t, e)
 	out := map[string]int{}
-	name := ""
+	for _, m := range parseSmaps(smaps(t, e)) {
+		name := strconv.FormatUint(m.lo, 16) + " " + m.perms + " " + strconv.FormatUint((m.hi-m.lo)>>20, 10) + "MiB"
+		if m.path != "" {
+			name += " " + m.path
+		}
+		out[name] += m.rss
+	}
+	return out
+}
+
+// mapping is one mapping of /proc/<pid>/smaps.
+type mapping struct {
+	lo, hi      uint64
+	perms, path string
+	rss         int // KiB
+}
+
+// parseSmaps reads the mappings of an smaps file, in address order.
+func parseSmaps(b []byte) []mapping {
+	var ms []mapping
 	for _, line := range strings.Split(string(b), "\n") {
 		f := strings.Fields(line)
 		switch {
@@ -265,16 +283,16 @@ func mappings(t *testing.T, e *harness.Envoy) map[string]int {
 			r := strings.SplitN(f[0], "-", 2)
 			lo, _ := strconv.ParseUint(r[0], 16, 64)
 			hi, _ := strconv.ParseUint(r[1], 16, 64)
-			name = r[0] + " " + f[1] + " " + strconv.FormatUint((hi-lo)>>20, 10) + "MiB"
+			m := mapping{lo: lo, hi: hi, perms: f[1]}
 			if len(f) >= 6 {
-				name += " " + f[5]
+				m.path = f[5]
 			}
-		case len(f) >= 2 && f[0] == "Rss:":
-			n, _ := strconv.Atoi(f[1])
-			out[name] += n
+			ms = append(ms, m)
+		case len(f) >= 2 && f[0] == "Rss:" && len(ms) > 0:
+			ms[len(ms)-1].rss, _ = strconv.Atoi(f[1])
 		}
 	}
-	return out
+	return ms
 }
 
 // grownMost names the mappings whose resident memory grew most.
@@ -306,25 +324,7 @@ func grownMost(before, after map[string]int) string {
 // a reservation of at least 4 GiB without access.
 func vmMemory(t *testing.T, e *harness.Envoy) int {
 	t.Helper()
-	b := smaps(t, e)
-	type mapping struct {
-		lo, hi uint64
-		perms  string
-		rss    int
-	}
-	var ms []mapping
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		switch {
-		case len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":"):
-			r := strings.SplitN(f[0], "-", 2)
-			lo, _ := strconv.ParseUint(r[0], 16, 64)
-			hi, _ := strconv.ParseUint(r[1], 16, 64)
-			ms = append(ms, mapping{lo: lo, hi: hi, perms: f[1]})
-		case len(f) >= 2 && f[0] == "Rss:" && len(ms) > 0:
-			ms[len(ms)-1].rss, _ = strconv.Atoi(f[1])
-		}
-	}
+	ms := parseSmaps(smaps(t, e))
 	total := 0
 	for i := 0; i+1 < len(ms); i++ {
 		m, next := ms[i], ms[i+1]
