@@ -172,6 +172,17 @@ var hostFaults = map[string]func(tr trip, panics bool) func(){
 		}
 		return func() { dequeue = old }
 	},
+	"getProperty": func(tr trip, panics bool) func() {
+		old := getProperty
+		getProperty = func(path string) ([]byte, error) {
+			if tr() {
+				boom(panics)
+				return nil, errHost
+			}
+			return old(path)
+		}
+		return func() { getProperty = old }
+	},
 	"setTick": func(tr trip, panics bool) func() {
 		old := setTick
 		setTick = func(ms uint32) error {
@@ -255,17 +266,21 @@ func faultScenario(t *testing.T, h *host, cfg string) []*exchange {
 
 var (
 	preflightRequest = [][2]string{{":method", "OPTIONS"}, {":path", "/api"}, {"origin", "https://app.example"}, {"access-control-request-method", "POST"}}
-	// forgedUpstream are a client's own copies of the custom upstream header.
-	forgedUpstream = [][2]string{{"x-jwt", "eyJforged.one.x"}, {"x-jwt", "eyJforged.two.x"}}
+	// forgedUpstream are a client's own copies of the custom upstream header
+	// and of the claim header of the "claims" configuration.
+	forgedUpstream = [][2]string{{"x-jwt", "eyJforged.one.x"}, {"x-jwt", "eyJforged.two.x"}, {"x-user", "forged-user"}}
 )
 
 // faultConfigs are the configurations the fault matrix runs with: the JWT in
-// Authorization (replaced), and in a custom header (removed, then added).
-// They keep the table small: its sets are created at start, before faults
-// are armed.
-var faultConfigs = map[string]string{
-	"authorization": withConfig(`,"cache_max_entries":8`),
-	"x-jwt":         withConfig(`,"cache_max_entries":8,"upstream_header":"x-jwt"`),
+// Authorization (replaced), in a custom header (removed, then added), and
+// with route rules, route metadata (three property reads a request) and a
+// claim header (removed first, added from the JWT). They keep the table
+// small: its sets are created at start, before faults are armed.
+var faultConfigs = []struct{ name, upstream, cfg string }{
+	{"authorization", "authorization", withConfig(`,"cache_max_entries":8`)},
+	{"x-jwt", "x-jwt", withConfig(`,"cache_max_entries":8,"upstream_header":"x-jwt"`)},
+	{"claims", "x-jwt", withConfig(`,"cache_max_entries":8,"upstream_header":"x-jwt","claim_headers":[{"claim":"sub","header":"x-user"}],` +
+		`"routes":[{"route":"health","enabled":false}],"route_metadata":true`)},
 }
 
 // oneOutcome: a request was let through or answered, never both, never
@@ -289,7 +304,7 @@ func oneOutcome(t *testing.T, i int, e *exchange) {
 // (With a custom upstream header the client's Authorization goes upstream
 // unchanged, as documented; the JWT in that header is what the upstream
 // trusts.)
-func nothingSmuggled(t *testing.T, i int, e *exchange, upstream string) {
+func nothingSmuggled(t *testing.T, i int, e *exchange, upstream string, claims bool) {
 	t.Helper()
 	if e.finalAction() != types.ActionContinue || e.local() != nil {
 		return
@@ -312,6 +327,9 @@ func nothingSmuggled(t *testing.T, i int, e *exchange, upstream string) {
 		if kv[0] == upstream && strings.Contains(kv[1], "forged") {
 			t.Errorf("request %d let through with a forged %s: %q", i, upstream, kv[1])
 		}
+		if claims && kv[0] == "x-user" && kv[1] != "alice" {
+			t.Errorf("request %d let through with a claim header not from the JWT: %q", i, kv[1])
+		}
 	}
 }
 
@@ -322,18 +340,18 @@ func nothingSmuggled(t *testing.T, i int, e *exchange, upstream string) {
 func TestEveryRequestGetsOneOutcomeWhateverFails(t *testing.T) {
 	m := modes[0] // faults are injected into the Go code
 	called := map[string]int{}
-	for _, upstream := range []string{"authorization", "x-jwt"} {
-		cfg := faultConfigs[upstream]
+	for _, fc := range faultConfigs {
+		upstream, cfg, claims := fc.upstream, fc.cfg, fc.name == "claims"
 		for name, install := range hostFaults {
 			// Count the calls of the function in a clean run.
 			calls := 0
-			t.Run(upstream+"/"+name+"/count", func(t *testing.T) { // the emulator is released when a (sub)test ends
+			t.Run(fc.name+"/"+name+"/count", func(t *testing.T) { // the emulator is released when a (sub)test ends
 				h := newHost(t, m, cfg)
 				restore := install(func() bool { calls++; return false }, false)
 				defer restore()
 				for i, e := range faultScenario(t, h, cfg) {
 					oneOutcome(t, i, e)
-					nothingSmuggled(t, i, e, upstream)
+					nothingSmuggled(t, i, e, upstream, claims)
 				}
 			})
 			called[name] += calls
@@ -342,14 +360,14 @@ func TestEveryRequestGetsOneOutcomeWhateverFails(t *testing.T) {
 					continue
 				}
 				for k := 1; k <= calls; k++ {
-					t.Run(fmt.Sprintf("%s/%s/panics=%v/call %d of %d", upstream, name, panics, k, calls), func(t *testing.T) {
+					t.Run(fmt.Sprintf("%s/%s/panics=%v/call %d of %d", fc.name, name, panics, k, calls), func(t *testing.T) {
 						h := newHost(t, m, cfg)
 						n := 0
 						restore := install(func() bool { n++; return n == k }, panics)
 						defer restore()
 						for i, e := range faultScenario(t, h, cfg) {
 							oneOutcome(t, i, e)
-							nothingSmuggled(t, i, e, upstream)
+							nothingSmuggled(t, i, e, upstream, claims)
 						}
 						restore()
 						settledState(t, h, m)

@@ -126,7 +126,8 @@ func (p *pluginContext) OnPluginStart(int) (status types.OnPluginStartStatus) {
 		return types.OnPluginStartStatusFailed
 	}
 	p.updateTick()
-	proxywasm.LogInfo("phantom-token: started: cluster " + strconv.Quote(cfg.Cluster) + ", response type " + cfg.ResponseType + ", cache " + strconv.FormatBool(cfg.CacheEnabled))
+	proxywasm.LogInfo("phantom-token: started: cluster " + strconv.Quote(cfg.Cluster) + ", response type " + cfg.ResponseType + ", cache " + strconv.FormatBool(cfg.CacheEnabled) +
+		", " + strconv.Itoa(len(cfg.Routes)) + " route rules, route metadata " + strconv.FormatBool(cfg.RouteMetadata))
 	return types.OnPluginStartStatusOK
 }
 
