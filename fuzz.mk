@@ -15,3 +15,4 @@ fuzz:
 	go test -run=^$$ -fuzz=^FuzzSplitURL$$ -fuzztime=$(FUZZTIME) ./internal/config
 	go test -run=^$$ -fuzz=^FuzzDepth$$ -fuzztime=$(FUZZTIME) ./internal/jsonlimit
 	go test -run=^$$ -fuzz=^FuzzDecode$$ -fuzztime=$(FUZZTIME) ./internal/cache
+	go test -run=^$$ -fuzz=^FuzzJSON$$ -fuzztime=$(FUZZTIME) ./internal/routemeta

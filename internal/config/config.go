@@ -75,6 +75,27 @@ type Config struct {
 	// never share answers: another endpoint, cluster, client, response type
 	// or JWT member.
 	CacheNamespace string
+
+	// ClaimHeaders are the headers this policy gives the upstream from the
+	// claims of the JWT it forwards.
+	ClaimHeaders []ClaimHeader
+
+	// The plugin's own, the same in every rule's Config:
+
+	// Routes are the route rules, in order (the first that matches applies).
+	// A rule's Config is the top level with the rule's keys applied.
+	Routes []Rule
+	// RouteMetadata reads filter_metadata.phantom_token of the route and
+	// its virtual host.
+	RouteMetadata bool
+	// RejectClaimHeaders answers 400 to a request that carries a claim
+	// header, instead of removing it.
+	RejectClaimHeaders bool
+	// ClaimPaths are the distinct claims of every claim_headers list (a
+	// ClaimHeader names one by its index); StripHeaders every header they
+	// give, removed from every request.
+	ClaimPaths   [][]string
+	StripHeaders []string
 }
 
 // Defaults, chosen to be safe rather than permissive.
@@ -108,13 +129,20 @@ const (
 type Error struct {
 	Key     string
 	Problem string
+	// In names what was parsed when it is not the plugin configuration:
+	// "route metadata" or "virtual host metadata".
+	In string
 }
 
 func (e *Error) Error() string {
-	if e.Key == "" {
-		return "invalid plugin configuration: " + e.Problem
+	in := e.In
+	if in == "" {
+		in = "plugin configuration"
 	}
-	return "invalid plugin configuration: " + strconv.Quote(e.Key) + " " + e.Problem
+	if e.Key == "" {
+		return "invalid " + in + ": " + e.Problem
+	}
+	return "invalid " + in + ": " + strconv.Quote(e.Key) + " " + e.Problem
 }
 
 // fail names the key and the problem. The problem is built by the caller,
@@ -123,16 +151,45 @@ func fail(key, problem string) error {
 	return &Error{Key: key, Problem: problem}
 }
 
-// known lists every accepted key; anything else is rejected, so a typo never
-// silently falls back to a default.
-var known = map[string]bool{
-	"introspection_url": true, "cluster": true,
-	"client_id": true, "client_secret": true, "client_secret_env": true,
-	"realm": true, "scopes": true, "required_scopes": true, "response_type": true, "jwt_member": true,
-	"timeout": true, "max_jwt_size": true, "max_token_length": true, "upstream_header": true,
-	"cache": true, "cache_max_ttl": true, "cache_max_entries": true, "cache_ignore_cache_control": true,
-	"cache_negative_ttl": true, "max_in_flight": true,
-	"forward_cors_preflight": true, "enabled": true,
+// Where a key may appear: the top level, a route rule, route metadata.
+type place int
+
+const (
+	topLevel place = iota
+	inRule
+	inMetadata
+)
+
+// Keys by what they set. policyKeys are the request policy, serverKeys the
+// identity server: a rule may set both, route metadata only the policy
+// without claim_headers (every claim header must be known at start, to be
+// removed from every request). pluginKeys are the plugin's, top level only.
+var (
+	policyKeys = []string{"enabled", "realm", "scopes", "required_scopes", "upstream_header", "claim_headers"}
+	serverKeys = []string{"introspection_url", "cluster", "client_id", "client_secret", "client_secret_env",
+		"response_type", "jwt_member", "timeout"}
+	pluginKeys = []string{"max_jwt_size", "max_token_length", "cache", "cache_max_ttl", "cache_max_entries",
+		"cache_ignore_cache_control", "cache_negative_ttl", "max_in_flight", "forward_cors_preflight",
+		"routes", "route_metadata", "reject_claim_headers"}
+	ruleKeys = []string{"route", "route_prefix"}
+)
+
+// known lists the keys accepted at each place; anything else is rejected, so
+// a typo never silently falls back to a default.
+var known = [3]map[string]bool{
+	topLevel:   keySet(policyKeys, serverKeys, pluginKeys),
+	inRule:     keySet(policyKeys, serverKeys, ruleKeys),
+	inMetadata: keySet(policyKeys[:len(policyKeys)-1]),
+}
+
+func keySet(lists ...[]string) map[string]bool {
+	m := map[string]bool{}
+	for _, l := range lists {
+		for _, k := range l {
+			m[k] = true
+		}
+	}
+	return m
 }
 
 // Parse validates the plugin configuration. getenv reads the VM's environment
@@ -141,132 +198,264 @@ func Parse(data []byte, getenv func(string) string) (*Config, error) {
 	if len(strings.TrimSpace(string(data))) == 0 {
 		return nil, fail("", "is empty: introspection_url, cluster, client_id and a client secret are required")
 	}
-	// The operator writes it, but gjson recurses: deep nesting must never
-	// trap the VM, whoever wrote it.
-	if !jsonlimit.Within(data, jsonlimit.MaxDepth) {
-		return nil, fail("", "nests arrays or objects deeper than "+strconv.Itoa(jsonlimit.MaxDepth)+" levels")
-	}
-	if !utf8.Valid(data) {
-		return nil, fail("", "is not valid UTF-8")
-	}
-	if !gjson.ValidBytes(data) {
-		return nil, fail("", "is not valid JSON")
-	}
-	root := gjson.ParseBytes(data)
-	if !root.IsObject() {
-		return nil, fail("", "must be a JSON object")
-	}
-	var err error
-	seen := map[string]bool{}
-	root.ForEach(func(k, _ gjson.Result) bool {
-		switch {
-		case !known[k.String()]:
-			err = fail(shownKey(root, k.String(), getenv), "is not a known key")
-		case seen[k.String()]:
-			err = fail(k.String(), "appears more than once")
-		}
-		seen[k.String()] = true
-		return err == nil
-	})
+	root, err := parseObject(data)
 	if err != nil {
 		return nil, err
 	}
-	get := func(key string) gjson.Result { return root.Get(gjson.Escape(key)) }
+	c := &Config{
+		Realm: DefaultRealm, ResponseType: ResponseTypeJWT, Timeout: DefaultTimeout, Enabled: true,
+		UpstreamHeader: DefaultUpstreamHeader,
+	}
+	s := &parseState{getenv: getenv, secrets: secretsOf(root, getenv)}
+	if err := s.apply(root, c, topLevel, ""); err != nil {
+		return nil, err
+	}
+	if c.Routes, err = s.rules(root.Get("routes"), c); err != nil {
+		return nil, err
+	}
+	c.ClaimPaths, c.StripHeaders = s.paths, s.strip
+	for _, r := range c.Routes {
+		r.Config.ClaimPaths, r.Config.StripHeaders = s.paths, s.strip
+	}
+	return c, nil
+}
 
-	c := &Config{}
-	p := parser{get: get}
-	c.IntrospectionURL = p.requiredString("introspection_url")
-	c.Cluster = p.requiredString("cluster")
-	c.ClientID = p.requiredString("client_id")
+// parseObject checks that data is one JSON object, within the nesting bound
+// (gjson recurses: deep nesting must never trap the VM, whoever wrote it).
+func parseObject(data []byte) (gjson.Result, error) {
+	if !jsonlimit.Within(data, jsonlimit.MaxDepth) {
+		return gjson.Result{}, fail("", "nests arrays or objects deeper than "+strconv.Itoa(jsonlimit.MaxDepth)+" levels")
+	}
+	if !utf8.Valid(data) {
+		return gjson.Result{}, fail("", "is not valid UTF-8")
+	}
+	if !gjson.ValidBytes(data) {
+		return gjson.Result{}, fail("", "is not valid JSON")
+	}
+	root := gjson.ParseBytes(data)
+	if !root.IsObject() {
+		return gjson.Result{}, fail("", "must be a JSON object")
+	}
+	return root, nil
+}
+
+// parseState is what parsing the whole configuration collects.
+type parseState struct {
+	getenv  func(string) string
+	secrets []string
+	// paths are the distinct claim paths of every claim_headers list, and
+	// strip every header they name.
+	paths [][]string
+	strip []string
+}
+
+// apply reads the keys obj sets at place into c, which holds the values
+// they override, and checks the result. prefix names obj in errors
+// ("routes[2].").
+func (s *parseState) apply(obj gjson.Result, c *Config, where place, prefix string) error {
+	in := ""
+	if where == inMetadata {
+		in, prefix = prefix, ""
+	}
+	seen := map[string]bool{}
+	var err error
+	obj.ForEach(func(k, _ gjson.Result) bool {
+		switch key := k.String(); {
+		case !known[where][key]:
+			err = &Error{Key: prefix + shownKey(key, s.secrets), Problem: "is not a known key" + notHere(key, where), In: in}
+		case seen[key]:
+			err = &Error{Key: prefix + key, Problem: "appears more than once", In: in}
+		default:
+			seen[key] = true
+		}
+		return err == nil
+	})
+	if err != nil {
+		return err
+	}
+	p := parser{get: func(key string) gjson.Result { return obj.Get(gjson.Escape(key)) }, prefix: prefix, in: in}
+	has := func(key string) bool { return seen[key] }
+
+	// The identity server. At the top level, and in a rule that names
+	// another server, it is described whole: nothing of another server's
+	// carries over, so its credentials never go to this one.
+	newServer := where == topLevel || has("introspection_url")
+	if newServer {
+		c.IntrospectionURL = p.requiredString("introspection_url")
+		c.Cluster = p.requiredString("cluster")
+		c.ClientID = p.requiredString("client_id")
+		c.ResponseType, c.JWTMember, c.Timeout, c.ClientSecret = ResponseTypeJWT, "", DefaultTimeout, ""
+	} else {
+		c.Cluster = p.optionalString("cluster", c.Cluster)
+		c.ClientID = p.optionalString("client_id", c.ClientID)
+	}
+	c.ResponseType = p.optionalString("response_type", c.ResponseType)
+	c.JWTMember = p.optionalString("jwt_member", c.JWTMember)
+	c.Timeout = p.duration("timeout", c.Timeout)
 	secret := p.optionalString("client_secret", "")
 	secretEnv := p.optionalString("client_secret_env", "")
-	c.Realm = p.optionalString("realm", DefaultRealm)
-	c.Scopes = p.scopeList("scopes")
-	c.RequiredScopes = p.scopeList("required_scopes")
-	c.ResponseType = p.optionalString("response_type", ResponseTypeJWT)
-	c.JWTMember = p.optionalString("jwt_member", "")
-	c.Timeout = p.duration("timeout", DefaultTimeout)
-	c.MaxJWTSize = p.size("max_jwt_size", DefaultMaxJWTSize)
-	c.MaxTokenLength = p.count("max_token_length", DefaultMaxTokenLength)
-	c.UpstreamHeader = strings.ToLower(p.optionalString("upstream_header", DefaultUpstreamHeader))
-	c.CacheEnabled = p.boolean("cache", true)
-	c.CacheMaxTTL = p.duration("cache_max_ttl", DefaultCacheMaxTTL)
-	c.CacheMaxEntries = p.count("cache_max_entries", DefaultCacheMaxEntries)
-	c.CacheIgnoreCacheControl = p.boolean("cache_ignore_cache_control", false)
-	if p.get("cache_negative_ttl").Exists() {
-		c.CacheNegativeTTL = p.duration("cache_negative_ttl", 0)
+
+	c.Enabled = p.boolean("enabled", c.Enabled)
+	c.Realm = p.optionalString("realm", c.Realm)
+	if has("scopes") {
+		c.Scopes = p.scopeList("scopes")
 	}
-	c.MaxInFlight = p.count("max_in_flight", DefaultMaxInFlight)
-	c.ForwardCORSPreflight = p.boolean("forward_cors_preflight", true)
-	c.Enabled = p.boolean("enabled", true)
+	if has("required_scopes") {
+		c.RequiredScopes = p.scopeList("required_scopes")
+	}
+	c.UpstreamHeader = strings.ToLower(p.optionalString("upstream_header", c.UpstreamHeader))
+
+	if where == topLevel {
+		c.MaxJWTSize = p.size("max_jwt_size", DefaultMaxJWTSize)
+		c.MaxTokenLength = p.count("max_token_length", DefaultMaxTokenLength)
+		c.CacheEnabled = p.boolean("cache", true)
+		c.CacheMaxTTL = p.duration("cache_max_ttl", DefaultCacheMaxTTL)
+		c.CacheMaxEntries = p.count("cache_max_entries", DefaultCacheMaxEntries)
+		c.CacheIgnoreCacheControl = p.boolean("cache_ignore_cache_control", false)
+		if has("cache_negative_ttl") {
+			c.CacheNegativeTTL = p.duration("cache_negative_ttl", 0)
+		}
+		c.MaxInFlight = p.count("max_in_flight", DefaultMaxInFlight)
+		c.ForwardCORSPreflight = p.boolean("forward_cors_preflight", true)
+		c.RouteMetadata = p.boolean("route_metadata", false)
+		c.RejectClaimHeaders = p.boolean("reject_claim_headers", false)
+	}
 	if p.err != nil {
-		return nil, p.err
+		return p.err
 	}
 
-	if c.Authority, c.Path, err = splitURL(c.IntrospectionURL); err != nil {
-		return nil, fail("introspection_url", err.Error())
-	}
 	switch {
+	case where == inMetadata:
 	case secret != "" && secretEnv != "":
-		return nil, fail("client_secret_env", "cannot be combined with client_secret: give one of them")
+		return p.fail("client_secret_env", "cannot be combined with client_secret: give one of them")
 	case secretEnv != "":
-		if c.ClientSecret = getenv(secretEnv); c.ClientSecret == "" {
-			return nil, fail("client_secret_env", "names environment variable "+strconv.Quote(secretEnv)+", which is not set or empty in the VM")
+		if c.ClientSecret = s.getenv(secretEnv); c.ClientSecret == "" {
+			return p.fail("client_secret_env", "names environment variable "+strconv.Quote(secretEnv)+", which is not set or empty in the VM")
 		}
 	case secret != "":
 		c.ClientSecret = secret
-	default:
-		return nil, fail("client_secret", "is required (or client_secret_env naming a VM environment variable)")
+	case newServer:
+		return p.fail("client_secret", "is required (or client_secret_env naming a VM environment variable)")
+	case has("client_id"):
+		return p.fail("client_secret", "is required with client_id in a rule (or client_secret_env): a rule's client has its own secret")
 	}
+	if where == inRule && !has("client_id") && (secret != "" || secretEnv != "") {
+		return p.fail("client_id", "is required with a client secret in a rule")
+	}
+	if newServer {
+		var err error
+		if c.Authority, c.Path, err = splitURL(c.IntrospectionURL); err != nil {
+			return p.fail("introspection_url", err.Error())
+		}
+	}
+	if has("claim_headers") {
+		var err error
+		if c.ClaimHeaders, err = s.claimHeaders(obj.Get("claim_headers"), prefix); err != nil {
+			return err
+		}
+	}
+	if err := c.check(&p); err != nil {
+		return err
+	}
+	if where == topLevel {
+		if err := c.checkPlugin(&p); err != nil {
+			return err
+		}
+	}
+	c.CacheNamespace = namespace(c)
+	return nil
+}
+
+// notHere says why a key known elsewhere is refused at this place.
+func notHere(key string, where place) string {
+	switch {
+	case where == inRule && known[topLevel][key]:
+		return " in a rule: it is the plugin's, set at the top level"
+	case where == inMetadata && known[inRule][key]:
+		return " in route metadata: set it in the plugin configuration"
+	}
+	return ""
+}
+
+// check checks what a policy must satisfy wherever its keys came from.
+func (c *Config) check(p *parser) error {
 	if strings.ContainsAny(c.Realm, "\"\\") || hasControl(c.Realm) {
-		return nil, fail("realm", "must not contain quotes, backslashes or control characters")
+		return p.fail("realm", "must not contain quotes, backslashes or control characters")
 	}
 	if c.ResponseType != ResponseTypeJWT && c.ResponseType != ResponseTypeIntrospectionJWT {
-		return nil, fail("response_type", "must be "+strconv.Quote(ResponseTypeJWT)+" or "+strconv.Quote(ResponseTypeIntrospectionJWT))
+		return p.fail("response_type", "must be "+strconv.Quote(ResponseTypeJWT)+" or "+strconv.Quote(ResponseTypeIntrospectionJWT))
 	}
 	switch c.JWTMember {
 	case "":
 	case "active", "exp", "scope", "token_introspection":
-		return nil, fail("jwt_member", "must not be "+strconv.Quote(c.JWTMember)+", a claim with its own meaning")
+		return p.fail("jwt_member", "must not be "+strconv.Quote(c.JWTMember)+", a claim with its own meaning")
 	default:
 		if c.ResponseType != ResponseTypeJWT {
 			// RFC 9701 answers are JWTs, never JSON with a member.
-			return nil, fail("jwt_member", "needs response_type "+strconv.Quote(ResponseTypeJWT))
+			return p.fail("jwt_member", "needs response_type "+strconv.Quote(ResponseTypeJWT))
 		}
 	}
 	if c.Timeout > maxTimeout || c.Timeout < time.Millisecond {
-		return nil, fail("timeout", "must be between 1ms and "+maxTimeout.String())
-	}
-	if c.CacheMaxTTL < time.Second {
-		return nil, fail("cache_max_ttl", "must be at least 1s (use \"cache\": false to turn caching off)")
-	}
-	if c.CacheMaxTTL > MaxCacheMaxTTL {
-		return nil, fail("cache_max_ttl", "must be at most "+MaxCacheMaxTTL.String())
-	}
-	if c.CacheNegativeTTL > MaxCacheNegativeTTL {
-		return nil, fail("cache_negative_ttl", "must be at most "+MaxCacheNegativeTTL.String())
-	}
-	if c.MaxInFlight > maxInFlight {
-		return nil, fail("max_in_flight", "must be at most "+strconv.Itoa(maxInFlight))
-	}
-	if c.CacheMaxEntries > MaxCacheEntries {
-		return nil, fail("cache_max_entries", "must be at most "+strconv.Itoa(MaxCacheEntries)+" (every VM creates its slots when it starts)")
+		return p.fail("timeout", "must be between 1ms and "+maxTimeout.String())
 	}
 	if err := checkUpstreamHeader(c.UpstreamHeader); err != "" {
-		return nil, fail("upstream_header", err)
+		return p.fail("upstream_header", err)
 	}
-	c.CacheNamespace = namespace(c)
-	return c, nil
+	for _, h := range c.ClaimHeaders {
+		if h.Header == c.UpstreamHeader {
+			return p.fail("claim_headers", "names "+strconv.Quote(h.Header)+", the upstream_header that carries the JWT")
+		}
+	}
+	return nil
+}
+
+// checkPlugin checks the plugin's own keys.
+func (c *Config) checkPlugin(p *parser) error {
+	switch {
+	case c.CacheMaxTTL < time.Second:
+		return p.fail("cache_max_ttl", "must be at least 1s (use \"cache\": false to turn caching off)")
+	case c.CacheMaxTTL > MaxCacheMaxTTL:
+		return p.fail("cache_max_ttl", "must be at most "+MaxCacheMaxTTL.String())
+	case c.CacheNegativeTTL > MaxCacheNegativeTTL:
+		return p.fail("cache_negative_ttl", "must be at most "+MaxCacheNegativeTTL.String())
+	case c.MaxInFlight > maxInFlight:
+		return p.fail("max_in_flight", "must be at most "+strconv.Itoa(maxInFlight))
+	case c.CacheMaxEntries > MaxCacheEntries:
+		return p.fail("cache_max_entries", "must be at most "+strconv.Itoa(MaxCacheEntries)+" (every VM creates its slots when it starts)")
+	}
+	return nil
+}
+
+// secretsOf lists the client secrets a configuration holds (inline, or
+// through a VM environment variable), at the top level and in its rules.
+func secretsOf(root gjson.Result, getenv func(string) string) []string {
+	var secrets []string
+	add := func(obj gjson.Result) {
+		if v := obj.Get("client_secret"); v.Type == gjson.String && v.Str != "" {
+			secrets = append(secrets, v.Str)
+		}
+		if v := obj.Get("client_secret_env"); v.Type == gjson.String && v.Str != "" && getenv != nil {
+			if s := getenv(v.Str); s != "" {
+				secrets = append(secrets, s)
+			}
+		}
+	}
+	add(root)
+	if routes := root.Get("routes"); routes.IsArray() {
+		for i, r := range routes.Array() {
+			if i >= MaxRoutes {
+				break
+			}
+			add(r)
+		}
+	}
+	return secrets
 }
 
 // shownKey is how an unknown key is named in an error: as it is, unless it
-// holds the client secret (a secret pasted where a key goes must not reach
+// holds a client secret (a secret pasted where a key goes must not reach
 // the log).
-func shownKey(root gjson.Result, key string, getenv func(string) string) string {
-	secrets := []string{root.Get("client_secret").String()}
-	if name := root.Get("client_secret_env").String(); name != "" && getenv != nil {
-		secrets = append(secrets, getenv(name))
-	}
+func shownKey(key string, secrets []string) string {
 	for _, s := range secrets {
 		if s != "" && strings.Contains(key, s) {
 			return "(a key that holds the client secret)"
@@ -278,7 +467,16 @@ func shownKey(root gjson.Result, key string, getenv func(string) string) string 
 // parser collects the first error so Parse reads as a list of keys.
 type parser struct {
 	get func(string) gjson.Result
+	// prefix names the object in errors: "" or "routes[2].".
+	prefix string
+	// in is Error.In for what is parsed.
+	in  string
 	err error
+}
+
+// fail is the error for key of this object.
+func (p *parser) fail(key, problem string) error {
+	return &Error{Key: p.prefix + key, Problem: problem, In: p.in}
 }
 
 func (p *parser) setErr(err error) {
@@ -293,18 +491,18 @@ func (p *parser) optionalString(key, def string) string {
 		return def
 	}
 	if v.Type != gjson.String {
-		p.setErr(fail(key, "must be a string"))
+		p.setErr(p.fail(key, "must be a string"))
 		return def
 	}
 	if v.Str == "" {
-		p.setErr(fail(key, "must not be empty"))
+		p.setErr(p.fail(key, "must not be empty"))
 	}
 	return v.Str
 }
 
 func (p *parser) requiredString(key string) string {
 	if !p.get(key).Exists() {
-		p.setErr(fail(key, "is required"))
+		p.setErr(p.fail(key, "is required"))
 		return ""
 	}
 	return p.optionalString(key, "")
@@ -320,7 +518,7 @@ func (p *parser) boolean(key string, def bool) bool {
 	case v.Type == gjson.False:
 		return false
 	}
-	p.setErr(fail(key, "must be true or false"))
+	p.setErr(p.fail(key, "must be true or false"))
 	return def
 }
 
@@ -338,26 +536,26 @@ func (p *parser) scopeList(key string) []string {
 	case v.IsArray():
 		for _, s := range v.Array() {
 			if s.Type != gjson.String {
-				p.setErr(fail(key, "must be a string or an array of strings"))
+				p.setErr(p.fail(key, "must be a string or an array of strings"))
 				return nil
 			}
 			scopes = append(scopes, s.Str)
 		}
 	default:
-		p.setErr(fail(key, "must be a string or an array of strings"))
+		p.setErr(p.fail(key, "must be a string or an array of strings"))
 		return nil
 	}
 	if len(scopes) == 0 {
-		p.setErr(fail(key, "must not be empty: leave the key out instead"))
+		p.setErr(p.fail(key, "must not be empty: leave the key out instead"))
 		return nil
 	}
 	for _, s := range scopes {
 		switch {
 		case s == "":
-			p.setErr(fail(key, "has an empty scope (an empty string, or a leading, trailing or double space)"))
+			p.setErr(p.fail(key, "has an empty scope (an empty string, or a leading, trailing or double space)"))
 			return nil
 		case !isScopeToken(s):
-			p.setErr(fail(key, "contains "+strconv.Quote(s)+", which is not an RFC 6749 scope token"))
+			p.setErr(p.fail(key, "contains "+strconv.Quote(s)+", which is not an RFC 6749 scope token"))
 			return nil
 		}
 	}
@@ -380,7 +578,7 @@ func (p *parser) duration(key string, def time.Duration) time.Duration {
 			return d
 		}
 	}
-	p.setErr(fail(key, "must be a positive duration such as \"2s\" or a number of seconds"))
+	p.setErr(p.fail(key, "must be a positive duration such as \"2s\" or a number of seconds"))
 	return def
 }
 
@@ -413,7 +611,7 @@ func (p *parser) whole(key string, def int, parse func(string) (float64, bool), 
 		n, ok = parse(v.Str)
 	}
 	if !ok || n < 1 || n > maxSizeConfig || n != math.Trunc(n) {
-		p.setErr(fail(key, "must be a whole number between 1 and "+strconv.Itoa(maxSizeConfig)+", "+form))
+		p.setErr(p.fail(key, "must be a whole number between 1 and "+strconv.Itoa(maxSizeConfig)+", "+form))
 		return def
 	}
 	return int(n)

@@ -315,18 +315,54 @@ func nest(n int) string { return strings.Repeat("[", n) + strings.Repeat("]", n)
 
 // document is a configuration as JSON, written back from a Config.
 func document(c *Config) []byte {
+	m := policyDocument(c)
+	for k, v := range map[string]any{
+		"max_jwt_size": c.MaxJWTSize, "max_token_length": c.MaxTokenLength,
+		"cache": c.CacheEnabled, "cache_max_ttl": c.CacheMaxTTL.String(),
+		"cache_max_entries": c.CacheMaxEntries, "cache_ignore_cache_control": c.CacheIgnoreCacheControl,
+		"forward_cors_preflight": c.ForwardCORSPreflight, "max_in_flight": c.MaxInFlight,
+		"route_metadata": c.RouteMetadata, "reject_claim_headers": c.RejectClaimHeaders,
+	} {
+		m[k] = v
+	}
+	if c.CacheNegativeTTL != 0 {
+		m["cache_negative_ttl"] = c.CacheNegativeTTL.String()
+	}
+	if c.Routes != nil {
+		var rules []any
+		for _, r := range c.Routes {
+			rule := policyDocument(r.Config)
+			if r.Prefix {
+				rule["route_prefix"] = r.Route
+			} else {
+				rule["route"] = r.Route
+			}
+			rules = append(rules, rule)
+		}
+		m["routes"] = rules
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// policyDocument writes back the keys a rule may set: a whole identity
+// server and the request policy.
+func policyDocument(c *Config) map[string]any {
 	m := map[string]any{
 		"introspection_url": c.IntrospectionURL, "cluster": c.Cluster,
 		"client_id": c.ClientID, "client_secret": c.ClientSecret,
 		"realm": c.Realm, "response_type": c.ResponseType,
-		"timeout": c.Timeout.String(), "max_jwt_size": c.MaxJWTSize, "max_token_length": c.MaxTokenLength,
-		"upstream_header": c.UpstreamHeader, "cache": c.CacheEnabled, "cache_max_ttl": c.CacheMaxTTL.String(),
-		"cache_max_entries": c.CacheMaxEntries, "cache_ignore_cache_control": c.CacheIgnoreCacheControl,
-		"forward_cors_preflight": c.ForwardCORSPreflight, "enabled": c.Enabled,
-		"max_in_flight": c.MaxInFlight,
+		"timeout": c.Timeout.String(), "upstream_header": c.UpstreamHeader, "enabled": c.Enabled,
 	}
-	if c.CacheNegativeTTL != 0 {
-		m["cache_negative_ttl"] = c.CacheNegativeTTL.String()
+	if c.ClaimHeaders != nil {
+		var list []any
+		for _, h := range c.ClaimHeaders {
+			list = append(list, map[string]any{"claim": c.ClaimPaths[h.Claim], "header": h.Header})
+		}
+		m["claim_headers"] = list
 	}
 	if c.Scopes != nil {
 		m["scopes"] = c.Scopes
@@ -337,11 +373,7 @@ func document(c *Config) []byte {
 	if c.JWTMember != "" {
 		m["jwt_member"] = c.JWTMember
 	}
-	b, err := json.Marshal(m)
-	if err != nil {
-		panic(err)
-	}
-	return b
+	return m
 }
 
 // TestDocumentWritesEveryField keeps FuzzConfig's round trip honest: a new
@@ -353,7 +385,8 @@ func TestDocumentWritesEveryField(t *testing.T) {
 		"Timeout": true, "MaxJWTSize": true, "MaxTokenLength": true, "UpstreamHeader": true,
 		"CacheEnabled": true, "CacheMaxTTL": true, "CacheMaxEntries": true, "CacheIgnoreCacheControl": true,
 		"ForwardCORSPreflight": true, "Enabled": true, "CacheNegativeTTL": true, "MaxInFlight": true,
-		"Authority": true, "Path": true, "CacheNamespace": true, // derived
+		"ClaimHeaders": true, "Routes": true, "RouteMetadata": true, "RejectClaimHeaders": true,
+		"Authority": true, "Path": true, "CacheNamespace": true, "ClaimPaths": true, "StripHeaders": true, // derived
 	}
 	for _, f := range reflect.VisibleFields(reflect.TypeOf(Config{})) {
 		if !handled[f.Name] {
@@ -370,6 +403,10 @@ func FuzzConfig(f *testing.F) {
 	f.Add([]byte(`{` + minimal + `,"scopes":"read write","required_scopes":["a","b:c"],"realm":"x","timeout":2.5,"max_jwt_size":"32KiB","cache_max_ttl":60}`))
 	f.Add([]byte(`{"introspection_url":"http://[::1]:80/i?x=%20","cluster":"c","client_id":"i d","client_secret_env":"PHANTOM_SECRET","jwt_member":"jwt","upstream_header":"X-JWT","cache":false}`))
 	f.Add([]byte(`{` + minimal + `,"response_type":"application/token-introspection+jwt","forward_cors_preflight":false,"enabled":false}`))
+	f.Add([]byte(`{` + minimal + `,"claim_headers":[{"claim":"sub","header":"x-user"}],"routes":[{"route":"a","enabled":false},` +
+		`{"route_prefix":"b","required_scopes":"x","claim_headers":[{"claim":["c.d","e"],"header":"X-E"}]},` +
+		`{"route":"c","introspection_url":"http://o/i","cluster":"o","client_id":"g","client_secret":"s3cret","jwt_member":"jwt"}]}`))
+	f.Add([]byte(`{` + minimal + `,"route_metadata":true,"reject_claim_headers":true}`))
 	f.Add([]byte(`{` + minimal + `,"x":` + nest(jsonlimit.MaxDepth) + `}`))
 	f.Add([]byte(`{` + minimal + `,"x":` + nest(10000) + `}`))
 	f.Add([]byte(`{` + minimal + `,"x":` + strings.Repeat(`{"a":`, 10000) + `}`))

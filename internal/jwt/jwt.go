@@ -226,3 +226,19 @@ func (c Claims) Check(now time.Time, required []string) Verdict {
 	}
 	return Valid
 }
+
+// ClaimSet is the object a JWT's claims are read from, as Parse reads them:
+// its payload, or the token_introspection object of an RFC 9701 answer. It
+// is for a JWT Parse accepted.
+func ClaimSet(s string) (gjson.Result, error) {
+	_, rest, _ := strings.Cut(s, ".")
+	payload, _, _ := strings.Cut(rest, ".")
+	p, err := decodeJSONObject(payload, readClaims...)
+	if err != nil {
+		return gjson.Result{}, err
+	}
+	if ti := p.Get("token_introspection"); ti.IsObject() {
+		return ti, nil
+	}
+	return p, nil
+}
