@@ -373,20 +373,28 @@ func TestManifestPluginConfig(t *testing.T) {
 			want: `"cluster"`},
 
 		{name: "as written", only: "routes", check: func(t *testing.T, c *config.Config) {
-			// TODO after the merge
+			// What each rule decides is in TestRouteManifestPolicies.
+			if len(c.Routes) == 0 {
+				t.Fatal("no route rules")
+			}
+			for i, r := range c.Routes {
+				if r.Config.ClientSecret != secret {
+					t.Errorf("routes[%d] (%q) lacks the top-level client secret from the proxy's environment", i, r.Route)
+				}
+			}
 		}},
 		{name: "a rule with a misspelt key", only: "routes",
 			mutate: func(pc map[string]any) { rule(pc, 1)["required_scope"] = "orders:read" },
 			want:   `"routes[1].required_scope"`},
 		{name: "a rule with both route and route_prefix", only: "routes",
 			mutate: func(pc map[string]any) { rule(pc, 0)["route_prefix"] = "health" },
-			want:   `"routes[0]`},
+			want:   `"routes[0]" must have exactly one of "route" and "route_prefix"`},
 		{name: "a rule with neither route nor route_prefix", only: "routes",
 			mutate: func(pc map[string]any) { delete(rule(pc, 0), "route") },
-			want:   `"routes[0]`},
+			want:   `"routes[0]" must have exactly one of "route" and "route_prefix"`},
 		{name: "two rules for one exact route", only: "routes",
 			mutate: func(pc map[string]any) { rule(pc, 2)["route"] = rule(pc, 1)["route"] },
-			want:   `"routes[2]`},
+			want:   `"routes[2].route"`},
 		{name: "a rule's enabled as a string", only: "routes",
 			mutate: func(pc map[string]any) { rule(pc, 0)["enabled"] = "false" },
 			want:   `"routes[0].enabled"`},
@@ -400,7 +408,7 @@ func TestManifestPluginConfig(t *testing.T) {
 			mutate: func(pc map[string]any) {
 				rule(pc, 1)["claim_headers"] = []any{map[string]any{"claim": "sub", "header": "authorization"}}
 			},
-			want: `"routes[1].claim_headers`},
+			want: `"routes[1].claim_headers[0].header"`},
 		{name: "a rule with an identity server of its own and no client", only: "routes",
 			mutate: func(pc map[string]any) {
 				rule(pc, 1)["introspection_url"] = "https://partner.example.com/oauth/v2/oauth-introspect"
@@ -411,7 +419,7 @@ func TestManifestPluginConfig(t *testing.T) {
 			mutate: func(pc map[string]any) {
 				pc["claim_headers"] = append(pc["claim_headers"].([]any), map[string]any{"claim": "email", "header": "x-user-id"})
 			},
-			want: `"claim_headers`},
+			want: `"claim_headers[1].header"`},
 		{name: "routes that is not a list", only: "routes",
 			mutate: func(pc map[string]any) { pc["routes"] = map[string]any{"health": false} },
 			want:   `"routes"`},

@@ -2,10 +2,13 @@ package istio_test
 
 import (
 	"os"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/phantom-token/envoy-phantom-token/internal/config"
 )
 
 // envoyRouteNames returns the names of the Envoy routes Istio builds from a
@@ -194,6 +197,79 @@ func TestRouteRulesNameTheExampleRoutes(t *testing.T) {
 			}
 			if len(routesWithoutRule) > 0 {
 				t.Errorf("routes %q of %s have no rule in %s", routesWithoutRule, m.routes, m.file)
+			}
+		})
+	}
+}
+
+// policy is what a route's configuration decides for a request.
+type policy struct {
+	enabled          bool
+	realm            string
+	scopes, required []string
+	claimHeaders     []string
+}
+
+func policyOf(c *config.Config) policy {
+	p := policy{enabled: c.Enabled, realm: c.Realm, scopes: c.Scopes, required: c.RequiredScopes}
+	for _, h := range c.ClaimHeaders {
+		p.claimHeaders = append(p.claimHeaders, h.Header)
+	}
+	return p
+}
+
+// TestRouteManifestPolicies parses each route manifest's pluginConfig as
+// Istio delivers it and checks the policy of every route of its example, and
+// of a route no rule names.
+func TestRouteManifestPolicies(t *testing.T) {
+	topLevel := policy{enabled: true, realm: "api", claimHeaders: []string{"x-user-id"}}
+	public := policy{enabled: false, realm: "api", claimHeaders: []string{"x-user-id"}}
+	admin := policy{enabled: true, realm: "admin", scopes: []string{"admin"}, required: []string{"admin"},
+		claimHeaders: []string{"x-user-id", "x-user-roles"}}
+	ordersRead := policy{enabled: true, realm: "api", scopes: []string{"orders:read"}, required: []string{"orders:read"},
+		claimHeaders: []string{"x-user-id"}}
+	want := map[string]map[string]policy{
+		"wasmplugin-routes.yaml": {
+			"health":      public,
+			"orders.read": ordersRead,
+			"orders.write": {enabled: true, realm: "api", scopes: []string{"orders:read", "orders:write"},
+				required: []string{"orders:write"}, claimHeaders: []string{"x-user-id"}},
+			"admin":        admin,
+			"orders":       topLevel, // the VirtualService route's name: no Envoy route has it
+			"":             topLevel, // an unnamed route
+			"another-team": topLevel,
+		},
+		"trafficextension-routes.yaml": {
+			"health":              public,
+			"orders.orders-api.1": ordersRead,
+			"admin":               admin,
+			"orders.orders-api.0": topLevel, // another rule index
+			"":                    topLevel,
+			"another-team":        topLevel,
+		},
+	}
+	getenv := func(name string) string {
+		if name == "PHANTOM_TOKEN_CLIENT_SECRET" {
+			return "test-secret"
+		}
+		return ""
+	}
+	for _, m := range manifests {
+		if m.routes == "" {
+			continue
+		}
+		t.Run(m.file, func(t *testing.T) {
+			c, err := config.Parse([]byte(deliver(t, readManifest(t, m)).pluginConfig), getenv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(want[m.file]) == 0 {
+				t.Fatalf("no policies to check for %s", m.file)
+			}
+			for route, w := range want[m.file] {
+				if got := policyOf(c.ForRoute(route)); !reflect.DeepEqual(got, w) {
+					t.Errorf("route %q: policy %+v, want %+v", route, got, w)
+				}
 			}
 		})
 	}
