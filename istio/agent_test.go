@@ -169,7 +169,7 @@ func TestAgentCacheThenEnvoy(t *testing.T) {
 	var scenarios []agentScenario
 	for _, m := range manifests {
 		if m.routes != "" {
-			continue // the gateway manifests: their pluginConfig is checked in manifests_test.go, route rules run in Envoy in e2e/
+			continue // the gateway manifests, whose pluginConfig and rules manifests_test.go checks
 		}
 		kind := m.kind
 		d := deliver(t, readManifest(t, m))
