@@ -6,9 +6,12 @@ package main
 // through the SDK and the Go runtime instead.
 
 import (
+	"errors"
+	"strings"
 	"time"
 
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
+	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
 )
 
 // wallClock is time.Now.
@@ -21,6 +24,16 @@ func monotonicClock() time.Duration { return time.Since(processStart) }
 
 // requestHeader is the SDK's header read.
 var requestHeader = proxywasm.GetHttpRequestHeader
+
+// property is the SDK's property read, with the same results as the
+// compiled module's.
+func property(path string) ([]byte, error) {
+	v, err := proxywasm.GetProperty(strings.Split(path, "\x00"))
+	if errors.Is(err, types.ErrorStatusNotFound) {
+		return nil, nil
+	}
+	return v, err
+}
 
 // The SDK's metric wrappers panic on failure; these turn a panic into the
 // error the compiled module's calls return.

@@ -72,6 +72,36 @@ func requestHeader(name string) (string, error) {
 	}
 }
 
+// proxyGetProperty is the proxy-wasm ABI's proxy_get_property.
+//
+//go:wasmimport env proxy_get_property
+//go:noescape
+func proxyGetProperty(pathData *byte, pathSize int32, valueData unsafe.Pointer, valueSize *int32) uint32
+
+// The out-parameters of a property read, for the reason given for headers.
+var (
+	propertyData *byte
+	propertySize int32
+)
+
+// property reads a property by its serialised path (the names joined by NUL
+// bytes, see the prop* constants). nil and no error when the host has none.
+// The value is in memory the host had the module allocate.
+func property(path string) ([]byte, error) {
+	propertyData, propertySize = nil, 0
+	switch st := proxyGetProperty(unsafe.StringData(path), int32(len(path)), unsafe.Pointer(&propertyData), &propertySize); st {
+	case 0: // Ok
+		if propertyData == nil {
+			return nil, nil
+		}
+		return unsafe.Slice(propertyData, propertySize), nil
+	case 1: // NotFound
+		return nil, nil
+	default:
+		return nil, hostError{"proxy_get_property", st}
+	}
+}
+
 // The proxy-wasm ABI's metric calls, made directly: the SDK's wrappers format
 // their panics with fmt, which would link fmt and reflect (0.2 MB) into a
 // module that has no other use for them.

@@ -43,14 +43,15 @@ func BenchmarkDecisions(b *testing.B) {
 		b.Fatal(err)
 	}
 	local := cache.NewLocal(10000)
-	local.Put(local.Key(token), cache.LocalEntry{Claims: claims, Upstream: "Bearer " + jwtText, Expires: farFuture})
+	const ns = "0123456789abcdef"
+	local.Put(local.Key(ns, token), cache.LocalEntry{Claims: claims, Upstream: "Bearer " + jwtText, Expires: farFuture})
 	value := "Bearer " + token
 	required := []string{"read"}
 	b.ReportAllocs()
 	for b.Loop() {
 		tok, _ := bearer.FromHeader(value, true, 4096)
 		t := now()
-		e, ok := local.Get(local.Key(tok), t)
+		e, ok := local.Get(local.Key(ns, tok), t)
 		if !ok || e.Claims.Check(t, required) != jwt.Valid {
 			b.Fatal("not a hit")
 		}

@@ -8,6 +8,8 @@ import (
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
 
 	"github.com/phantom-token/envoy-phantom-token/internal/cache"
+	"github.com/phantom-token/envoy-phantom-token/internal/claims"
+	"github.com/phantom-token/envoy-phantom-token/internal/config"
 	"github.com/phantom-token/envoy-phantom-token/internal/introspection"
 	"github.com/phantom-token/envoy-phantom-token/internal/jwt"
 	"github.com/phantom-token/envoy-phantom-token/internal/reply"
@@ -18,6 +20,10 @@ import (
 // identity server again; other VMs see the Pending record it leaves in the
 // token's cache set and wait for its answer there.
 type flight struct {
+	// cfg is the configuration of the request that started it: its identity
+	// server is the one called (every request that joins has the same, as
+	// the token's hash includes its namespace).
+	cfg  *config.Config
 	hash cache.TokenHash
 	// keys are the token's two cache sets ("" without a cache); key is the
 	// one its record is in, or goes to.
@@ -66,14 +72,14 @@ func (p *pluginContext) authenticate(h *httpContext) types.Action {
 		if p.calls >= cfg.MaxInFlight {
 			return h.respond(reply.Overloaded, "max_in_flight introspections under way in this worker")
 		}
-		f := &flight{token: h.token}
+		f := &flight{token: h.token, cfg: h.cfg}
 		return p.start(h, f, cache.CallUnclaimed)
 	}
 	t := now()
-	lk := p.local.Key(h.token)
+	lk := p.local.Key(h.cfg.CacheNamespace, h.token)
 	if e, ok := p.local.Get(lk, t); ok {
 		p.metrics.cacheHits.inc()
-		return h.admitted(h.admit(e.Claims, e.Upstream, t))
+		return h.admitted(h.admit(e, t))
 	}
 	hash := h.tokenHash()
 	if f := p.flights[hash]; f != nil {
@@ -82,13 +88,14 @@ func (p *pluginContext) authenticate(h *httpContext) types.Action {
 		p.metrics.coalesced.inc()
 		return types.ActionPause
 	}
-	f := &flight{hash: hash, keys: cache.Keys(p.table, hash, cfg.CacheMaxEntries), token: h.token, local: lk}
+	f := &flight{hash: hash, keys: cache.Keys(p.table, hash, cfg.CacheMaxEntries), token: h.token, local: lk, cfg: h.cfg}
 	step, a, expires := p.look(f, t, cache.NewRequest)
 	switch step {
 	case cache.Serve:
-		e := p.remember(f.local, a, expires)
+		e := p.entry(a, expires)
+		p.local.Put(f.local, e)
 		p.metrics.cacheHits.inc()
-		return h.admitted(h.admit(e.Claims, e.Upstream, t))
+		return h.admitted(h.admit(e, t))
 	case cache.Refuse:
 		p.metrics.cacheHits.inc()
 		return h.respond(reply.InvalidToken, "token is not active (cached verdict)")
@@ -142,7 +149,7 @@ func (p *pluginContext) queueCall(f *flight) {
 		p.queued = p.queued[:len(p.queued)-1]
 		p.release(f)
 		p.settle(f, introspection.Answer{Outcome: introspection.Unavailable,
-			Reason: "cannot queue the introspection call: " + err.Error()})
+			Reason: "cannot queue the introspection call: " + err.Error()}, nil)
 	}
 	// Queued: the host wakes the plugin (at once, re-entrantly, in the
 	// emulator).
@@ -169,14 +176,14 @@ func (p *pluginContext) dispatch(f *flight) {
 		p.release(f)
 		return
 	}
-	headers, body := introspection.Request(p.cfg, f.token)
+	headers, body := introspection.Request(f.cfg, f.token)
 	f.state, f.since = calling, monotonic()
-	_, err := dispatchCall(p.cfg.Cluster, headers, body, nil, uint32(p.cfg.Timeout.Milliseconds()),
+	_, err := dispatchCall(f.cfg.Cluster, headers, body, nil, uint32(f.cfg.Timeout.Milliseconds()),
 		func(numHeaders, bodySize, _ int) { p.onAnswer(f, numHeaders, bodySize) })
 	if err != nil {
 		p.release(f)
 		p.settle(f, introspection.Answer{Outcome: introspection.BadGateway,
-			Reason: "cannot dispatch the introspection call to cluster " + p.cfg.Cluster + ": " + err.Error()})
+			Reason: "cannot dispatch the introspection call to cluster " + f.cfg.Cluster + ": " + err.Error()}, nil)
 	}
 }
 
@@ -204,40 +211,49 @@ func (p *pluginContext) onAnswer(f *flight, numHeaders, bodySize int) {
 	if bodySize > 0 {
 		// Read at most one byte past the limit: enough to know it is too big
 		// (BodyLimit includes that byte).
-		body, _ = callBody(0, min(bodySize, introspection.BodyLimit(p.cfg)))
+		body, _ = callBody(0, min(bodySize, introspection.BodyLimit(f.cfg)))
 	}
 	t := now()
-	answer := introspection.Classify(p.cfg, headers, body, t)
+	answer := introspection.Classify(f.cfg, headers, body, t)
 	p.metrics.call(answer.Status)
 	if err := recordMetric(p.metrics.latency, uint64(max((monotonic()-f.since).Milliseconds(), 0))); err != nil {
 		proxywasm.LogWarn("phantom-token: cannot record the introspection latency: " + err.Error())
 	}
+	var e *cache.LocalEntry
+	if answer.Outcome == introspection.Active {
+		entry := p.entry(answer, t.Add(answer.CacheTTL))
+		e = &entry
+	}
 	if f.key != "" {
 		p.store(f, answer, t)
 		p.release(f) // a claim the answer could not replace: nobody waits on it
-		if answer.Outcome == introspection.Active && answer.CacheTTL > 0 {
+		if e != nil && answer.CacheTTL > 0 {
 			// Kept by this worker even where the table had no place for it.
-			p.remember(f.local, answer, t.Add(answer.CacheTTL))
+			p.local.Put(f.local, *e)
 		}
 	}
-	p.settle(f, answer)
+	p.settle(f, answer, e)
 	letCollectorRun() // an answer is where the filter allocates most
 }
 
 // settle ends f with answer a, given to every request still waiting on it.
-func (p *pluginContext) settle(f *flight, a introspection.Answer) {
+// e is what an active answer gives a request (nil: made here).
+func (p *pluginContext) settle(f *flight, a introspection.Answer, e *cache.LocalEntry) {
 	p.end(f)
-	var upstream string
 	var t time.Time
 	if a.Outcome == introspection.Active {
-		upstream, t = p.upstreamValue(a.JWT), now()
+		if e == nil {
+			entry := p.entry(a, time.Time{})
+			e = &entry
+		}
+		t = now()
 	}
 	// A waiter leaves the list only once served, so that after a panic the
 	// recovery (abandon) can still answer the rest.
 	for len(f.waiters) > 0 {
 		w := f.waiters[0]
 		if !w.done && setEffective(w.id) == nil {
-			if w.finish(a, upstream, t) == types.ActionContinue {
+			if w.finish(a, e, t) == types.ActionContinue {
 				if err := resume(); err != nil {
 					proxywasm.LogError("phantom-token: cannot resume the request: " + err.Error())
 				}
@@ -323,19 +339,20 @@ func (p *pluginContext) leave(h *httpContext) {
 // calls.
 func (p *pluginContext) poll(f *flight, t time.Time, mono time.Duration) {
 	who := cache.Waiter
-	if mono-f.since >= cache.PendingFor(p.cfg.Timeout) {
+	if mono-f.since >= cache.PendingFor(f.cfg.Timeout) {
 		who = cache.WaitOver
 	}
 	step, a, expires := p.look(f, t, who)
 	switch step {
 	case cache.Wait:
 	case cache.Serve:
-		p.remember(f.local, a, expires)
-		p.settle(f, a)
+		e := p.entry(a, expires)
+		p.local.Put(f.local, e)
+		p.settle(f, a, &e)
 	case cache.Refuse:
-		p.settle(f, introspection.Answer{Outcome: introspection.Inactive, Reason: "token is not active (cached verdict)"})
+		p.settle(f, introspection.Answer{Outcome: introspection.Inactive, Reason: "token is not active (cached verdict)"}, nil)
 	case cache.Deliver:
-		p.settle(f, a)
+		p.settle(f, a, nil)
 	case refused:
 		p.answerAll(f, reply.Overloaded, "max_in_flight introspections under way in this worker")
 	default:
@@ -427,7 +444,7 @@ func (p *pluginContext) look(f *flight, t time.Time, who cache.Asker) (step cach
 				changed = true
 				return nil, false
 			}
-			out, ev, ok := cache.Claim(set, f.hash, t, t.Add(cache.PendingFor(p.cfg.Timeout)))
+			out, ev, ok := cache.Claim(set, f.hash, t, t.Add(cache.PendingFor(f.cfg.Timeout)))
 			evicted = ev
 			return out, ok
 		})
@@ -512,21 +529,15 @@ func (p *pluginContext) release(f *flight) {
 	p.updateSet(f.key, nil, 0, func(set []cache.Record) ([]cache.Record, bool) { return cache.Release(set, f.hash) })
 }
 
-// upstreamValue is the upstream header's value for a JWT.
-func (p *pluginContext) upstreamValue(jwtText string) string {
-	if p.cfg.UpstreamHeader == "authorization" {
-		return "Bearer " + jwtText
-	}
-	return jwtText
+// entry is what an active answer gives the requests it admits, ready to
+// keep in this VM's copy of the cache until expires: the upstream value and
+// the claim headers' values, made once.
+func (p *pluginContext) entry(a introspection.Answer, expires time.Time) cache.LocalEntry {
+	return cache.LocalEntry{Claims: a.Claims, Upstream: bearerPrefix + a.JWT,
+		Headers: claims.FromJWT(a.JWT, p.cfg.ClaimPaths), Expires: expires}
 }
 
-// remember keeps an active answer in this VM's copy of the cache until
-// expires, and returns the entry.
-func (p *pluginContext) remember(k cache.LocalKey, a introspection.Answer, expires time.Time) cache.LocalEntry {
-	e := cache.LocalEntry{Claims: a.Claims, Upstream: p.upstreamValue(a.JWT), Expires: expires}
-	p.local.Put(k, e)
-	return e
-}
+const bearerPrefix = "Bearer "
 
 // fromCache turns a stored JWT into an active answer.
 func fromCache(jwtText string) (introspection.Answer, bool) {

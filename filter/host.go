@@ -11,6 +11,7 @@ import (
 // exactly one outcome.
 var (
 	getHeader     = requestHeader
+	getProperty   = property
 	replaceHeader = proxywasm.ReplaceHttpRequestHeader
 	removeHeader  = proxywasm.RemoveHttpRequestHeader
 	addHeader     = proxywasm.AddHttpRequestHeader
@@ -26,6 +27,14 @@ var (
 	registerQueue = proxywasm.RegisterSharedQueue
 	dequeue       = proxywasm.DequeueSharedQueue
 	setTick       = proxywasm.SetTickPeriodMilliSeconds
+)
+
+// The properties the filter reads (serialised paths: names joined by NUL),
+// only for a configuration with routes or route_metadata.
+const (
+	propRouteName     = "xds\x00route_name"
+	propRouteMetadata = "xds\x00route_metadata"
+	propVHostMetadata = "xds\x00virtual_host_metadata"
 )
 
 // hostError is a host call that failed with an ABI status (0: a failure the

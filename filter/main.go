@@ -15,6 +15,7 @@ import (
 
 	"github.com/phantom-token/envoy-phantom-token/internal/cache"
 	"github.com/phantom-token/envoy-phantom-token/internal/config"
+	"github.com/phantom-token/envoy-phantom-token/internal/routemeta"
 )
 
 // main is never called: the module is a reactor and the host drives it.
@@ -50,7 +51,10 @@ type pluginContext struct {
 	id      uint32
 	cfg     *config.Config
 	metrics *metrics
-	local   *cache.Local
+	// resolver finds a request's configuration from its route; nil
+	// without routes and route_metadata (nothing of the route is read).
+	resolver *config.Resolver
+	local    *cache.Local
 	// flights are the introspections this VM waits for, by token; without
 	// a cache each request has its own, outside this map.
 	flights map[cache.TokenHash]*flight
@@ -106,6 +110,7 @@ func (p *pluginContext) OnPluginStart(int) (status types.OnPluginStartStatus) {
 		return types.OnPluginStartStatusFailed
 	}
 	p.cfg, p.metrics, p.flights = cfg, m, map[cache.TokenHash]*flight{}
+	p.resolver = config.NewResolver(cfg, phantomTokenMetadata)
 	p.local = cache.NewLocal(cfg.CacheMaxEntries)
 	p.tableNumber = -1
 	if cfg.CacheEnabled {
@@ -137,6 +142,12 @@ func (p *pluginContext) NewHttpContext(id uint32) types.HttpContext {
 	}
 	*h = httpContext{plugin: p, cfg: p.cfg, id: id}
 	return h
+}
+
+// phantomTokenMetadata reads filter_metadata.phantom_token out of a route's
+// or virtual host's metadata, as JSON.
+func phantomTokenMetadata(raw []byte) ([]byte, bool, error) {
+	return routemeta.JSON(raw, "phantom_token")
 }
 
 // maxSpare bounds the contexts a plugin keeps for reuse.

@@ -22,6 +22,7 @@ type metrics struct {
 	cacheMisses        *counter
 	coalesced          *counter
 	evictions          *counter
+	claimOmitted       *counter
 	calls              [6]*counter // [0]: no response; [n]: status class nxx
 	latency            uint32      // histogram, milliseconds
 	all                []*counter
@@ -99,6 +100,7 @@ func defineMetrics() (*metrics, error) {
 	m.denied = map[uint32]*counter{}
 	m.cacheHits, m.cacheMisses = c("cache.hits"), c("cache.misses")
 	m.coalesced, m.evictions = c("cache.coalesced"), c("cache.evictions")
+	m.claimOmitted = c("claim_header_omitted")
 	m.latency = define(metricHistogram, latencyMetric)
 	for _, k := range []reply.Kind{reply.InvalidRequest, reply.NoToken, reply.InsufficientScope, reply.ServerError, reply.BadGateway, reply.Unavailable, reply.Overloaded} {
 		s := reply.Status(k)

@@ -10,10 +10,10 @@ import (
 
 	"github.com/phantom-token/envoy-phantom-token/internal/bearer"
 	"github.com/phantom-token/envoy-phantom-token/internal/cache"
+	"github.com/phantom-token/envoy-phantom-token/internal/claims"
 	"github.com/phantom-token/envoy-phantom-token/internal/config"
 	"github.com/phantom-token/envoy-phantom-token/internal/cors"
 	"github.com/phantom-token/envoy-phantom-token/internal/introspection"
-	"github.com/phantom-token/envoy-phantom-token/internal/jwt"
 	"github.com/phantom-token/envoy-phantom-token/internal/reply"
 )
 
@@ -44,6 +44,19 @@ func (h *httpContext) OnHttpRequestHeaders(_ int, endOfStream bool) (action type
 	cfg := h.cfg
 	if cfg == nil { // the plugin did not start: never let a request through
 		return h.respond(reply.ServerError, "plugin has no valid configuration")
+	}
+	// Claim headers go first, whatever happens next: a header the upstream
+	// trusts comes only from the JWT the filter forwards.
+	if len(cfg.StripHeaders) > 0 {
+		if action, answered := h.stripClaimHeaders(); answered {
+			return action
+		}
+	}
+	if h.plugin.resolver != nil {
+		if action, answered := h.resolveRoute(); answered {
+			return action
+		}
+		cfg = h.cfg
 	}
 	if !cfg.Enabled {
 		h.done = true
@@ -104,6 +117,65 @@ func (h *httpContext) OnHttpStreamDone() {
 	}
 }
 
+// stripClaimHeaders removes every client copy of every claim header of the
+// configuration, or, with reject_claim_headers, answers 400 to a request
+// that carries one. answered is true when the request was answered.
+func (h *httpContext) stripClaimHeaders() (action types.Action, answered bool) {
+	for _, name := range h.cfg.StripHeaders {
+		if h.cfg.RejectClaimHeaders {
+			switch _, present, err := readHeader(name); {
+			case err != nil:
+				return h.respond(reply.ServerError, "cannot read the "+name+" header: "+err.Error()), true
+			case present:
+				return h.respond(reply.InvalidRequest, "the request carries the claim header "+name), true
+			}
+			continue
+		}
+		if err := removeAll(name); err != nil {
+			return h.respond(reply.ServerError, "cannot remove the "+name+" header: "+err.Error()), true
+		}
+	}
+	return types.ActionContinue, false
+}
+
+// resolveRoute sets h.cfg to the configuration of the request's route.
+// answered is true when the request was answered: the route's metadata does
+// not parse (logged once per route and worker), or a read failed.
+func (h *httpContext) resolveRoute() (action types.Action, answered bool) {
+	r := h.plugin.resolver
+	name, err := getProperty(propRouteName)
+	if err != nil {
+		return h.respond(reply.ServerError, "cannot read the route name: "+err.Error()), true
+	}
+	var vhost, route []byte
+	if r.Metadata() {
+		if vhost, err = getProperty(propVHostMetadata); err == nil {
+			route, err = getProperty(propRouteMetadata)
+		}
+		if err != nil {
+			return h.respond(reply.ServerError, "cannot read the route metadata: "+err.Error()), true
+		}
+	}
+	res, fresh := r.Resolve(name, vhost, route)
+	if res.Err != nil {
+		if fresh {
+			proxywasm.LogError("phantom-token: route " + routeName(name) + ": " + res.Err.Error() + ": answering 500 on this route")
+		}
+		return h.answer(reply.ServerError), true
+	}
+	h.cfg = res.Config
+	return types.ActionContinue, false
+}
+
+// routeName is a route's name for a log line: quoted, and cut short.
+func routeName(name []byte) string {
+	const max = 128
+	if len(name) > max {
+		return strconv.Quote(string(name[:max])) + "..."
+	}
+	return strconv.Quote(string(name))
+}
+
 // preflight reads what cors.Preflight judges (only asked of a request
 // without Authorization). A read that fails for a reason other than "not
 // found" is an error, never an absent header.
@@ -149,7 +221,7 @@ func readHeader(name string) (value string, present bool, err error) {
 // of the upstream header that a client could have put there.
 func (h *httpContext) forwardPreflight() types.Action {
 	if h.cfg.UpstreamHeader != "authorization" { // Authorization is absent
-		if err := h.removeUpstreamHeader(); err != nil {
+		if err := removeAll(h.cfg.UpstreamHeader); err != nil {
 			return h.respond(reply.ServerError, "cannot remove the "+h.cfg.UpstreamHeader+" header: "+err.Error())
 		}
 	}
@@ -159,26 +231,41 @@ func (h *httpContext) forwardPreflight() types.Action {
 }
 
 // finish acts on the answer for this request, which must be the effective
-// context. upstream is the upstream header's value for an active answer. It
-// returns ActionContinue when the request may go on upstream.
-func (h *httpContext) finish(a introspection.Answer, upstream string, t time.Time) types.Action {
+// context. e is what an active answer gives it (see entry). It returns
+// ActionContinue when the request may go on upstream.
+func (h *httpContext) finish(a introspection.Answer, e *cache.LocalEntry, t time.Time) types.Action {
 	if a.Outcome != introspection.Active {
 		return h.respond(reply.ForOutcome(a.Outcome), a.Reason)
 	}
-	return h.admit(a.Claims, upstream, t)
+	return h.admit(*e, t)
 }
 
-// admit runs the per-request checks on a JWT, fresh or cached, and puts it in
-// the upstream header (value is the header's value, see upstreamValue). The
-// caller lets the request go on when it returns ActionContinue, and then marks
-// it done.
-func (h *httpContext) admit(claims jwt.Claims, value string, t time.Time) types.Action {
-	verdict := claims.Check(t, h.cfg.RequiredScopes)
+// admit runs the per-request checks on a JWT, fresh or cached, puts it in the
+// upstream header and adds the claim headers of the request's policy. The
+// caller lets the request go on when it returns ActionContinue, and then
+// marks it done.
+func (h *httpContext) admit(e cache.LocalEntry, t time.Time) types.Action {
+	verdict := e.Claims.Check(t, h.cfg.RequiredScopes)
 	if k, refused := reply.ForCheck(verdict); refused {
 		return h.respond(k, "JWT fails the per-request checks: "+verdict.String())
 	}
+	value := e.Upstream
+	if h.cfg.UpstreamHeader != "authorization" {
+		value = value[len(bearerPrefix):]
+	}
 	if err := h.setUpstreamHeader(value); err != nil {
 		return h.respond(reply.ServerError, "cannot set the "+h.cfg.UpstreamHeader+" header: "+err.Error())
+	}
+	for _, ch := range h.cfg.ClaimHeaders {
+		// Every copy the client sent was removed first (stripClaimHeaders).
+		switch v := e.Headers[ch.Claim]; v.State {
+		case claims.Present:
+			if err := addHeader(ch.Header, v.Text); err != nil {
+				return h.respond(reply.ServerError, "cannot add the "+ch.Header+" header: "+err.Error())
+			}
+		case claims.Unusable:
+			h.plugin.metrics.claimOmitted.inc()
+		}
 	}
 	h.plugin.metrics.allowed.inc()
 	return types.ActionContinue
@@ -194,20 +281,19 @@ func (h *httpContext) setUpstreamHeader(value string) error {
 	if name == "authorization" {
 		return replaceHeader(name, value)
 	}
-	if err := h.removeUpstreamHeader(); err != nil {
+	if err := removeAll(name); err != nil {
 		return err
 	}
 	return addHeader(name, value)
 }
 
-// removeUpstreamHeader removes every value of the upstream header. It removes
-// before it reads: a read that failed must never leave the client's copies in
-// place. Envoy removes every value in one call (and answers OK when there is
-// none), so the read after it finds none; a host that removes one value a
-// call (proxytest) gets a call for each, up to maxRemovals. A read that fails
+// removeAll removes every value of a request header. It removes before it
+// reads: a read that failed must never leave the client's copies in place.
+// Envoy removes every value in one call (and answers OK when there is none),
+// so the read after it finds none; a host that removes one value a call
+// (proxytest) gets a call for each, up to maxRemovals. A read that fails
 // after a removal, or values left after maxRemovals, is an error.
-func (h *httpContext) removeUpstreamHeader() error {
-	name := h.cfg.UpstreamHeader
+func removeAll(name string) error {
 	for range maxRemovals {
 		if err := removeHeader(name); err != nil {
 			return err
@@ -229,9 +315,28 @@ func (h *httpContext) tokenHash() cache.TokenHash {
 	return h.hash
 }
 
-// respond answers the client locally and marks the request done. It returns
-// ActionPause, which the header callback must return after a local reply.
+// respond answers the client locally, logs why, and marks the request done.
+// It returns ActionPause, which the header callback must return after a
+// local reply.
 func (h *httpContext) respond(k reply.Kind, why string) types.Action {
+	status := h.send(k)
+	if status >= 500 {
+		proxywasm.LogWarn("phantom-token: " + h.fingerprint() + why + ": answering " + strconv.Itoa(int(status)))
+	} else {
+		proxywasm.LogDebug("phantom-token: " + h.fingerprint() + why + ": answering " + strconv.Itoa(int(status)))
+	}
+	return types.ActionPause
+}
+
+// answer is respond for a reason logged elsewhere.
+func (h *httpContext) answer(k reply.Kind) types.Action {
+	h.send(k)
+	return types.ActionPause
+}
+
+// send sends the local reply of kind k, counts it, marks the request done,
+// and returns its status.
+func (h *httpContext) send(k reply.Kind) uint32 {
 	cfg := h.cfg
 	if cfg == nil {
 		cfg, k = &config.Config{}, reply.ServerError
@@ -245,15 +350,10 @@ func (h *httpContext) respond(k reply.Kind, why string) types.Action {
 	if err != nil {
 		proxywasm.LogError("phantom-token: cannot send the local response: " + err.Error())
 	}
-	if r.Status >= 500 {
-		proxywasm.LogWarn("phantom-token: " + h.fingerprint() + why + ": answering " + strconv.Itoa(int(r.Status)))
-	} else {
-		proxywasm.LogDebug("phantom-token: " + h.fingerprint() + why + ": answering " + strconv.Itoa(int(r.Status)))
-	}
 	if h.plugin != nil && h.plugin.metrics != nil {
 		h.plugin.metrics.denied[r.Status].inc()
 	}
-	return types.ActionPause
+	return r.Status
 }
 
 // fingerprint names the token in logs without revealing it.

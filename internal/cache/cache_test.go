@@ -305,8 +305,9 @@ func TestHashAndKey(t *testing.T) {
 }
 
 func TestLocal(t *testing.T) {
+	const ns = "0123456789abcdef"
 	c := NewLocal(2)
-	a, b, d := c.Key("a"), c.Key("b"), c.Key("d")
+	a, b, d := c.Key(ns, "a"), c.Key(ns, "b"), c.Key(ns, "d")
 	c.Put(a, LocalEntry{Upstream: "A", Expires: later})
 	if e, ok := c.Get(a, t0); !ok || e.Upstream != "A" {
 		t.Error("an entry is not served before its expiry")
@@ -330,23 +331,28 @@ func TestLocal(t *testing.T) {
 	big := NewLocal(1000)
 	jwt := strings.Repeat("j", 64<<10)
 	for i := range 200 {
-		big.Put(big.Key(strconv.Itoa(i)), LocalEntry{Upstream: "Bearer " + jwt, Expires: later})
+		big.Put(big.Key(ns, strconv.Itoa(i)), LocalEntry{Upstream: "Bearer " + jwt, Expires: later})
 	}
 	if big.Bytes() > LocalMaxBytes || big.Len() >= 200 || big.Len() < LocalMaxBytes/(70<<10) {
 		t.Errorf("%d entries, %d bytes: bound %d bytes", big.Len(), big.Bytes(), LocalMaxBytes)
 	}
-	big.Put(big.Key("huge"), LocalEntry{Upstream: strings.Repeat("j", LocalMaxBytes), Expires: later})
-	if _, ok := big.Get(big.Key("huge"), t0); ok {
+	big.Put(big.Key(ns, "huge"), LocalEntry{Upstream: strings.Repeat("j", LocalMaxBytes), Expires: later})
+	if _, ok := big.Get(big.Key(ns, "huge"), t0); ok {
 		t.Error("an entry larger than the whole bound was kept")
 	}
 	for i := range 200 {
-		big.Get(big.Key(strconv.Itoa(i)), later)
+		big.Get(big.Key(ns, strconv.Itoa(i)), later)
 	}
 	if big.Len() != 0 || big.Bytes() != 0 {
 		t.Errorf("after every entry expired: %d entries, %d bytes", big.Len(), big.Bytes())
 	}
-	if c.Key("a") == NewLocal(2).Key("a") {
+	if c.Key(ns, "a") == NewLocal(2).Key(ns, "a") {
 		t.Error("two VMs share key seeds")
+	}
+	// Two identity servers' answers for one token never share an entry,
+	// nor does a token that spells another namespace and a token.
+	if c.Key(ns, "a") == c.Key("fedcba9876543210", "a") || c.Key(ns, "fedcba9876543210a") == c.Key("fedcba9876543210", ns+"a") {
+		t.Error("a key does not depend on the namespace")
 	}
 }
 

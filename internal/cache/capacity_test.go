@@ -31,7 +31,7 @@ func newModel(workers, maxEntries int, negative time.Duration) *model {
 // active until now + ttl.
 func (m *model) request(w int, token string, valid bool, now time.Time, ttl time.Duration) {
 	local := m.locals[w]
-	lk := local.Key(token)
+	lk := local.Key("0123456789abcdef", token)
 	if _, ok := local.Get(lk, now); ok {
 		return
 	}

@@ -4,6 +4,7 @@ import (
 	"hash/maphash"
 	"time"
 
+	"github.com/phantom-token/envoy-phantom-token/internal/claims"
 	"github.com/phantom-token/envoy-phantom-token/internal/jwt"
 )
 
@@ -19,9 +20,10 @@ import (
 //     entries make room, and an entry larger than the whole bound is not
 //     kept.
 //
-// It is keyed by two 64-bit hashes of the token with seeds random to this VM:
-// a keyed hash, so no raw token is kept, and far cheaper than SHA-256 in a Go
-// wasm module.
+// It is keyed by two 64-bit hashes of the cache namespace and the token with
+// seeds random to this VM: a keyed hash, so no raw token is kept, and far
+// cheaper than SHA-256 in a Go wasm module. The namespace keeps the answers
+// of two identity servers apart, as in the shared table.
 type Local struct {
 	seeds    [2]maphash.Seed
 	entries  map[LocalKey]LocalEntry
@@ -36,9 +38,14 @@ type LocalKey [2]uint64
 // LocalEntry is a cached active answer, ready to use.
 type LocalEntry struct {
 	Claims jwt.Claims
-	// Upstream is the upstream header's value, built once per entry.
+	// Upstream is "Bearer <jwt>", built once per entry: the value of an
+	// Authorization upstream header, and after its 7 bytes the bare JWT for
+	// any other.
 	Upstream string
-	Expires  time.Time
+	// Headers are the values of the configuration's claims (ClaimPaths),
+	// read once per entry.
+	Headers []claims.Value
+	Expires time.Time
 }
 
 // LocalMax and LocalMaxBytes bound a worker's copy; the shared table holds
@@ -55,6 +62,9 @@ const entryOverhead = 160
 // size estimates the memory an entry holds.
 func size(e LocalEntry) int {
 	n := entryOverhead + len(e.Upstream)
+	for _, h := range e.Headers {
+		n += 24 + len(h.Text)
+	}
 	for _, s := range e.Claims.Scopes {
 		n += 16 + len(s)
 	}
@@ -71,9 +81,19 @@ func NewLocal(maxEntries int) *Local {
 	}
 }
 
-// Key is the token's key in this copy.
-func (c *Local) Key(token string) LocalKey {
-	return LocalKey{maphash.String(c.seeds[0], token), maphash.String(c.seeds[1], token)}
+// Key is the token's key in this copy, in a cache namespace. Namespaces are
+// all of one length (config.namespace), so no two (namespace, token) pairs
+// hash the same bytes.
+func (c *Local) Key(namespace, token string) LocalKey {
+	var k LocalKey
+	for i := range k {
+		var h maphash.Hash
+		h.SetSeed(c.seeds[i])
+		h.WriteString(namespace)
+		h.WriteString(token)
+		k[i] = h.Sum64()
+	}
+	return k
 }
 
 // Get returns the token's entry unless it has expired at now.
