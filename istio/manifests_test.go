@@ -239,7 +239,7 @@ func TestManifestsValidateAgainstIstioCRDs(t *testing.T) {
 // TestManifestsAsWritten checks what the manifests must say, beyond the schema:
 // fail closed, in the AUTHN phase, from a pinned image, with the client secret
 // from the proxy's environment and never in the resource, on the listeners
-// its rules are for.
+// it is for: a sidecar's inbound ones, or a gateway's for route rules.
 func TestManifestsAsWritten(t *testing.T) {
 	kinds := loadCRDs(t)
 	for _, m := range manifests {
