@@ -167,8 +167,12 @@ func TestAgentCacheThenEnvoy(t *testing.T) {
 	// What istio-agent does with the extension config istiod sends for each
 	// manifest: the remote module becomes the file its cache wrote.
 	var scenarios []agentScenario
-	for _, kind := range []string{"WasmPlugin", "TrafficExtension"} {
-		d := deliver(t, readManifest(t, kind))
+	for _, m := range manifests {
+		if m.routes != "" {
+			continue // the gateway manifests, whose pluginConfig and rules manifests_test.go checks
+		}
+		kind := m.kind
+		d := deliver(t, readManifest(t, m))
 		resources := []*anypb.Any{istiodExtensionConfig(t, d, url, manifestDigest)}
 		if err := wasm.MaybeConvertWasmExtensionConfig(resources, cache); err != nil { // rewrites resources[0]
 			t.Fatalf("%s: %v", kind, err)
@@ -190,7 +194,7 @@ func TestAgentCacheThenEnvoy(t *testing.T) {
 
 	// With a wrong sha256 the agent puts a deny-all RBAC filter in place of
 	// the plugin (failStrategy FAIL_CLOSE): every request gets 403.
-	d := deliver(t, readManifest(t, "WasmPlugin"))
+	d := deliver(t, readManifest(t, manifests[0]))
 	resources := []*anypb.Any{istiodExtensionConfig(t, d, url, fileHash(module))}
 	if err := wasm.MaybeConvertWasmExtensionConfig(resources, cache); err != nil {
 		t.Fatal(err)

@@ -3,12 +3,12 @@ package istio_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -27,8 +27,16 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// crdFile is where istio.io/api ships the CRDs that Istio's charts install.
-const crdFile = "kubernetes/customresourcedefinitions.gen.yaml"
+// The CRDs the manifests and the route examples are checked against: the
+// file of istio.io/api that Istio's charts install, and the standard channel
+// of the Gateway API module that Istio builds on.
+var crdSources = []struct {
+	module, file string
+	kinds        []string // the kinds taken from the file
+}{
+	{"istio.io/api", "kubernetes/customresourcedefinitions.gen.yaml", []string{"WasmPlugin", "TrafficExtension", "VirtualService"}},
+	{"sigs.k8s.io/gateway-api", "config/crd/standard/gateway.networking.k8s.io_httproutes.yaml", []string{"HTTPRoute"}},
+}
 
 // servedKind is one served version of a CRD, with what kube-apiserver builds
 // from its schema to check objects on create.
@@ -40,53 +48,55 @@ type servedKind struct {
 	}
 }
 
-// loadCRDs reads the extensions.istio.io CRDs from the istio.io/api module
-// this module requires, keyed by apiVersion and kind.
+// loadCRDs reads the CRDs of crdSources from the modules this module
+// requires, keyed by apiVersion and kind.
 func loadCRDs(t *testing.T) map[schema.GroupVersionKind]*servedKind {
 	t.Helper()
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Version}} {{.Dir}}", "istio.io/api").Output()
-	if err != nil {
-		t.Fatalf("go list -m istio.io/api: %v (run `go mod download` in istio/)", err)
-	}
-	version, dir, ok := strings.Cut(strings.TrimSpace(string(out)), " ")
-	if !ok || dir == "" {
-		t.Fatalf("istio.io/api is not in the module cache (go list said %q): run `go mod download` in istio/", out)
-	}
-	data, err := os.ReadFile(filepath.Join(dir, crdFile))
-	if err != nil {
-		t.Fatal(err)
-	}
 	kinds := map[schema.GroupVersionKind]*servedKind{}
-	for _, doc := range bytes.Split(data, []byte("\n---\n")) {
-		var crd apiextensionsv1.CustomResourceDefinition
-		if err := yaml.Unmarshal(doc, &crd); err != nil {
-			t.Fatalf("istio.io/api %s %s: %v", version, crdFile, err)
+	for _, src := range crdSources {
+		out, err := exec.Command("go", "list", "-m", "-f", "{{.Version}} {{.Dir}}", src.module).Output()
+		if err != nil {
+			t.Fatalf("go list -m %s: %v (run `go mod download` in istio/)", src.module, err)
 		}
-		if crd.Spec.Group != "extensions.istio.io" {
-			continue
+		version, dir, ok := strings.Cut(strings.TrimSpace(string(out)), " ")
+		if !ok || dir == "" {
+			t.Fatalf("%s is not in the module cache (go list said %q): run `go mod download` in istio/", src.module, out)
 		}
-		for _, v := range crd.Spec.Versions {
-			if !v.Served {
+		data, err := os.ReadFile(filepath.Join(dir, src.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, doc := range bytes.Split(data, []byte("\n---\n")) {
+			var crd apiextensionsv1.CustomResourceDefinition
+			if err := yaml.Unmarshal(doc, &crd); err != nil {
+				t.Fatalf("%s %s %s: %v", src.module, version, src.file, err)
+			}
+			if !slices.Contains(src.kinds, crd.Spec.Names.Kind) {
 				continue
 			}
-			k, err := newServedKind(&crd, v)
-			if err != nil {
-				t.Fatalf("istio.io/api %s, CRD %s version %s: %v", version, crd.Name, v.Name, err)
+			for _, v := range crd.Spec.Versions {
+				if !v.Served {
+					continue
+				}
+				k, err := newServedKind(&crd, v)
+				if err != nil {
+					t.Fatalf("%s %s, CRD %s version %s: %v", src.module, version, crd.Name, v.Name, err)
+				}
+				kinds[k.gvk] = k
 			}
-			kinds[k.gvk] = k
 		}
-	}
-	for _, kind := range []string{"WasmPlugin", "TrafficExtension"} {
-		if kinds[extensionsGVK(kind)] == nil {
-			t.Fatalf("istio.io/api %s serves no %s", version, extensionsGVK(kind))
+		served := map[string]bool{}
+		for gvk := range kinds {
+			served[gvk.Kind] = true
 		}
+		for _, kind := range src.kinds {
+			if !served[kind] {
+				t.Fatalf("%s %s serves no %s", src.module, version, kind)
+			}
+		}
+		t.Logf("CRD schemas of %s %s", src.module, version)
 	}
-	t.Logf("CRD schemas of istio.io/api %s", version)
 	return kinds
-}
-
-func extensionsGVK(kind string) schema.GroupVersionKind {
-	return schema.GroupVersionKind{Group: "extensions.istio.io", Version: "v1alpha1", Kind: kind}
 }
 
 // newServedKind builds, for one version of a CRD, what kube-apiserver's
@@ -127,7 +137,7 @@ func validateCreate(kinds map[schema.GroupVersionKind]*servedKind, doc []byte) e
 		return fmt.Errorf("strict decoding error: %w", err)
 	}
 	u := &unstructured.Unstructured{}
-	if err := json.Unmarshal(js, &u.Object); err != nil {
+	if err := u.UnmarshalJSON(js); err != nil { // whole numbers as int64, as kube-apiserver decodes them for CEL
 		return err
 	}
 	k := kinds[u.GroupVersionKind()]

@@ -17,25 +17,50 @@ import (
 	"github.com/phantom-token/envoy-phantom-token/internal/config"
 )
 
-// The manifests of this directory, by kind.
-var manifests = map[string]string{
-	"WasmPlugin":       "wasmplugin.yaml",
-	"TrafficExtension": "trafficextension.yaml",
+// manifest is one manifest of this directory.
+type manifest struct {
+	file, kind string
+	// routes is, for a manifest with route rules, the example (of kind
+	// routesKind) whose Envoy route names the rules select.
+	routes, routesKind string
+}
+
+// class is "routes" for a manifest with route rules, else "sidecar".
+func (m manifest) class() string {
+	if m.routes != "" {
+		return "routes"
+	}
+	return "sidecar"
+}
+
+// The manifests of this directory: the filter on a workload's sidecar, in
+// both APIs, and the filter with route rules on a gateway, in both APIs.
+var manifests = []manifest{
+	{file: "wasmplugin.yaml", kind: "WasmPlugin"},
+	{file: "trafficextension.yaml", kind: "TrafficExtension"},
+	{file: "wasmplugin-routes.yaml", kind: "WasmPlugin", routes: "examples/virtualservice.yaml", routesKind: "VirtualService"},
+	{file: "trafficextension-routes.yaml", kind: "TrafficExtension", routes: "examples/httproute.yaml", routesKind: "HTTPRoute"},
 }
 
 // readManifest returns a manifest as a generic object.
-func readManifest(t *testing.T, kind string) map[string]any {
+func readManifest(t *testing.T, m manifest) map[string]any {
 	t.Helper()
-	data, err := os.ReadFile(manifests[kind])
+	return readObject(t, m.file, m.kind)
+}
+
+// readObject returns the one Kubernetes object of a YAML file, generically.
+func readObject(t *testing.T, file, kind string) map[string]any {
+	t.Helper()
+	data, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var obj map[string]any
 	if err := yaml.Unmarshal(data, &obj); err != nil {
-		t.Fatalf("%s: %v", manifests[kind], err)
+		t.Fatalf("%s: %v", file, err)
 	}
 	if obj["kind"] != kind {
-		t.Fatalf("%s holds a %v, want a %s", manifests[kind], obj["kind"], kind)
+		t.Fatalf("%s holds a %v, want a %s", file, obj["kind"], kind)
 	}
 	return obj
 }
@@ -61,6 +86,7 @@ type delivered struct {
 	failStrategy extensions.FailStrategy
 	phase        string // the enum's name: the two kinds have their own enum types
 	env          []*extensions.EnvVar
+	modes        []string // the match modes' names
 }
 
 func deliver(t *testing.T, obj map[string]any) delivered {
@@ -80,6 +106,9 @@ func deliver(t *testing.T, obj map[string]any) delivered {
 		pluginConfig = wp.GetPluginConfig()
 		d.url, d.sha256, d.failStrategy, d.phase = wp.GetUrl(), wp.GetSha256(), wp.GetFailStrategy(), wp.GetPhase().String()
 		d.env = wp.GetVmConfig().GetEnv()
+		for _, m := range wp.GetMatch() {
+			d.modes = append(d.modes, m.GetMode().String())
+		}
 	case "TrafficExtension":
 		var te extensions.TrafficExtension
 		if err := json.Unmarshal(spec, &te); err != nil {
@@ -89,6 +118,9 @@ func deliver(t *testing.T, obj map[string]any) delivered {
 		pluginConfig = w.GetPluginConfig()
 		d.url, d.sha256, d.failStrategy, d.phase = w.GetUrl(), w.GetSha256(), w.GetFailStrategy(), te.GetPhase().String()
 		d.env = w.GetVmConfig().GetEnv()
+		for _, m := range te.GetMatch() {
+			d.modes = append(d.modes, m.GetMode().String())
+		}
 	default:
 		t.Fatalf("unexpected kind %v", obj["kind"])
 	}
@@ -101,7 +133,7 @@ func deliver(t *testing.T, obj map[string]any) delivered {
 	return d
 }
 
-// TestManifestsValidateAgainstIstioCRDs checks both manifests, and mutations
+// TestManifestsValidateAgainstIstioCRDs checks the manifests, and mutations
 // of them, as kube-apiserver would on `kubectl apply` with Istio's CRDs.
 func TestManifestsValidateAgainstIstioCRDs(t *testing.T) {
 	kinds := loadCRDs(t)
@@ -159,6 +191,7 @@ func TestManifestsValidateAgainstIstioCRDs(t *testing.T) {
 			vm["env"] = append(vm["env"].([]any), map[string]any{"name": env0(o)["name"], "valueFrom": "HOST"})
 		}, want: []string{"vmConfig.env[1]: Duplicate value"}},
 		{name: "selector and targetRefs together", mutate: func(o map[string]any) {
+			spec(o)["selector"] = map[string]any{"matchLabels": map[string]any{"app": "orders-api"}}
 			spec(o)["targetRefs"] = []any{map[string]any{"kind": "Service", "name": "orders-api"}}
 		}, want: []string{"only one of targetRefs or selector can be set"}},
 		{name: "pluginConfig that is not an object", mutate: func(o map[string]any) { wasmBlock(o)["pluginConfig"] = "introspection_url=…" },
@@ -175,12 +208,12 @@ func TestManifestsValidateAgainstIstioCRDs(t *testing.T) {
 			spec(o)["targetRef"] = map[string]any{"kind": "Gateway", "group": "gateway.networking.k8s.io", "name": "gw"}
 		}, want: []string{`unknown field "spec.targetRef"`}},
 	} {
-		for _, kind := range []string{"WasmPlugin", "TrafficExtension"} {
-			if tc.only != "" && tc.only != kind {
+		for _, m := range manifests {
+			if tc.only != "" && tc.only != m.kind {
 				continue
 			}
-			t.Run(kind+"/"+tc.name, func(t *testing.T) {
-				obj := readManifest(t, kind)
+			t.Run(m.file+"/"+tc.name, func(t *testing.T) {
+				obj := readManifest(t, m)
 				tc.mutate(obj)
 				doc, err := yaml.Marshal(obj)
 				if err != nil {
@@ -205,19 +238,31 @@ func TestManifestsValidateAgainstIstioCRDs(t *testing.T) {
 
 // TestManifestsAsWritten checks what the manifests must say, beyond the schema:
 // fail closed, in the AUTHN phase, from a pinned image, with the client secret
-// from the proxy's environment and never in the resource.
+// from the proxy's environment and never in the resource, on the listeners
+// it is for: a sidecar's inbound ones, or a gateway's for route rules.
 func TestManifestsAsWritten(t *testing.T) {
 	kinds := loadCRDs(t)
-	for kind, file := range manifests {
-		t.Run(kind, func(t *testing.T) {
-			data, err := os.ReadFile(file)
+	for _, m := range manifests {
+		t.Run(m.file, func(t *testing.T) {
+			data, err := os.ReadFile(m.file)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if err := validateCreate(kinds, data); err != nil { // the file itself, byte for byte
-				t.Fatalf("%s: %v", file, err)
+				t.Fatalf("%s: %v", m.file, err)
 			}
-			d := deliver(t, readManifest(t, kind))
+			d := deliver(t, readManifest(t, m))
+			// A sidecar's own API is behind its inbound (SERVER) listeners,
+			// where every request is on Istio's route "default"; route names
+			// exist on a gateway, whose listeners Istio counts as CLIENT
+			// (pilot/pkg/model/extensions.go, workloadModeForListenerClass).
+			wantMode := "SERVER"
+			if m.routes != "" {
+				wantMode = "CLIENT"
+			}
+			if len(d.modes) != 1 || d.modes[0] != wantMode {
+				t.Errorf("match modes %q, want [%s]", d.modes, wantMode)
+			}
 			if d.phase != "AUTHN" {
 				t.Errorf("phase %v, want AUTHN", d.phase)
 			}
@@ -249,7 +294,8 @@ func TestManifestsAsWritten(t *testing.T) {
 }
 
 // TestManifestPluginConfig runs each manifest's pluginConfig, as Istio
-// delivers it to the VM, through the filter's own configuration check.
+// delivers it to the VM, through the filter's own configuration check: the
+// top level and every route rule.
 func TestManifestPluginConfig(t *testing.T) {
 	const secret = "test-secret-from-the-proxy-environment"
 	getenv := func(name string) string {
@@ -274,14 +320,18 @@ func TestManifestPluginConfig(t *testing.T) {
 		ForwardCORSPreflight: true, Enabled: true,
 	}
 
+	// rule is the i-th route rule of a pluginConfig.
+	rule := func(pc map[string]any, i int) map[string]any { return pc["routes"].([]any)[i].(map[string]any) }
+
 	for _, tc := range []struct {
 		name   string
+		only   string // "sidecar" or "routes": the manifests without or with route rules, when the row is for one of them
 		mutate func(pluginConfig map[string]any)
 		getenv func(string) string
 		check  func(t *testing.T, c *config.Config)
 		want   string // the key the config.Error names; empty: valid
 	}{
-		{name: "as written", check: func(t *testing.T, c *config.Config) {
+		{name: "as written", only: "sidecar", check: func(t *testing.T, c *config.Config) {
 			got := *c
 			if got.ClientSecret != secret {
 				t.Error("the client secret is not the one from the proxy's environment")
@@ -321,10 +371,65 @@ func TestManifestPluginConfig(t *testing.T) {
 			want: `"client_secret_env"`},
 		{name: "no cluster", mutate: func(pc map[string]any) { delete(pc, "cluster") },
 			want: `"cluster"`},
+
+		{name: "as written", only: "routes", check: func(t *testing.T, c *config.Config) {
+			// What each rule decides is in TestRouteManifestPolicies.
+			if len(c.Routes) == 0 {
+				t.Fatal("no route rules")
+			}
+			for i, r := range c.Routes {
+				if r.Config.ClientSecret != secret {
+					t.Errorf("routes[%d] (%q) lacks the top-level client secret from the proxy's environment", i, r.Route)
+				}
+			}
+		}},
+		{name: "a rule with a misspelt key", only: "routes",
+			mutate: func(pc map[string]any) { rule(pc, 1)["required_scope"] = "orders:read" },
+			want:   `"routes[1].required_scope"`},
+		{name: "a rule with both route and route_prefix", only: "routes",
+			mutate: func(pc map[string]any) { rule(pc, 0)["route_prefix"] = "health" },
+			want:   `"routes[0]" must have exactly one of "route" and "route_prefix"`},
+		{name: "a rule with neither route nor route_prefix", only: "routes",
+			mutate: func(pc map[string]any) { delete(rule(pc, 0), "route") },
+			want:   `"routes[0]" must have exactly one of "route" and "route_prefix"`},
+		{name: "two rules for one exact route", only: "routes",
+			mutate: func(pc map[string]any) { rule(pc, 2)["route"] = rule(pc, 1)["route"] },
+			want:   `"routes[2].route"`},
+		{name: "a rule's enabled as a string", only: "routes",
+			mutate: func(pc map[string]any) { rule(pc, 0)["enabled"] = "false" },
+			want:   `"routes[0].enabled"`},
+		{name: "a rule's required scopes with a double space", only: "routes",
+			mutate: func(pc map[string]any) { rule(pc, 1)["required_scopes"] = "orders:read  orders:write" },
+			want:   `"routes[1].required_scopes"`},
+		{name: "a rule's realm with a quote", only: "routes",
+			mutate: func(pc map[string]any) { rule(pc, 2)["realm"] = `ad"min` },
+			want:   `"routes[2].realm"`},
+		{name: "a rule's claim header is authorization", only: "routes",
+			mutate: func(pc map[string]any) {
+				rule(pc, 1)["claim_headers"] = []any{map[string]any{"claim": "sub", "header": "authorization"}}
+			},
+			want: `"routes[1].claim_headers[0].header"`},
+		{name: "a rule with an identity server of its own and no client", only: "routes",
+			mutate: func(pc map[string]any) {
+				rule(pc, 1)["introspection_url"] = "https://partner.example.com/oauth/v2/oauth-introspect"
+				rule(pc, 1)["cluster"] = "outbound|443||partner.example.com"
+			},
+			want: `"routes[1].client_id"`},
+		{name: "a claim header named twice", only: "routes",
+			mutate: func(pc map[string]any) {
+				pc["claim_headers"] = append(pc["claim_headers"].([]any), map[string]any{"claim": "email", "header": "x-user-id"})
+			},
+			want: `"claim_headers[1].header"`},
+		{name: "routes that is not a list", only: "routes",
+			mutate: func(pc map[string]any) { pc["routes"] = map[string]any{"health": false} },
+			want:   `"routes"`},
 	} {
-		for _, kind := range []string{"WasmPlugin", "TrafficExtension"} {
-			t.Run(kind+"/"+tc.name, func(t *testing.T) {
-				obj := readManifest(t, kind)
+		for _, m := range manifests {
+			if tc.only != "" && tc.only != m.class() {
+				continue
+			}
+			t.Run(m.file+"/"+tc.name, func(t *testing.T) {
+				obj := readManifest(t, m)
 				if tc.mutate != nil {
 					tc.mutate(wasmBlock(obj)["pluginConfig"].(map[string]any))
 				}
