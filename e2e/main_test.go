@@ -212,5 +212,7 @@ func scenarios(refusedPort int) []harness.Scenario {
 			"cache_ignore_cache_control": true,
 			"cache_max_ttl":              fmt.Sprintf("%ds", int(rfc9701MaxTTL.Seconds())),
 		}},
+		routesScenario(), // the route scenarios are in routes_test.go
+		rejectClaimHeadersScenario(),
 	}
 }

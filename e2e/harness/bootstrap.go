@@ -104,29 +104,95 @@ func listenerResources(cfg Config) ([]any, error) {
 			"name":         "envoy.filters.http.router",
 			"typed_config": obj{"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
 		})
+		hcm := obj{
+			"@type":        "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+			"stat_prefix":  s.Name,
+			"http_filters": filters,
+		}
+		vhost := obj{"name": "all", "domains": []any{"*"}}
+		if s.VirtualHostMetadata != nil {
+			vhost["metadata"] = obj{"filter_metadata": s.VirtualHostMetadata}
+		}
+		if len(s.Routes) == 0 {
+			vhost["routes"] = []any{obj{
+				"match": obj{"prefix": "/"},
+				"route": obj{"cluster": cfg.Upstream, "timeout": "10s"},
+			}}
+		} else {
+			routes, err := routeTable(s.Routes, cfg.Upstream)
+			if err != nil {
+				return nil, fmt.Errorf("harness: scenario %q: %w", s.Name, err)
+			}
+			vhost["routes"] = routes
+			for k, v := range pathHandling {
+				hcm[k] = v
+			}
+		}
+		hcm["route_config"] = obj{"virtual_hosts": []any{vhost}}
 		listeners = append(listeners, obj{
 			"name":        s.Name,
 			"stat_prefix": s.Name, // the address, port 0, would be the same for all
 			"address":     socketAddress("127.0.0.1", 0),
 			"filter_chains": []any{obj{"filters": []any{obj{
-				"name": "envoy.filters.network.http_connection_manager",
-				"typed_config": obj{
-					"@type":       "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-					"stat_prefix": s.Name,
-					"route_config": obj{"virtual_hosts": []any{obj{
-						"name":    "all",
-						"domains": []any{"*"},
-						"routes": []any{obj{
-							"match": obj{"prefix": "/"},
-							"route": obj{"cluster": cfg.Upstream, "timeout": "10s"},
-						}},
-					}}},
-					"http_filters": filters,
-				},
+				"name":         "envoy.filters.network.http_connection_manager",
+				"typed_config": hcm,
 			}}}},
 		})
 	}
 	return listeners, nil
+}
+
+// pathHandling is the HTTP connection manager's path handling on a listener
+// with a route table, as in envoy.yaml. Route rules follow the route Envoy's
+// matcher picks, so the matcher must see the path the upstream will act on:
+// dot segments resolved (/public/../admin is /admin), runs of slashes merged
+// (//admin is /admin), and encoded slashes (%2F, %5C) refused with 400, since
+// /public%2F..%2Fadmin would match /public while an upstream that decodes
+// them serves /admin. Refusing is the careful choice over
+// UNESCAPE_AND_REDIRECT: an API path has no business holding an encoded
+// slash, a 400 shows the client's mistake at once, and nothing of such a
+// request reaches the filter, the identity server or the upstream, whereas a
+// redirect counts on every client to follow it and silently turns an
+// encoded slash inside an identifier into a path separator.
+var pathHandling = map[string]any{
+	"normalize_path":                   true,
+	"merge_slashes":                    true,
+	"path_with_escaped_slashes_action": "REJECT_REQUEST",
+}
+
+// routeTable is the routes of a virtual host for routes, in order, each to
+// the cluster upstream.
+func routeTable(routes []Route, upstream string) ([]any, error) {
+	out := make([]any, 0, len(routes))
+	for i, r := range routes {
+		match := obj{}
+		switch {
+		case r.Prefix != "" && r.Path == "":
+			match["prefix"] = r.Prefix
+		case r.Path != "" && r.Prefix == "":
+			match["path"] = r.Path
+		default:
+			return nil, fmt.Errorf("route %d (%q) needs exactly one of Prefix and Path", i, r.Name)
+		}
+		if r.CaseInsensitive {
+			match["case_sensitive"] = false
+		}
+		route := obj{"match": match, "route": obj{"cluster": upstream, "timeout": "10s"}}
+		if r.Name != "" {
+			route["name"] = r.Name
+		}
+		if r.Metadata != nil {
+			route["metadata"] = obj{"filter_metadata": r.Metadata}
+		}
+		if r.FilterDisabled {
+			route["typed_per_filter_config"] = obj{"envoy.filters.http.wasm": obj{
+				"@type":    "type.googleapis.com/envoy.config.route.v3.FilterConfig",
+				"disabled": true,
+			}}
+		}
+		out = append(out, route)
+	}
+	return out, nil
 }
 
 func clusterResources(cfg Config) ([]any, error) {

@@ -79,3 +79,68 @@ func TestVMFailures(t *testing.T) {
 		t.Errorf("VMFailures found %q", got)
 	}
 }
+
+// TestBootstrapRoutes: a scenario with routes gets them in order (name, match,
+// case sensitivity, metadata, the filter turned off) with the virtual host's
+// metadata and the path handling; a scenario without keeps the one route for
+// "/" and Envoy's path handling; a route needs exactly one match.
+func TestBootstrapRoutes(t *testing.T) {
+	meta := map[string]any{"phantom_token": map[string]any{"realm": "r"}}
+	cfg := Config{Clusters: map[string]string{"echo": "127.0.0.1:1"}, Upstream: "echo", Scenarios: []Scenario{
+		{Name: "plain"},
+		{Name: "routed", VirtualHostMetadata: meta, Routes: []Route{
+			{Name: "a", Prefix: "/a", CaseInsensitive: true, Metadata: meta},
+			{Name: "b", Path: "/b", FilterDisabled: true},
+			{Prefix: "/"},
+		}},
+	}}
+	b, _, err := Bootstrap(cfg, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct {
+		StaticResources struct {
+			Listeners []struct {
+				FilterChains []struct {
+					Filters []struct {
+						TypedConfig map[string]any `json:"typed_config"`
+					} `json:"filters"`
+				} `json:"filter_chains"`
+			} `json:"listeners"`
+		} `json:"static_resources"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatal(err)
+	}
+	hcm := func(i int) (map[string]any, string) {
+		c := v.StaticResources.Listeners[i].FilterChains[0].Filters[0].TypedConfig
+		vh, _ := json.Marshal(c["route_config"].(map[string]any)["virtual_hosts"])
+		return c, string(vh)
+	}
+	plain, plainVH := hcm(0)
+	if want := `[{"domains":["*"],"name":"all","routes":[{"match":{"prefix":"/"},"route":{"cluster":"echo","timeout":"10s"}}]}]`; plainVH != want {
+		t.Errorf("plain virtual hosts\n%s\nwant\n%s", plainVH, want)
+	}
+	for _, key := range []string{"normalize_path", "merge_slashes", "path_with_escaped_slashes_action"} {
+		if _, ok := plain[key]; ok {
+			t.Errorf("plain listener has %s", key)
+		}
+	}
+	routed, routedVH := hcm(1)
+	if want := `[{"domains":["*"],"metadata":{"filter_metadata":{"phantom_token":{"realm":"r"}}},"name":"all","routes":[` +
+		`{"match":{"case_sensitive":false,"prefix":"/a"},"metadata":{"filter_metadata":{"phantom_token":{"realm":"r"}}},"name":"a","route":{"cluster":"echo","timeout":"10s"}},` +
+		`{"match":{"path":"/b"},"name":"b","route":{"cluster":"echo","timeout":"10s"},"typed_per_filter_config":{"envoy.filters.http.wasm":{"@type":"type.googleapis.com/envoy.config.route.v3.FilterConfig","disabled":true}}},` +
+		`{"match":{"prefix":"/"},"route":{"cluster":"echo","timeout":"10s"}}]}]`; routedVH != want {
+		t.Errorf("routed virtual hosts\n%s\nwant\n%s", routedVH, want)
+	}
+	if routed["normalize_path"] != true || routed["merge_slashes"] != true || routed["path_with_escaped_slashes_action"] != "REJECT_REQUEST" {
+		t.Errorf("routed listener's path handling: %v %v %v", routed["normalize_path"], routed["merge_slashes"], routed["path_with_escaped_slashes_action"])
+	}
+
+	for _, bad := range []Route{{Name: "none"}, {Name: "both", Prefix: "/", Path: "/"}} {
+		cfg.Scenarios = []Scenario{{Name: "bad", Routes: []Route{bad}}}
+		if _, _, err := Bootstrap(cfg, ""); err == nil || !strings.Contains(err.Error(), bad.Name) {
+			t.Errorf("route %+v: err = %v, want one naming it", bad, err)
+		}
+	}
+}

@@ -41,6 +41,32 @@ type Scenario struct {
 	// VMID is vm_config.vm_id. Scenarios with the same VMID and Env share one VM
 	// per worker, as Istio does with every WasmPlugin.
 	VMID string
+	// Routes, when set, is the listener's route table, in match order,
+	// instead of one unnamed route for "/". Such a listener also gets the path
+	// handling route rules rely on: normalize_path, merge_slashes, and 400
+	// for an encoded slash (see pathHandling in bootstrap.go).
+	Routes []Route
+	// VirtualHostMetadata is the filter_metadata of the listener's one
+	// virtual host: namespace → keys (e.g. "phantom_token" → policy keys).
+	VirtualHostMetadata map[string]any
+}
+
+// Route is one route of a scenario's own route table; it goes to
+// Config.Upstream.
+type Route struct {
+	// Name is the route's name, what the filter reads as xds.route_name;
+	// empty for an unnamed route.
+	Name string
+	// Prefix or Path (exactly one) is what the route matches.
+	Prefix, Path string
+	// CaseInsensitive sets match.case_sensitive false; Envoy matches case
+	// sensitively by default.
+	CaseInsensitive bool
+	// Metadata is the route's filter_metadata: namespace → keys.
+	Metadata map[string]any
+	// FilterDisabled turns the wasm filter off on this route with Envoy's
+	// per-route FilterConfig{disabled: true}: the filter does not run at all.
+	FilterDisabled bool
 }
 
 // Config describes an Envoy to start.

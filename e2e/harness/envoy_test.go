@@ -1,6 +1,7 @@
 package harness_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -81,6 +82,74 @@ func TestStartWithoutWasm(t *testing.T) {
 	}
 	if log, err := e.Log(); err != nil || !strings.Contains(log, "starting main dispatch loop") {
 		t.Errorf("log lacks Envoy's start line (err %v):\n%s", err, log)
+	}
+}
+
+// TestStartWithRoutes: a scenario's own route table and path handling reach
+// Envoy: only its routes match (a case-insensitive exact path, a prefix), dot
+// segments and runs of slashes are resolved before matching and forwarding,
+// and an encoded slash is refused.
+func TestStartWithRoutes(t *testing.T) {
+	echo, err := fixtures.StartEcho(fixtures.AnyPort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(echo.Close)
+	meta := map[string]any{"phantom_token": map[string]any{"realm": "r", "required_scopes": []string{"a"}}}
+	e, err := harness.Start(context.Background(), harness.Config{
+		EnvoyPath: envoyPath(t),
+		Dir:       t.TempDir(),
+		Clusters:  map[string]string{"echo": echo.Addr.String()},
+		Upstream:  "echo",
+		Scenarios: []harness.Scenario{{Name: "routed", VirtualHostMetadata: meta, Routes: []harness.Route{
+			{Name: "a", Path: "/a", CaseInsensitive: true, Metadata: meta},
+			{Name: "b", Prefix: "/b/", FilterDisabled: true},
+		}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := e.Stop(); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	})
+	host := strings.TrimPrefix(e.URL("routed"), "http://")
+	for _, c := range []struct {
+		target   string
+		status   int
+		upstream string
+	}{
+		{"/a", 200, "/a"},
+		{"/A", 200, "/A"},
+		{"/x/../a", 200, "/a"},
+		{"/b/c", 200, "/b/c"},
+		{"//b//c", 200, "/b/c"},
+		{"/c", 404, ""},
+		{"/a/x", 404, ""},
+		{"/%2Fb/c", 400, ""},
+		{"/b%2Fc", 400, ""},
+	} {
+		before := echo.Count()
+		conn, err := net.DialTimeout("tcp", host, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+		_, _ = conn.Write([]byte("GET " + c.target + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+		res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", c.target, err)
+		}
+		var seen fixtures.Request
+		if c.upstream != "" {
+			err = json.NewDecoder(res.Body).Decode(&seen)
+		}
+		res.Body.Close()
+		conn.Close()
+		if res.StatusCode != c.status || err != nil || seen.Path != c.upstream || echo.Count()-before != min(len(c.upstream), 1) {
+			t.Errorf("%s: status %d, upstream path %q (err %v); want %d, %q", c.target, res.StatusCode, seen.Path, err, c.status, c.upstream)
+		}
 	}
 }
 
