@@ -88,8 +88,31 @@ func TestQuickStart(t *testing.T) {
 	if resp.StatusCode != 401 || resp.Header.Get("Www-Authenticate") != `Bearer realm="api", scope="read write", error="invalid_token"` {
 		t.Errorf("bad token: %d %q", resp.StatusCode, resp.Header.Get("Www-Authenticate"))
 	}
-	if n := stack.Echo.Count(); n != 1 {
-		t.Errorf("the API was called %d times, want 1", n)
+
+	// envoy.yaml's route rules: /health is public; /orders needs orders:read,
+	// also when the path reaches it by a detour that Envoy normalises.
+	resp, err = http.Get(stack.EnvoyURL + "/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("/health without a token: %d, want 200", resp.StatusCode)
+	}
+	for _, path := range []string{"/orders", "//orders", "/health/../orders"} {
+		req, _ := http.NewRequest("GET", stack.EnvoyURL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if want := `Bearer realm="orders", scope="orders:read", error="insufficient_scope"`; resp.StatusCode != 403 || resp.Header.Get("Www-Authenticate") != want {
+			t.Errorf("%s with a read token: %d %q, want 403 %q", path, resp.StatusCode, resp.Header.Get("Www-Authenticate"), want)
+		}
+	}
+	if n := stack.Echo.Count(); n != 2 {
+		t.Errorf("the API was called %d times, want 2 (/hello and /health)", n)
 	}
 }
 
