@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -116,11 +117,21 @@ func rejectClaimHeadersScenario() harness.Scenario {
 	}
 }
 
-// routeClaimHeaders are the claim headers of the routes scenario. Every
-// request of TestRoutes carries a forgedValue copy of each.
+// routeClaimHeaders are the claim headers of the route scenarios.
 var routeClaimHeaders = []string{"X-User", "X-Scope", "X-Tenant", "X-Token-Exp", "X-Client"}
 
-const forgedValue = "forgedValue"
+const forgedValue = "forged"
+
+// forgedClaimHeaders are the client's copies of the claim headers that every
+// request of TestRoutes carries; two of X-User, to show every copy goes.
+func forgedClaimHeaders() http.Header {
+	h := http.Header{}
+	for _, name := range routeClaimHeaders {
+		h[name] = []string{forgedValue}
+	}
+	h["X-User"] = []string{forgedValue, forgedValue + "-2"}
+	return h
+}
 
 // upstreamView is what the upstream must receive.
 type upstreamView int
@@ -129,7 +140,7 @@ const (
 	// nothing: the upstream is not called.
 	nothing upstreamView = iota
 	// asSent: the client's Authorization (or none) unchanged, and no claim
-	// header: the filter stripped the forgedValue copies.
+	// header: the filter stripped the forged copies.
 	asSent
 	// goJWT: the Go IdS's JWT, and the top-level claim headers from it:
 	// x-user, x-scope, x-token-exp; x-tenant absent (no such claim).
@@ -137,7 +148,7 @@ const (
 	// oidcJWT: oidc-provider's RFC 9701 JWT, and only the partner rule's
 	// claim header, x-client.
 	oidcJWT
-	// unfiltered: the filter did not run; the forgedValue copies arrive.
+	// unfiltered: the filter did not run; the forged copies arrive.
 	unfiltered
 )
 
@@ -180,7 +191,7 @@ func unknownToken(*testing.T) string { return fixtures.RandomToken() }
 // TestRoutes: each route gets its own policy, chosen by the route Envoy's
 // matcher gives the request: the realm and scopes of its challenge, the
 // identity server asked, and what the upstream receives (the JWT and the claim
-// headers; a forgedValue copy of a claim header never). Path tricks reach the
+// headers; a forged copy of a claim header never). Path tricks reach the
 // route of the path Envoy normalised, never the public one.
 func TestRoutes(t *testing.T) {
 	const (
@@ -193,7 +204,7 @@ func TestRoutes(t *testing.T) {
 	preflight := http.Header{"Origin": {"https://app.example"}, "Access-Control-Request-Method": {"POST"}}
 	runRouteRows(t, scRoutes, true, []routeRow{
 		// Policies.
-		{name: "public route, no token: forwarded, no call, forgedValue claim headers stripped",
+		{name: "public route, no token: forwarded, no call, forged claim headers stripped",
 			target: "/public/%[1]s", status: 200, upstream: "/public/%[1]s", view: asSent},
 		{name: "public route, unknown token: forwarded untouched, no call",
 			target: "/public/%[1]s", token: unknownToken, status: 200, upstream: "/public/%[1]s", view: asSent},
@@ -205,7 +216,7 @@ func TestRoutes(t *testing.T) {
 			target: "/orders/%[1]s", token: goToken("read"), status: 403, challenge: orders403, goCalls: 1},
 		{name: "orders, token with orders:read: JWT and claim headers upstream",
 			target: "/orders/%[1]s", token: goToken("orders:read"), status: 200, goCalls: 1, upstream: "/orders/%[1]s", view: goJWT},
-		{name: "orders, CORS preflight: forwarded, no call, forgedValue claim headers stripped",
+		{name: "orders, CORS preflight: forwarded, no call, forged claim headers stripped",
 			method: http.MethodOptions, target: "/orders/%[1]s", header: preflight, status: 200, upstream: "/orders/%[1]s", view: asSent},
 		{name: "admin (rule by route-name prefix), no token: 401 with the admin realm and scope",
 			target: "/admin/%[1]s", status: 401, challenge: admin401},
@@ -236,7 +247,7 @@ func TestRoutes(t *testing.T) {
 		// Envoy's per-route disabled means the filter never sees the request,
 		// so it cannot strip claim headers there: a public route of a
 		// configuration with claim_headers needs a rule "enabled": false.
-		{name: "route where Envoy disables the filter: no call, forgedValue claim headers arrive",
+		{name: "route where Envoy disables the filter: no call, forged claim headers arrive",
 			target: "/static/%[1]s", status: 200, upstream: "/static/%[1]s", view: unfiltered},
 
 		// Path tricks: the policy is the one of the route Envoy serves.
@@ -326,6 +337,13 @@ func TestRoutesShareOneServer(t *testing.T) {
 	}
 }
 
+// TestRoutesNoSecretsInLog: after the route tests (Go runs the files in
+// order, and TestNoSecretsInLog's ran before), their tokens, JWTs and
+// secrets are not in Envoy's log either.
+func TestRoutesNoSecretsInLog(t *testing.T) {
+	checkNoSecretsInLog(t)
+}
+
 func runRouteRows(t *testing.T, scenario string, forgeAll bool, rows []routeRow) {
 	for _, row := range rows {
 		t.Run(row.name, func(t *testing.T) {
@@ -334,8 +352,8 @@ func runRouteRows(t *testing.T, scenario string, forgeAll bool, rows []routeRow)
 				for k, v := range row.header {
 					h[k] = v
 				}
-				for _, name := range routeClaimHeaders {
-					h[name] = []string{forgedValue}
+				for k, v := range forgedClaimHeaders() {
+					h[k] = v
 				}
 				row.header = h
 			}
@@ -425,27 +443,24 @@ func checkRouteRow(t *testing.T, row routeRow, r routeResult) {
 		t.Errorf("the upstream got %d Authorization values (%s), want %d (%s)", len(got), prefixes(got), len(wantAuth), prefixes(wantAuth))
 	}
 	for _, name := range routeClaimHeaders {
-		got, want := up.Header.Values(name), wantClaims[name]
-		if want == "" && len(got) != 0 || want != "" && (len(got) != 1 || got[0] != want) {
+		if got, want := up.Header.Values(name), wantClaims[name]; !slices.Equal(got, want) {
 			t.Errorf("the upstream got %s %q, want %q", name, got, want)
 		}
 	}
 }
 
 // expectedUpstream is the Authorization (at most one value) and the claim
-// headers (name → value; absent names must be absent) the upstream must get.
-func expectedUpstream(t *testing.T, view upstreamView, r routeResult, up fixtures.Request) (auth []string, claims map[string]string) {
+// headers (absent names must be absent) the upstream must get.
+func expectedUpstream(t *testing.T, view upstreamView, r routeResult, up fixtures.Request) (auth []string, claims http.Header) {
 	t.Helper()
-	claims = map[string]string{}
+	claims = http.Header{}
 	switch view {
 	case asSent, unfiltered:
 		if r.token != "" {
 			auth = []string{"Bearer " + r.token}
 		}
 		if view == unfiltered {
-			for _, name := range routeClaimHeaders {
-				claims[name] = forgedValue
-			}
+			claims = forgedClaimHeaders()
 		}
 	case goJWT:
 		jwt := suite.ids.JWTOf(r.token)
@@ -455,8 +470,9 @@ func expectedUpstream(t *testing.T, view upstreamView, r routeResult, up fixture
 			t.Fatalf("the Go IdS's JWT: %v", err)
 		}
 		exp, _ := payload["exp"].(float64)
-		claims["X-User"], claims["X-Scope"] = payload["sub"].(string), payload["scope"].(string)
-		claims["X-Token-Exp"] = strconv.FormatFloat(exp, 'f', -1, 64)
+		claims.Set("X-User", payload["sub"].(string))
+		claims.Set("X-Scope", payload["scope"].(string))
+		claims.Set("X-Token-Exp", strconv.FormatFloat(exp, 'f', -1, 64))
 	case oidcJWT:
 		got := up.Header.Get("Authorization")
 		jwt, ok := strings.CutPrefix(got, "Bearer ")
@@ -469,7 +485,7 @@ func expectedUpstream(t *testing.T, view upstreamView, r routeResult, up fixture
 			t.Errorf("token_introspection %v, want active for client app", payload["token_introspection"])
 		}
 		auth = []string{got}
-		claims["X-Client"] = "app"
+		claims.Set("X-Client", "app")
 	}
 	return auth, claims
 }
