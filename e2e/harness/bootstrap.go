@@ -109,6 +109,16 @@ func listenerResources(cfg Config) ([]any, error) {
 			"stat_prefix":  s.Name,
 			"http_filters": filters,
 		}
+		upstream := cfg.Upstream
+		if s.Upstream != "" {
+			if _, ok := cfg.Clusters[s.Upstream]; !ok {
+				return nil, fmt.Errorf("harness: scenario %q: upstream cluster %q is not in Config.Clusters", s.Name, s.Upstream)
+			}
+			upstream = s.Upstream
+		}
+		if err := clientCertForwarding(hcm, s.ForwardClientCert); err != nil {
+			return nil, fmt.Errorf("harness: scenario %q: %w", s.Name, err)
+		}
 		vhost := obj{"name": "all", "domains": []any{"*"}}
 		if s.VirtualHostMetadata != nil {
 			vhost["metadata"] = obj{"filter_metadata": s.VirtualHostMetadata}
@@ -116,10 +126,10 @@ func listenerResources(cfg Config) ([]any, error) {
 		if len(s.Routes) == 0 {
 			vhost["routes"] = []any{obj{
 				"match": obj{"prefix": "/"},
-				"route": obj{"cluster": cfg.Upstream, "timeout": "10s"},
+				"route": obj{"cluster": upstream, "timeout": "10s"},
 			}}
 		} else {
-			routes, err := routeTable(s.Routes, cfg.Upstream)
+			routes, err := routeTable(s.Routes, upstream)
 			if err != nil {
 				return nil, fmt.Errorf("harness: scenario %q: %w", s.Name, err)
 			}
@@ -129,17 +139,68 @@ func listenerResources(cfg Config) ([]any, error) {
 			}
 		}
 		hcm["route_config"] = obj{"virtual_hosts": []any{vhost}}
+		chain := obj{"filters": []any{obj{
+			"name":         "envoy.filters.network.http_connection_manager",
+			"typed_config": hcm,
+		}}}
+		if s.TLS != nil {
+			ts, err := downstreamTLS(*s.TLS)
+			if err != nil {
+				return nil, fmt.Errorf("harness: scenario %q: %w", s.Name, err)
+			}
+			chain["transport_socket"] = ts
+		}
 		listeners = append(listeners, obj{
-			"name":        s.Name,
-			"stat_prefix": s.Name, // the address, port 0, would be the same for all
-			"address":     socketAddress("127.0.0.1", 0),
-			"filter_chains": []any{obj{"filters": []any{obj{
-				"name":         "envoy.filters.network.http_connection_manager",
-				"typed_config": hcm,
-			}}}},
+			"name":          s.Name,
+			"stat_prefix":   s.Name, // the address, port 0, would be the same for all
+			"address":       socketAddress("127.0.0.1", s.Port),
+			"filter_chains": []any{chain},
 		})
 	}
 	return listeners, nil
+}
+
+// downstreamTLS is the transport socket of a listener that terminates TLS
+// with t's certificate and, with a client CA, asks for client certificates
+// and validates them (optional unless t.RequireClientCert).
+func downstreamTLS(t TLS) (obj, error) {
+	if t.CertFile == "" || t.KeyFile == "" {
+		return nil, errors.New("TLS needs CertFile and KeyFile")
+	}
+	if t.RequireClientCert && t.ClientCAFile == "" {
+		return nil, errors.New("TLS.RequireClientCert needs ClientCAFile")
+	}
+	common := obj{"tls_certificates": []any{obj{
+		"certificate_chain": obj{"filename": t.CertFile},
+		"private_key":       obj{"filename": t.KeyFile},
+	}}}
+	tlsContext := obj{
+		"@type":              "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+		"common_tls_context": common,
+	}
+	if t.ClientCAFile != "" {
+		common["validation_context"] = obj{"trusted_ca": obj{"filename": t.ClientCAFile}}
+		tlsContext["require_client_certificate"] = t.RequireClientCert
+	}
+	return obj{"name": "envoy.transport_sockets.tls", "typed_config": tlsContext}, nil
+}
+
+// clientCertForwarding sets the connection manager's handling of
+// x-forwarded-client-cert (see Scenario.ForwardClientCert).
+func clientCertForwarding(hcm obj, mode string) error {
+	switch mode {
+	case "":
+		return nil
+	case "SANITIZE_SET", "APPEND_FORWARD":
+		// Hash and By are always in the element Envoy makes; the
+		// certificate itself (cert, chain) is left out.
+		hcm["set_current_client_cert_details"] = obj{"subject": true, "uri": true, "dns": true, "cert": false, "chain": false}
+	case "SANITIZE", "FORWARD_ONLY", "ALWAYS_FORWARD_ONLY":
+	default:
+		return fmt.Errorf("unknown ForwardClientCert %q", mode)
+	}
+	hcm["forward_client_cert_details"] = mode
+	return nil
 }
 
 // pathHandling is the HTTP connection manager's path handling on a listener

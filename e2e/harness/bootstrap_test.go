@@ -144,3 +144,84 @@ func TestBootstrapRoutes(t *testing.T) {
 		}
 	}
 }
+
+// TestBootstrapTLSAndClientCerts: a scenario with TLS gets a
+// DownstreamTlsContext (client certificates validated when a client CA is
+// given, required or optional); ForwardClientCert sets the handling of
+// x-forwarded-client-cert (and the details of the element Envoy makes, never
+// the certificate); Upstream and Port route one listener to another; a
+// scenario without them has none of these keys.
+func TestBootstrapTLSAndClientCerts(t *testing.T) {
+	cfg := Config{Clusters: map[string]string{"echo": "127.0.0.1:1", "gateway": "127.0.0.1:4431"}, Upstream: "echo", Scenarios: []Scenario{
+		{Name: "plain"},
+		{Name: "required", TLS: &TLS{CertFile: "/s.pem", KeyFile: "/s-key.pem", ClientCAFile: "/ca.pem", RequireClientCert: true}, ForwardClientCert: "SANITIZE_SET", Upstream: "gateway"},
+		{Name: "optional", TLS: &TLS{CertFile: "/s.pem", KeyFile: "/s-key.pem", ClientCAFile: "/ca.pem"}, ForwardClientCert: "APPEND_FORWARD"},
+		{Name: "server-only", TLS: &TLS{CertFile: "/s.pem", KeyFile: "/s-key.pem"}},
+		{Name: "gateway", Port: 4431, ForwardClientCert: "FORWARD_ONLY"},
+	}}
+	b, _, err := Bootstrap(cfg, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct {
+		StaticResources struct {
+			Listeners []struct {
+				Address      map[string]any `json:"address"`
+				FilterChains []struct {
+					TransportSocket any `json:"transport_socket"`
+					Filters         []struct {
+						TypedConfig map[string]any `json:"typed_config"`
+					} `json:"filters"`
+				} `json:"filter_chains"`
+			} `json:"listeners"`
+		} `json:"static_resources"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatal(err)
+	}
+	tlsContext := func(clientCerts string) string {
+		return `{"name":"envoy.transport_sockets.tls","typed_config":{"@type":"type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",` +
+			`"common_tls_context":{"tls_certificates":[{"certificate_chain":{"filename":"/s.pem"},"private_key":{"filename":"/s-key.pem"}}]` + clientCerts
+	}
+	details := `{"cert":false,"chain":false,"dns":true,"subject":true,"uri":true}`
+	for i, want := range []struct {
+		transport, forward, details, cluster, address string
+	}{
+		{"null", "", "", "echo", `{"socket_address":{"address":"127.0.0.1","port_value":0}}`},
+		{tlsContext(`,"validation_context":{"trusted_ca":{"filename":"/ca.pem"}}},"require_client_certificate":true}}`), "SANITIZE_SET", details, "gateway", ""},
+		{tlsContext(`,"validation_context":{"trusted_ca":{"filename":"/ca.pem"}}},"require_client_certificate":false}}`), "APPEND_FORWARD", details, "echo", ""},
+		{tlsContext(`}}}`), "", "", "echo", ""},
+		{"null", "FORWARD_ONLY", "", "echo", `{"socket_address":{"address":"127.0.0.1","port_value":4431}}`},
+	} {
+		l := v.StaticResources.Listeners[i]
+		name := cfg.Scenarios[i].Name
+		if got, _ := json.Marshal(l.FilterChains[0].TransportSocket); string(got) != want.transport {
+			t.Errorf("%s: transport socket\n%s\nwant\n%s", name, got, want.transport)
+		}
+		hcm := l.FilterChains[0].Filters[0].TypedConfig
+		if got, _ := hcm["forward_client_cert_details"].(string); got != want.forward {
+			t.Errorf("%s: forward_client_cert_details %q, want %q", name, got, want.forward)
+		}
+		if got, _ := json.Marshal(hcm["set_current_client_cert_details"]); want.details != "" && string(got) != want.details || want.details == "" && string(got) != "null" {
+			t.Errorf("%s: set_current_client_cert_details %s, want %s", name, got, want.details)
+		}
+		if vh, _ := json.Marshal(hcm["route_config"]); !strings.Contains(string(vh), `"cluster":"`+want.cluster+`"`) {
+			t.Errorf("%s: routes %s, want cluster %s", name, vh, want.cluster)
+		}
+		if got, _ := json.Marshal(l.Address); want.address != "" && string(got) != want.address {
+			t.Errorf("%s: address %s, want %s", name, got, want.address)
+		}
+	}
+
+	for _, bad := range []Scenario{
+		{Name: "no-key", TLS: &TLS{CertFile: "/s.pem"}},
+		{Name: "require-without-ca", TLS: &TLS{CertFile: "/s.pem", KeyFile: "/k.pem", RequireClientCert: true}},
+		{Name: "unknown-mode", ForwardClientCert: "SANITISE_SET"},
+		{Name: "unknown-upstream", Upstream: "nope"},
+	} {
+		cfg.Scenarios = []Scenario{bad}
+		if _, _, err := Bootstrap(cfg, ""); err == nil || !strings.Contains(err.Error(), bad.Name) {
+			t.Errorf("scenario %+v: err = %v, want one naming it", bad, err)
+		}
+	}
+}

@@ -49,6 +49,45 @@ type Scenario struct {
 	// VirtualHostMetadata is the filter_metadata of the listener's one
 	// virtual host: namespace → keys (e.g. "phantom_token" → policy keys).
 	VirtualHostMetadata map[string]any
+	// TLS, when set, makes the listener terminate TLS (URL is then https),
+	// and, with a client CA, ask for client certificates.
+	TLS *TLS
+	// ForwardClientCert is the connection manager's
+	// forward_client_cert_details, what it does with x-forwarded-client-cert
+	// (XFCC) before the filters run. On a connection with a client
+	// certificate: "SANITIZE_SET" replaces the client's header with one
+	// element for that certificate, "APPEND_FORWARD" appends that element to
+	// it, "FORWARD_ONLY" passes it on. On any other connection these three
+	// remove it, like "SANITIZE" always does; only "ALWAYS_FORWARD_ONLY"
+	// passes it on whatever the connection (a gateway behind a terminator
+	// that reaches it over plain HTTP needs that one). Empty leaves the
+	// setting out: Envoy's default, SANITIZE. The element Envoy makes holds
+	// Hash (the certificate's hex SHA-256) and By (the listener
+	// certificate's URI SAN, if any), always, plus Subject, URI and DNS here;
+	// never the certificate itself.
+	ForwardClientCert string
+	// Upstream, when set, is the cluster this listener routes to instead of
+	// Config.Upstream, e.g. a cluster that reaches another listener's Port,
+	// as a TLS terminator in front of a gateway.
+	Upstream string
+	// Port, when set, is the listener's port on 127.0.0.1 instead of one the
+	// kernel picks, so that a cluster can name it.
+	Port int
+}
+
+// TLS is a listener's DownstreamTlsContext.
+type TLS struct {
+	// CertFile and KeyFile are the server's certificate chain and private
+	// key, PEM files.
+	CertFile, KeyFile string
+	// ClientCAFile, when set, makes the listener ask every client for a
+	// certificate and validate one against the CA certificates in this PEM
+	// file: a certificate that does not chain to them fails the handshake.
+	// A client without a certificate is let in unless RequireClientCert.
+	ClientCAFile string
+	// RequireClientCert fails the handshake of a client without a
+	// certificate (require_client_certificate). It needs ClientCAFile.
+	RequireClientCert bool
 }
 
 // Route is one route of a scenario's own route table; it goes to
@@ -423,7 +462,8 @@ func (e *Envoy) awaitReady(ctx context.Context, adminAddrPath string) error {
 	}
 }
 
-// readListeners maps listener names to base URLs from the admin API.
+// readListeners maps listener names to base URLs from the admin API (https
+// for a scenario with TLS).
 func (e *Envoy) readListeners(ctx context.Context) error {
 	body, err := e.Admin(ctx, "/listeners?format=json")
 	if err != nil {
@@ -443,10 +483,18 @@ func (e *Envoy) readListeners(ctx context.Context) error {
 	if err := json.Unmarshal([]byte(body), &ls); err != nil {
 		return fmt.Errorf("admin /listeners: %w", err)
 	}
+	tls := map[string]bool{}
+	for _, s := range e.cfg.Scenarios {
+		tls[s.Name] = s.TLS != nil
+	}
 	e.listeners = map[string]string{}
 	for _, l := range ls.ListenerStatuses {
 		sa := l.LocalAddress.SocketAddress
-		e.listeners[l.Name] = "http://" + net.JoinHostPort(sa.Address, strconv.Itoa(sa.PortValue))
+		scheme := "http://"
+		if tls[l.Name] {
+			scheme = "https://"
+		}
+		e.listeners[l.Name] = scheme + net.JoinHostPort(sa.Address, strconv.Itoa(sa.PortValue))
 	}
 	return nil
 }

@@ -3,8 +3,10 @@ package harness_test
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -323,4 +325,145 @@ func writeAdminOnly(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// TestStartWithTLS: listeners that terminate TLS with client certificates
+// (required, optional), and what x-forwarded-client-cert (XFCC) the upstream
+// gets with each setting: SANITIZE_SET replaces a client's XFCC with the
+// connection's certificate (Hash = its hex SHA-256) or, without one, removes
+// it; Envoy's default removes it; on plain HTTP FORWARD_ONLY and
+// APPEND_FORWARD remove it too and only ALWAYS_FORWARD_ONLY passes it on; a
+// TLS terminator with SANITIZE_SET in front of an ALWAYS_FORWARD_ONLY
+// gateway delivers the terminator's element only. A client certificate from
+// another CA, or none where one is required, fails the handshake.
+func TestStartWithTLS(t *testing.T) {
+	echo, err := fixtures.StartEcho(fixtures.AnyPort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(echo.Close)
+	dir := t.TempDir()
+	pki, err := fixtures.NewPKI(dir, "e2e", "alice", "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rogue, err := fixtures.NewPKI(dir, "rogue", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gatewayPort, err := fixtures.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := func(required bool) *harness.TLS {
+		return &harness.TLS{CertFile: pki.Server.CertFile, KeyFile: pki.Server.KeyFile, ClientCAFile: pki.CAFile, RequireClientCert: required}
+	}
+	e, err := harness.Start(context.Background(), harness.Config{
+		EnvoyPath: envoyPath(t),
+		Dir:       dir,
+		Clusters:  map[string]string{"echo": echo.Addr.String(), "gateway": "127.0.0.1:" + strconv.Itoa(gatewayPort)},
+		Upstream:  "echo",
+		Scenarios: []harness.Scenario{
+			{Name: "required", TLS: server(true), ForwardClientCert: "SANITIZE_SET"},
+			{Name: "optional", TLS: server(false), ForwardClientCert: "SANITIZE_SET"},
+			{Name: "default", TLS: server(false)},
+			{Name: "forward-only", ForwardClientCert: "FORWARD_ONLY"},
+			{Name: "append-forward", ForwardClientCert: "APPEND_FORWARD"},
+			{Name: "always-forward-only", ForwardClientCert: "ALWAYS_FORWARD_ONLY"},
+			{Name: "terminator", TLS: server(true), ForwardClientCert: "SANITIZE_SET", Upstream: "gateway"},
+			{Name: "gateway", Port: gatewayPort, ForwardClientCert: "ALWAYS_FORWARD_ONLY"},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := e.Stop(); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	})
+	if u := e.URL("required"); !strings.HasPrefix(u, "https://127.0.0.1:") {
+		t.Errorf("URL of a TLS listener %q", u)
+	}
+	if u := e.URL("gateway"); u != "http://127.0.0.1:"+strconv.Itoa(gatewayPort) {
+		t.Errorf("URL of the gateway %q, want its port %d", u, gatewayPort)
+	}
+
+	const forged = "By=spiffe://evil;Hash=" + "0000000000000000000000000000000000000000000000000000000000000000"
+	alice, bob := pki.Clients["alice"].SHA256Hex(), pki.Clients["bob"].SHA256Hex()
+	for _, tc := range []struct {
+		name, listener string
+		cert           *fixtures.Cert // the client's certificate; nil for none
+		xfcc           string         // sent by the client
+		hashes         []string       // of the XFCC elements the upstream gets; nil for no XFCC
+		handshake      bool           // the TLS handshake (or the request) fails
+	}{
+		{"required, alice", "required", pki.Clients["alice"], "", []string{alice}, false},
+		{"required, bob, forged XFCC replaced", "required", pki.Clients["bob"], forged, []string{bob}, false},
+		{"required, no certificate", "required", nil, "", nil, true},
+		{"required, another CA's certificate", "required", rogue.Clients["alice"], "", nil, true},
+		{"optional, alice", "optional", pki.Clients["alice"], forged, []string{alice}, false},
+		{"optional, no certificate, forged XFCC removed", "optional", nil, forged, nil, false},
+		{"optional, another CA's certificate", "optional", rogue.Clients["alice"], "", nil, true},
+		{"default sanitises", "default", pki.Clients["alice"], forged, nil, false},
+		{"forward-only on plain HTTP removes it", "forward-only", nil, forged, nil, false},
+		{"append-forward on plain HTTP removes it", "append-forward", nil, forged, nil, false},
+		{"always-forward-only passes it on", "always-forward-only", nil, forged, []string{strings.Repeat("0", 64)}, false},
+		{"terminator then gateway", "terminator", pki.Clients["bob"], forged, []string{bob}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			config := &tls.Config{RootCAs: pki.Pool()}
+			if tc.cert != nil {
+				// Sent whatever CAs the server names: Go's client would
+				// otherwise keep another CA's certificate to itself.
+				config.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &tc.cert.TLS, nil }
+			}
+			c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: config}}
+			defer c.CloseIdleConnections()
+			path := "/tls/" + strings.ReplaceAll(tc.name, " ", "-")
+			req, _ := http.NewRequest(http.MethodGet, e.URL(tc.listener)+path, nil)
+			if tc.xfcc != "" {
+				req.Header.Set("X-Forwarded-Client-Cert", tc.xfcc)
+			}
+			res, err := c.Do(req)
+			if tc.handshake {
+				if err == nil {
+					res.Body.Close()
+					t.Fatalf("status %d, want a failed handshake", res.StatusCode)
+				}
+				if n := len(echo.Requests(path)); n != 0 {
+					t.Errorf("the upstream got %d requests", n)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			seen := echo.Requests(path)
+			if res.StatusCode != http.StatusOK || len(seen) != 1 {
+				t.Fatalf("status %d, %d upstream requests", res.StatusCode, len(seen))
+			}
+			values := seen[0].Header.Values("X-Forwarded-Client-Cert")
+			var hashes []string
+			for _, v := range values {
+				for _, el := range fixtures.XFCC(v) {
+					hashes = append(hashes, el["Hash"])
+				}
+			}
+			if fmt.Sprint(hashes) != fmt.Sprint(tc.hashes) {
+				t.Errorf("XFCC %q: hashes %v, want %v", values, hashes, tc.hashes)
+			}
+			if len(values) == 1 && tc.cert != nil {
+				el := fixtures.XFCC(values[0])[0]
+				if want := "CN=" + tc.cert.TLS.Leaf.Subject.CommonName + ",O=phantom-token e2e"; el["Subject"] != want {
+					t.Errorf("XFCC Subject %q, want %q", el["Subject"], want)
+				}
+				if _, ok := el["Cert"]; ok {
+					t.Errorf("XFCC carries the certificate: %q", values)
+				}
+			}
+			t.Logf("XFCC %q", values)
+		})
+	}
 }
