@@ -137,18 +137,25 @@ func setUp(dir string) (cleanup func(), err error) {
 	if err != nil {
 		return cleanup, err
 	}
+	if err := certBoundSetUp(dir); err != nil {
+		return cleanup, err
+	}
+	clusters := map[string]string{
+		"echo":    suite.echo.Addr.String(),
+		"ids":     suite.ids.Addr.String(),
+		"oidc":    "127.0.0.1:" + strconv.Itoa(suite.oidc.Port),
+		"refused": "127.0.0.1:" + strconv.Itoa(refused),
+	}
+	for name, addr := range certBoundClusters() {
+		clusters[name] = addr
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	suite.envoy, err = harness.Start(ctx, harness.Config{
 		EnvoyPath: suite.envoyPath,
 		WasmPath:  suite.wasmPath,
 		Dir:       dir,
-		Clusters: map[string]string{
-			"echo":    suite.echo.Addr.String(),
-			"ids":     suite.ids.Addr.String(),
-			"oidc":    "127.0.0.1:" + strconv.Itoa(suite.oidc.Port),
-			"refused": "127.0.0.1:" + strconv.Itoa(refused),
-		},
+		Clusters:  clusters,
 		Upstream:  "echo",
 		Scenarios: scenarios(refused),
 	})
@@ -179,7 +186,7 @@ func plugin(extra map[string]any) map[string]any {
 }
 
 func scenarios(refusedPort int) []harness.Scenario {
-	return []harness.Scenario{
+	return append([]harness.Scenario{
 		{Name: scDefault, Plugin: plugin(map[string]any{"timeout": "1s", "max_token_length": 200})},
 		{Name: scScopes, Plugin: plugin(map[string]any{
 			"realm": "orders", "scopes": "read write", "required_scopes": []string{"write"},
@@ -214,5 +221,5 @@ func scenarios(refusedPort int) []harness.Scenario {
 		}},
 		routesScenario(), // the route scenarios are in routes_test.go
 		rejectClaimHeadersScenario(),
-	}
+	}, certBoundScenarios()...) // in certbound_test.go
 }

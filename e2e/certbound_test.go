@@ -1,0 +1,268 @@
+package e2e
+
+import (
+	"net/http"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/phantom-token/envoy-phantom-token/e2e/fixtures"
+	"github.com/phantom-token/envoy-phantom-token/e2e/harness"
+)
+
+// Certificate-bound tokens (RFC 8705 §3, docs/sender-constrained.md) through
+// listeners that terminate TLS with client certificates made for the suite.
+const (
+	// TLS with an optional client certificate, the certificate read from the
+	// connection; a client's x-forwarded-client-cert (XFCC) reaches the
+	// filter unchanged (ALWAYS_FORWARD_ONLY) and must not count.
+	scCertConn = "cert-connection"
+	// The same with require_certificate_bound.
+	scCertOnly = "cert-bound-only"
+	// The same with jwt_member: the binding may come beside the JWT.
+	scCertMember = "cert-member"
+	// An edge that terminates TLS, replaces any client XFCC with its own
+	// (SANITIZE_SET) and reads the certificate from XFCC.
+	scCertEdge = "cert-edge-xfcc"
+	// A TLS terminator without the filter (client certificate required,
+	// SANITIZE_SET) in front of scCertGateway.
+	scCertTerminator = "cert-terminator"
+	// The gateway behind the terminator: plain HTTP on a port of its own,
+	// XFCC passed on as it comes (ALWAYS_FORWARD_ONLY), read by the filter.
+	scCertGateway = "cert-gateway"
+)
+
+// certClusterGateway is the cluster by which the terminator reaches the
+// gateway.
+const certClusterGateway = "cert-gateway"
+
+// certs is the suite's PKI (CA "e2e", clients "alice" and "bob"), the port of
+// the gateway listener, and an HTTP client per client certificate.
+var certs struct {
+	pki         *fixtures.PKI
+	gatewayPort int
+
+	mu      sync.Mutex
+	clients map[string]*http.Client
+}
+
+// certBoundSetUp makes the PKI in dir and picks the gateway's port.
+func certBoundSetUp(dir string) (err error) {
+	if certs.pki, err = fixtures.NewPKI(dir, "e2e", "alice", "bob"); err != nil {
+		return err
+	}
+	certs.gatewayPort, err = fixtures.FreePort()
+	return err
+}
+
+// certBoundClusters are the clusters the certificate scenarios add.
+func certBoundClusters() map[string]string {
+	return map[string]string{certClusterGateway: "127.0.0.1:" + strconv.Itoa(certs.gatewayPort)}
+}
+
+func certBoundScenarios() []harness.Scenario {
+	server := func(required bool) *harness.TLS {
+		return &harness.TLS{
+			CertFile: certs.pki.Server.CertFile, KeyFile: certs.pki.Server.KeyFile,
+			ClientCAFile: certs.pki.CAFile, RequireClientCert: required,
+		}
+	}
+	xfcc := map[string]any{"client_certificate_source": "x-forwarded-client-cert"}
+	return []harness.Scenario{
+		{Name: scCertConn, TLS: server(false), ForwardClientCert: "ALWAYS_FORWARD_ONLY", Plugin: plugin(nil)},
+		{Name: scCertOnly, TLS: server(false), Plugin: plugin(map[string]any{"require_certificate_bound": true})},
+		{Name: scCertMember, TLS: server(false), Plugin: plugin(map[string]any{"jwt_member": "jwt"})},
+		{Name: scCertEdge, TLS: server(false), ForwardClientCert: "SANITIZE_SET", Plugin: plugin(xfcc)},
+		{Name: scCertTerminator, TLS: server(true), ForwardClientCert: "SANITIZE_SET", Upstream: certClusterGateway},
+		{Name: scCertGateway, Port: certs.gatewayPort, ForwardClientCert: "ALWAYS_FORWARD_ONLY", Plugin: plugin(xfcc)},
+	}
+}
+
+// certClient is an HTTP client that trusts the suite's CA and presents the
+// named client certificate ("" for none). Each has its own connections, so a
+// request never rides on another certificate's connection.
+func certClient(t *testing.T, name string) *http.Client {
+	t.Helper()
+	certs.mu.Lock()
+	defer certs.mu.Unlock()
+	if c, ok := certs.clients[name]; ok {
+		return c
+	}
+	config, err := certs.pki.ClientTLS(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &http.Client{
+		Timeout:       20 * time.Second,
+		Transport:     &http.Transport{TLSClientConfig: config},
+		CheckRedirect: client.CheckRedirect,
+	}
+	if certs.clients == nil {
+		certs.clients = map[string]*http.Client{}
+	}
+	certs.clients[name] = c
+	return c
+}
+
+// hashOf is a client certificate's hex SHA-256, as in XFCC's Hash.
+func hashOf(name string) string { return certs.pki.Clients[name].SHA256Hex() }
+
+// boundTo issues a token bound to the named client certificate.
+func boundTo(name string, o fixtures.TokenOptions) string {
+	o.CertThumbprint = certs.pki.Clients[name].Thumbprint()
+	return suite.ids.Issue(o)
+}
+
+const invalidTokenChallenge = `Bearer realm="api", error="invalid_token"`
+
+// expectCertAnswer checks a request's outcome: with admitted, 200 and the
+// upstream got the token's JWT once; else the filter's 401 invalid_token and
+// no upstream request.
+func expectCertAnswer(t *testing.T, r result, tok string, admitted bool) {
+	t.Helper()
+	if !admitted {
+		expectLocal(t, r, http.StatusUnauthorized, body401)
+		if got := r.header.Values("WWW-Authenticate"); len(got) != 1 || got[0] != invalidTokenChallenge {
+			t.Errorf("WWW-Authenticate = %q, want [%s]", got, invalidTokenChallenge)
+		}
+		return
+	}
+	if r.status != http.StatusOK || len(r.upstream) != 1 {
+		t.Fatalf("status %d, %d upstream requests (body %q); want 200 and 1", r.status, len(r.upstream), r.body)
+	}
+	jwt := suite.ids.JWTOf(tok)
+	if got := r.upstream[0].Header.Values("Authorization"); len(got) != 1 || jwt == "" || got[0] != "Bearer "+jwt {
+		t.Errorf("the upstream's Authorization is not [Bearer <the IdS's JWT>] (%d values)", len(got))
+	}
+}
+
+// TestCertificateBound: a token bound to a client certificate is admitted
+// only with that certificate, from the connection or from the XFCC the edge
+// set; an unbound token passes unless every token must be bound; a token
+// bound to a DPoP key is never admitted as Bearer. Whatever XFCC a client
+// sends counts only where an edge in front replaced it.
+func TestCertificateBound(t *testing.T) {
+	alice, bob := hashOf("alice"), hashOf("bob")
+	xfccOf := func(v string) http.Header { return http.Header{"X-Forwarded-Client-Cert": {v}} }
+	for _, tc := range []struct {
+		name     string
+		scenario string
+		token    func() string
+		cert     string      // the client certificate presented ("" for none)
+		header   http.Header // sent besides Authorization
+		admitted bool
+	}{
+		// The certificate of the connection.
+		{"bound, its certificate", scCertConn, aliceToken, "alice", nil, true},
+		{"bound, another certificate", scCertConn, aliceToken, "bob", nil, false},
+		{"bound, no certificate", scCertConn, aliceToken, "", nil, false},
+		{"bound, no certificate, its Hash in XFCC", scCertConn, aliceToken, "", xfccOf("Hash=" + alice), false},
+		{"bound, another certificate, its Hash in XFCC", scCertConn, aliceToken, "bob", xfccOf("Hash=" + alice), false},
+		{"unbound, a certificate", scCertConn, unboundToken, "bob", nil, true},
+		{"unbound, no certificate", scCertConn, unboundToken, "", nil, true},
+		{"bound to a DPoP key, as Bearer", scCertConn, dpopToken, "alice", nil, false},
+		{"bound to a DPoP key and the certificate, as Bearer", scCertConn, func() string {
+			return boundTo("alice", fixtures.TokenOptions{JKT: "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"})
+		}, "alice", nil, false},
+
+		// require_certificate_bound.
+		{"required, bound, its certificate", scCertOnly, aliceToken, "alice", nil, true},
+		{"required, unbound, a certificate", scCertOnly, unboundToken, "alice", nil, false},
+		{"required, unbound, no certificate", scCertOnly, unboundToken, "", nil, false},
+
+		// jwt_member: cnf in the JWT and beside it, or beside it only.
+		{"member, bound, its certificate", scCertMember, memberToken(false), "alice", nil, true},
+		{"member, bound, another certificate", scCertMember, memberToken(false), "bob", nil, false},
+		{"member, bound beside the JWT, its certificate", scCertMember, memberToken(true), "alice", nil, true},
+		{"member, bound beside the JWT, another certificate", scCertMember, memberToken(true), "bob", nil, false},
+		{"member, bound beside the JWT, no certificate", scCertMember, memberToken(true), "", nil, false},
+
+		// An edge that sets XFCC itself: what the client sends is replaced.
+		{"edge, its certificate, another Hash sent", scCertEdge, aliceToken, "alice", xfccOf("Hash=" + bob), true},
+		{"edge, another certificate, its Hash sent", scCertEdge, aliceToken, "bob", xfccOf("Hash=" + alice), false},
+		{"edge, no certificate, its Hash sent", scCertEdge, aliceToken, "", xfccOf("Hash=" + alice), false},
+		{"edge, unbound, no certificate", scCertEdge, unboundToken, "", nil, true},
+
+		// A TLS terminator (SANITIZE_SET) in front of the gateway.
+		{"terminator, its certificate", scCertTerminator, aliceToken, "alice", nil, true},
+		{"terminator, its certificate, another Hash sent", scCertTerminator, aliceToken, "alice", xfccOf("Hash=" + bob), true},
+		{"terminator, another certificate", scCertTerminator, aliceToken, "bob", nil, false},
+		{"terminator, another certificate, its Hash sent", scCertTerminator, aliceToken, "bob", xfccOf("Hash=" + alice), false},
+
+		// The gateway trusts the XFCC it gets: the Hash of its last element.
+		{"gateway, its Hash", scCertGateway, aliceToken, "", xfccOf("Hash=" + alice), true},
+		{"gateway, its Hash among other pairs", scCertGateway, aliceToken, "", xfccOf(`By=spiffe://edge;Hash=` + alice + `;Subject="CN=alice,O=x";URI=;DNS=a`), true},
+		{"gateway, another Hash", scCertGateway, aliceToken, "", xfccOf("Hash=" + bob), false},
+		{"gateway, no XFCC", scCertGateway, aliceToken, "", nil, false},
+		{"gateway, its Hash in the last element", scCertGateway, aliceToken, "", xfccOf("Hash=" + bob + ",Hash=" + alice), true},
+		{"gateway, its Hash in an earlier element", scCertGateway, aliceToken, "", xfccOf("Hash=" + alice + ",Hash=" + bob), false},
+		{"gateway, its Hash inside a quoted Subject", scCertGateway, aliceToken, "", xfccOf(`Hash=` + bob + `;Subject="CN=x,Hash=` + alice + `"`), false},
+		{"gateway, two Hashes in the last element", scCertGateway, aliceToken, "", xfccOf("Hash=" + alice + ";Hash=" + alice), false},
+		{"gateway, a short Hash", scCertGateway, aliceToken, "", xfccOf("Hash=" + alice[:62]), false},
+		{"gateway, unbound, no XFCC", scCertGateway, unboundToken, "", nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tok := tc.token()
+			header := bearer(tok)
+			for k, v := range tc.header {
+				header[k] = v
+			}
+			r := call(t, certClient(t, tc.cert), tc.scenario, http.MethodGet, header, "")
+			expectCertAnswer(t, r, tok, tc.admitted)
+		})
+	}
+}
+
+func aliceToken() string   { return boundTo("alice", fixtures.TokenOptions{}) }
+func unboundToken() string { return suite.ids.Issue(fixtures.TokenOptions{}) }
+func dpopToken() string {
+	return suite.ids.Issue(fixtures.TokenOptions{JKT: "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"})
+}
+
+// memberToken issues a token bound to alice's certificate that the IdS
+// answers in Keycloak's mode, with cnf in the JWT and beside it, or
+// (outside) beside it only.
+func memberToken(outside bool) func() string {
+	return func() string {
+		return boundTo("alice", fixtures.TokenOptions{JWTMember: "jwt", CnfOutsideJWT: outside})
+	}
+}
+
+// TestCertificateBoundOnCacheHits: the binding is checked on every request,
+// cache hits included: a token admitted with its certificate is refused with
+// another or none, without a new introspection, and admitted again with its
+// own. A binding that came beside the JWT only is not cached: each request
+// introspects.
+func TestCertificateBoundOnCacheHits(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		scenario string
+		token    string
+		calls    int64 // introspections per admitted request after the first
+	}{
+		{"connection", scCertConn, aliceToken(), 0},
+		{"x-forwarded-client-cert", scCertEdge, aliceToken(), 0},
+		{"bound beside the JWT", scCertMember, memberToken(true)(), 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for i, step := range []struct {
+				cert     string
+				admitted bool
+				calls    int64
+			}{
+				{"alice", true, 1},
+				{"bob", false, tc.calls},
+				{"", false, tc.calls},
+				{"alice", true, tc.calls},
+			} {
+				var r result
+				calls := introspectionDelta(func() { r = call(t, certClient(t, step.cert), tc.scenario, http.MethodGet, bearer(tc.token), "") })
+				expectCertAnswer(t, r, tc.token, step.admitted)
+				if calls != step.calls {
+					t.Errorf("request %d (certificate %q): %d introspections, want %d", i+1, step.cert, calls, step.calls)
+				}
+			}
+		})
+	}
+}
