@@ -185,6 +185,23 @@ func downstreamTLS(t TLS) (obj, error) {
 	return obj{"name": "envoy.transport_sockets.tls", "typed_config": tlsContext}, nil
 }
 
+// upstreamTLS is the transport socket of a cluster that connects with TLS,
+// validates the endpoint's certificate against t.CAFile and presents t's
+// client certificate, if any.
+func upstreamTLS(t ClusterTLS) obj {
+	common := obj{"validation_context": obj{"trusted_ca": obj{"filename": t.CAFile}}}
+	if t.CertFile != "" {
+		common["tls_certificates"] = []any{obj{
+			"certificate_chain": obj{"filename": t.CertFile},
+			"private_key":       obj{"filename": t.KeyFile},
+		}}
+	}
+	return obj{"name": "envoy.transport_sockets.tls", "typed_config": obj{
+		"@type":              "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+		"common_tls_context": common,
+	}}
+}
+
 // clientCertForwarding sets the connection manager's handling of
 // x-forwarded-client-cert (see Scenario.ForwardClientCert).
 func clientCertForwarding(hcm obj, mode string) error {
@@ -286,11 +303,22 @@ func clusterResources(cfg Config) ([]any, error) {
 		if cb, ok := cfg.CircuitBreakers[name]; ok {
 			c["circuit_breakers"] = circuitBreakers(cb)
 		}
+		if t, ok := cfg.ClusterTLS[name]; ok {
+			if t.CAFile == "" || (t.CertFile == "") != (t.KeyFile == "") {
+				return nil, fmt.Errorf("harness: cluster %q: TLS needs CAFile, and CertFile with KeyFile", name)
+			}
+			c["transport_socket"] = upstreamTLS(t)
+		}
 		clusters = append(clusters, c)
 	}
 	for name := range cfg.CircuitBreakers {
 		if _, ok := cfg.Clusters[name]; !ok {
 			return nil, fmt.Errorf("harness: circuit breakers for unknown cluster %q", name)
+		}
+	}
+	for name := range cfg.ClusterTLS {
+		if _, ok := cfg.Clusters[name]; !ok {
+			return nil, fmt.Errorf("harness: TLS for unknown cluster %q", name)
 		}
 	}
 	return clusters, nil

@@ -150,7 +150,8 @@ func TestBootstrapRoutes(t *testing.T) {
 // given, required or optional); ForwardClientCert sets the handling of
 // x-forwarded-client-cert (and the details of the element Envoy makes, never
 // the certificate); Upstream and Port route one listener to another; a
-// scenario without them has none of these keys.
+// scenario without them has none of these keys. A cluster with TLS
+// validates its endpoint against a CA and presents a client certificate.
 func TestBootstrapTLSAndClientCerts(t *testing.T) {
 	cfg := Config{Clusters: map[string]string{"echo": "127.0.0.1:1", "gateway": "127.0.0.1:4431"}, Upstream: "echo", Scenarios: []Scenario{
 		{Name: "plain"},
@@ -158,13 +159,17 @@ func TestBootstrapTLSAndClientCerts(t *testing.T) {
 		{Name: "optional", TLS: &TLS{CertFile: "/s.pem", KeyFile: "/s-key.pem", ClientCAFile: "/ca.pem"}, ForwardClientCert: "APPEND_FORWARD"},
 		{Name: "server-only", TLS: &TLS{CertFile: "/s.pem", KeyFile: "/s-key.pem"}},
 		{Name: "gateway", Port: 4431, ForwardClientCert: "FORWARD_ONLY"},
-	}}
+	}, ClusterTLS: map[string]ClusterTLS{"gateway": {CAFile: "/ca.pem", CertFile: "/c.pem", KeyFile: "/c-key.pem"}}}
 	b, _, err := Bootstrap(cfg, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var v struct {
 		StaticResources struct {
+			Clusters []struct {
+				Name            string `json:"name"`
+				TransportSocket any    `json:"transport_socket"`
+			} `json:"clusters"`
 			Listeners []struct {
 				Address      map[string]any `json:"address"`
 				FilterChains []struct {
@@ -210,6 +215,28 @@ func TestBootstrapTLSAndClientCerts(t *testing.T) {
 		}
 		if got, _ := json.Marshal(l.Address); want.address != "" && string(got) != want.address {
 			t.Errorf("%s: address %s, want %s", name, got, want.address)
+		}
+	}
+
+	for _, c := range v.StaticResources.Clusters {
+		got, _ := json.Marshal(c.TransportSocket)
+		want := "null"
+		if c.Name == "gateway" {
+			want = `{"name":"envoy.transport_sockets.tls","typed_config":{"@type":"type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",` +
+				`"common_tls_context":{"tls_certificates":[{"certificate_chain":{"filename":"/c.pem"},"private_key":{"filename":"/c-key.pem"}}],"validation_context":{"trusted_ca":{"filename":"/ca.pem"}}}}}`
+		}
+		if string(got) != want {
+			t.Errorf("cluster %s: transport socket\n%s\nwant\n%s", c.Name, got, want)
+		}
+	}
+	for _, bad := range []map[string]ClusterTLS{
+		{"nope": {CAFile: "/ca.pem"}},
+		{"gateway": {CertFile: "/c.pem", KeyFile: "/c-key.pem"}},
+		{"gateway": {CAFile: "/ca.pem", CertFile: "/c.pem"}},
+	} {
+		bad := Config{Clusters: cfg.Clusters, Upstream: "echo", ClusterTLS: bad}
+		if _, _, err := Bootstrap(bad, ""); err == nil {
+			t.Errorf("cluster TLS %+v accepted", bad.ClusterTLS)
 		}
 	}
 

@@ -142,6 +142,9 @@ type Config struct {
 	// process-wide. Zero means DefaultAsyncResponseBufferLimit; a negative
 	// value leaves Envoy's own default (32 MiB).
 	AsyncResponseBufferLimit int
+	// ClusterTLS makes the named clusters connect with TLS (mutual TLS with
+	// a client certificate), as Istio's proxies do to each other.
+	ClusterTLS map[string]ClusterTLS
 	// CircuitBreakers gives clusters, by name, circuit-breaker thresholds
 	// (the default priority); other clusters keep Envoy's defaults.
 	CircuitBreakers map[string]CircuitBreakers
@@ -158,6 +161,16 @@ type Config struct {
 // a 10 MB answer is cut off after 128 KiB instead of being held whole in
 // Envoy's memory.
 const DefaultAsyncResponseBufferLimit = 128 << 10
+
+// ClusterTLS is a cluster's UpstreamTlsContext.
+type ClusterTLS struct {
+	// CAFile holds the CA certificates the endpoint's certificate must
+	// chain to, PEM.
+	CAFile string
+	// CertFile and KeyFile, when set, are the client certificate and key
+	// Envoy presents, PEM.
+	CertFile, KeyFile string
+}
 
 // CircuitBreakers are an Envoy cluster's thresholds; zero leaves Envoy's
 // default (1024 each).

@@ -334,7 +334,11 @@ func writeAdminOnly(t *testing.T) string {
 // it; Envoy's default removes it; on plain HTTP FORWARD_ONLY and
 // APPEND_FORWARD remove it too and only ALWAYS_FORWARD_ONLY passes it on; a
 // TLS terminator with SANITIZE_SET in front of an ALWAYS_FORWARD_ONLY
-// gateway delivers the terminator's element only. A client certificate from
+// gateway delivers the terminator's element only; behind such an edge, a
+// proxy that the edge reaches over mutual TLS (as Istio's gateway reaches a
+// sidecar) appends an element for the edge's own certificate with
+// APPEND_FORWARD, and passes the edge's header on with FORWARD_ONLY. A
+// client certificate from
 // another CA, or none where one is required, fails the handshake.
 func TestStartWithTLS(t *testing.T) {
 	echo, err := fixtures.StartEcho(fixtures.AnyPort)
@@ -343,7 +347,7 @@ func TestStartWithTLS(t *testing.T) {
 	}
 	t.Cleanup(echo.Close)
 	dir := t.TempDir()
-	pki, err := fixtures.NewPKI(dir, "e2e", "alice", "bob")
+	pki, err := fixtures.NewPKI(dir, "e2e", "alice", "bob", "edge")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -351,18 +355,28 @@ func TestStartWithTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gatewayPort, err := fixtures.FreePort()
-	if err != nil {
-		t.Fatal(err)
+	var ports [3]int // the gateway behind the terminator, two behind a mutual TLS hop
+	for i := range ports {
+		if ports[i], err = fixtures.FreePort(); err != nil {
+			t.Fatal(err)
+		}
 	}
+	gatewayPort := ports[0]
+	edge := harness.ClusterTLS{CAFile: pki.CAFile, CertFile: pki.Clients["edge"].CertFile, KeyFile: pki.Clients["edge"].KeyFile}
 	server := func(required bool) *harness.TLS {
 		return &harness.TLS{CertFile: pki.Server.CertFile, KeyFile: pki.Server.KeyFile, ClientCAFile: pki.CAFile, RequireClientCert: required}
 	}
 	e, err := harness.Start(context.Background(), harness.Config{
 		EnvoyPath: envoyPath(t),
 		Dir:       dir,
-		Clusters:  map[string]string{"echo": echo.Addr.String(), "gateway": "127.0.0.1:" + strconv.Itoa(gatewayPort)},
-		Upstream:  "echo",
+		Clusters: map[string]string{
+			"echo":         echo.Addr.String(),
+			"gateway":      "127.0.0.1:" + strconv.Itoa(ports[0]),
+			"mesh-append":  "127.0.0.1:" + strconv.Itoa(ports[1]),
+			"mesh-forward": "127.0.0.1:" + strconv.Itoa(ports[2]),
+		},
+		ClusterTLS: map[string]harness.ClusterTLS{"mesh-append": edge, "mesh-forward": edge},
+		Upstream:   "echo",
 		Scenarios: []harness.Scenario{
 			{Name: "required", TLS: server(true), ForwardClientCert: "SANITIZE_SET"},
 			{Name: "optional", TLS: server(false), ForwardClientCert: "SANITIZE_SET"},
@@ -372,6 +386,12 @@ func TestStartWithTLS(t *testing.T) {
 			{Name: "always-forward-only", ForwardClientCert: "ALWAYS_FORWARD_ONLY"},
 			{Name: "terminator", TLS: server(true), ForwardClientCert: "SANITIZE_SET", Upstream: "gateway"},
 			{Name: "gateway", Port: gatewayPort, ForwardClientCert: "ALWAYS_FORWARD_ONLY"},
+			// An edge that reaches the next proxy over mutual TLS with a
+			// certificate of its own, as Istio's gateway reaches a sidecar.
+			{Name: "edge-append", TLS: server(true), ForwardClientCert: "SANITIZE_SET", Upstream: "mesh-append"},
+			{Name: "edge-forward", TLS: server(true), ForwardClientCert: "SANITIZE_SET", Upstream: "mesh-forward"},
+			{Name: "mesh-append", Port: ports[1], TLS: server(true), ForwardClientCert: "APPEND_FORWARD"},
+			{Name: "mesh-forward", Port: ports[2], TLS: server(true), ForwardClientCert: "FORWARD_ONLY"},
 		},
 	})
 	if err != nil {
@@ -410,6 +430,8 @@ func TestStartWithTLS(t *testing.T) {
 		{"append-forward on plain HTTP removes it", "append-forward", nil, forged, nil, false},
 		{"always-forward-only passes it on", "always-forward-only", nil, forged, []string{strings.Repeat("0", 64)}, false},
 		{"terminator then gateway", "terminator", pki.Clients["bob"], forged, []string{bob}, false},
+		{"edge then an appending proxy over mutual TLS", "edge-append", pki.Clients["bob"], forged, []string{bob, pki.Clients["edge"].SHA256Hex()}, false},
+		{"edge then a forwarding proxy over mutual TLS", "edge-forward", pki.Clients["bob"], forged, []string{bob}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			config := &tls.Config{RootCAs: pki.Pool()}
@@ -454,7 +476,7 @@ func TestStartWithTLS(t *testing.T) {
 			if fmt.Sprint(hashes) != fmt.Sprint(tc.hashes) {
 				t.Errorf("XFCC %q: hashes %v, want %v", values, hashes, tc.hashes)
 			}
-			if len(values) == 1 && tc.cert != nil {
+			if len(values) == 1 && tc.cert != nil && len(tc.hashes) > 0 {
 				el := fixtures.XFCC(values[0])[0]
 				if want := "CN=" + tc.cert.TLS.Leaf.Subject.CommonName + ",O=phantom-token e2e"; el["Subject"] != want {
 					t.Errorf("XFCC Subject %q, want %q", el["Subject"], want)
