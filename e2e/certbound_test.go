@@ -31,34 +31,64 @@ const (
 	// The gateway behind the terminator: plain HTTP on a port of its own,
 	// XFCC passed on as it comes (ALWAYS_FORWARD_ONLY), read by the filter.
 	scCertGateway = "cert-gateway"
+	// Edges like the terminator that reach the next proxy over mutual TLS
+	// with a certificate of their own ("edge"), as Istio's ingress gateway
+	// reaches a sidecar; that proxy runs the filter on XFCC, and appends
+	// its own element (APPEND_FORWARD, a sidecar's default) or passes the
+	// edge's header on (FORWARD_ONLY).
+	scCertEdgeAppend  = "cert-edge-append"
+	scCertEdgeForward = "cert-edge-forward"
+	scCertMeshAppend  = "cert-mesh-append"
+	scCertMeshForward = "cert-mesh-forward"
 )
 
-// certClusterGateway is the cluster by which the terminator reaches the
-// gateway.
-const certClusterGateway = "cert-gateway"
+// The clusters by which the edges reach the proxies behind them.
+const (
+	certClusterGateway     = "cert-gateway"
+	certClusterMeshAppend  = "cert-mesh-append"
+	certClusterMeshForward = "cert-mesh-forward"
+)
 
-// certs is the suite's PKI (CA "e2e", clients "alice" and "bob"), the port of
-// the gateway listener, and an HTTP client per client certificate.
+// certs is the suite's PKI (CA "e2e", clients "alice", "bob" and "edge"),
+// the ports of the listeners behind the edges, and an HTTP client per client
+// certificate.
 var certs struct {
-	pki         *fixtures.PKI
-	gatewayPort int
+	pki   *fixtures.PKI
+	ports map[string]int // by cluster
 
 	mu      sync.Mutex
 	clients map[string]*http.Client
 }
 
-// certBoundSetUp makes the PKI in dir and picks the gateway's port.
+// certBoundSetUp makes the PKI in dir and picks the ports of the listeners
+// behind the edges.
 func certBoundSetUp(dir string) (err error) {
-	if certs.pki, err = fixtures.NewPKI(dir, "e2e", "alice", "bob"); err != nil {
+	if certs.pki, err = fixtures.NewPKI(dir, "e2e", "alice", "bob", "edge"); err != nil {
 		return err
 	}
-	certs.gatewayPort, err = fixtures.FreePort()
-	return err
+	certs.ports = map[string]int{}
+	for _, cluster := range []string{certClusterGateway, certClusterMeshAppend, certClusterMeshForward} {
+		if certs.ports[cluster], err = fixtures.FreePort(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // certBoundClusters are the clusters the certificate scenarios add.
 func certBoundClusters() map[string]string {
-	return map[string]string{certClusterGateway: "127.0.0.1:" + strconv.Itoa(certs.gatewayPort)}
+	clusters := map[string]string{}
+	for name, port := range certs.ports {
+		clusters[name] = "127.0.0.1:" + strconv.Itoa(port)
+	}
+	return clusters
+}
+
+// certBoundClusterTLS: the edges reach the mesh proxies over mutual TLS.
+func certBoundClusterTLS() map[string]harness.ClusterTLS {
+	edge := certs.pki.Clients["edge"]
+	mtls := harness.ClusterTLS{CAFile: certs.pki.CAFile, CertFile: edge.CertFile, KeyFile: edge.KeyFile}
+	return map[string]harness.ClusterTLS{certClusterMeshAppend: mtls, certClusterMeshForward: mtls}
 }
 
 func certBoundScenarios() []harness.Scenario {
@@ -75,7 +105,11 @@ func certBoundScenarios() []harness.Scenario {
 		{Name: scCertMember, TLS: server(false), Plugin: plugin(map[string]any{"jwt_member": "jwt"})},
 		{Name: scCertEdge, TLS: server(false), ForwardClientCert: "SANITIZE_SET", Plugin: plugin(xfcc)},
 		{Name: scCertTerminator, TLS: server(true), ForwardClientCert: "SANITIZE_SET", Upstream: certClusterGateway},
-		{Name: scCertGateway, Port: certs.gatewayPort, ForwardClientCert: "ALWAYS_FORWARD_ONLY", Plugin: plugin(xfcc)},
+		{Name: scCertGateway, Port: certs.ports[certClusterGateway], ForwardClientCert: "ALWAYS_FORWARD_ONLY", Plugin: plugin(xfcc)},
+		{Name: scCertEdgeAppend, TLS: server(true), ForwardClientCert: "SANITIZE_SET", Upstream: certClusterMeshAppend},
+		{Name: scCertEdgeForward, TLS: server(true), ForwardClientCert: "SANITIZE_SET", Upstream: certClusterMeshForward},
+		{Name: scCertMeshAppend, Port: certs.ports[certClusterMeshAppend], TLS: server(true), ForwardClientCert: "APPEND_FORWARD", Plugin: plugin(xfcc)},
+		{Name: scCertMeshForward, Port: certs.ports[certClusterMeshForward], TLS: server(true), ForwardClientCert: "FORWARD_ONLY", Plugin: plugin(xfcc)},
 	}
 }
 
@@ -201,6 +235,18 @@ func TestCertificateBound(t *testing.T) {
 		{"gateway, two Hashes in the last element", scCertGateway, aliceToken, "", xfccOf("Hash=" + alice + ";Hash=" + alice), false},
 		{"gateway, a short Hash", scCertGateway, aliceToken, "", xfccOf("Hash=" + alice[:62]), false},
 		{"gateway, unbound, no XFCC", scCertGateway, unboundToken, "", nil, true},
+
+		// Behind a hop over mutual TLS. A proxy that appends its peer's
+		// element (an Istio sidecar by default) has the edge's certificate
+		// last: a bound token never passes there. One that passes the
+		// edge's header on works, and believes whatever XFCC any peer with
+		// a certificate of the CA sends it.
+		{"appending hop, its certificate", scCertEdgeAppend, aliceToken, "alice", nil, false},
+		{"forwarding hop, its certificate", scCertEdgeForward, aliceToken, "alice", nil, true},
+		{"forwarding hop, another certificate", scCertEdgeForward, aliceToken, "bob", nil, false},
+		{"forwarding hop, another certificate, its Hash sent", scCertEdgeForward, aliceToken, "bob", xfccOf("Hash=" + alice), false},
+		{"forwarding proxy, a peer's XFCC is believed", scCertMeshForward, aliceToken, "edge", xfccOf("Hash=" + alice), true},
+		{"forwarding proxy, a peer without XFCC", scCertMeshForward, aliceToken, "edge", nil, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tok := tc.token()

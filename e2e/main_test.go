@@ -152,12 +152,13 @@ func setUp(dir string) (cleanup func(), err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	suite.envoy, err = harness.Start(ctx, harness.Config{
-		EnvoyPath: suite.envoyPath,
-		WasmPath:  suite.wasmPath,
-		Dir:       dir,
-		Clusters:  clusters,
-		Upstream:  "echo",
-		Scenarios: scenarios(refused),
+		EnvoyPath:  suite.envoyPath,
+		WasmPath:   suite.wasmPath,
+		Dir:        dir,
+		Clusters:   clusters,
+		ClusterTLS: certBoundClusterTLS(),
+		Upstream:   "echo",
+		Scenarios:  scenarios(refused),
 	})
 	if err != nil {
 		return cleanup, err
