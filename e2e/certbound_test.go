@@ -3,6 +3,7 @@ package e2e
 import (
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -310,5 +311,37 @@ func TestCertificateBoundOnCacheHits(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCertificateBoundRefusalsLogged: after the tests above, Envoy's debug
+// log names each kind of refusal (the token in it only as a fingerprint,
+// which TestNoSecretsInLog checks).
+func TestCertificateBoundRefusalsLogged(t *testing.T) {
+	reasons := []string{
+		"bound to a client certificate, and the request came without one",
+		"bound to another client certificate",
+		"not bound to a client certificate, and require_certificate_bound is set",
+		"bound to a DPoP key, and came as a Bearer token",
+	}
+	deadline := time.Now().Add(5 * time.Second) // Envoy writes its log a moment later
+	for {
+		log, err := suite.envoy.Log()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var missing []string
+		for _, r := range reasons {
+			if !strings.Contains(log, r) {
+				missing = append(missing, r)
+			}
+		}
+		if len(missing) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Envoy's log lacks the refusals %q", missing)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
