@@ -167,8 +167,8 @@ func downstreamTLS(t TLS) (obj, error) {
 	if t.CertFile == "" || t.KeyFile == "" {
 		return nil, errors.New("TLS needs CertFile and KeyFile")
 	}
-	if t.RequireClientCert && t.ClientCAFile == "" {
-		return nil, errors.New("TLS.RequireClientCert needs ClientCAFile")
+	if (t.RequireClientCert || t.AcceptUntrusted) && t.ClientCAFile == "" {
+		return nil, errors.New("TLS.RequireClientCert and TLS.AcceptUntrusted need ClientCAFile")
 	}
 	common := obj{"tls_certificates": []any{obj{
 		"certificate_chain": obj{"filename": t.CertFile},
@@ -179,7 +179,11 @@ func downstreamTLS(t TLS) (obj, error) {
 		"common_tls_context": common,
 	}
 	if t.ClientCAFile != "" {
-		common["validation_context"] = obj{"trusted_ca": obj{"filename": t.ClientCAFile}}
+		validation := obj{"trusted_ca": obj{"filename": t.ClientCAFile}}
+		if t.AcceptUntrusted {
+			validation["trust_chain_verification"] = "ACCEPT_UNTRUSTED"
+		}
+		common["validation_context"] = validation
 		tlsContext["require_client_certificate"] = t.RequireClientCert
 	}
 	return obj{"name": "envoy.transport_sockets.tls", "typed_config": tlsContext}, nil

@@ -146,12 +146,13 @@ func TestBootstrapRoutes(t *testing.T) {
 }
 
 // TestBootstrapTLSAndClientCerts: a scenario with TLS gets a
-// DownstreamTlsContext (client certificates validated when a client CA is
-// given, required or optional); ForwardClientCert sets the handling of
-// x-forwarded-client-cert (and the details of the element Envoy makes, never
-// the certificate); Upstream and Port route one listener to another; a
-// scenario without them has none of these keys. A cluster with TLS
-// validates its endpoint against a CA and presents a client certificate.
+// DownstreamTlsContext (client certificates asked for when a client CA is
+// given: required or optional, from that CA or from any); ForwardClientCert
+// sets the handling of x-forwarded-client-cert (and the details of the
+// element Envoy makes, never the certificate); Upstream and Port route one
+// listener to another; a scenario without them has none of these keys. A
+// cluster with TLS validates its endpoint against a CA and presents a client
+// certificate.
 func TestBootstrapTLSAndClientCerts(t *testing.T) {
 	cfg := Config{Clusters: map[string]string{"echo": "127.0.0.1:1", "gateway": "127.0.0.1:4431"}, Upstream: "echo", Scenarios: []Scenario{
 		{Name: "plain"},
@@ -159,6 +160,7 @@ func TestBootstrapTLSAndClientCerts(t *testing.T) {
 		{Name: "optional", TLS: &TLS{CertFile: "/s.pem", KeyFile: "/s-key.pem", ClientCAFile: "/ca.pem"}, ForwardClientCert: "APPEND_FORWARD"},
 		{Name: "server-only", TLS: &TLS{CertFile: "/s.pem", KeyFile: "/s-key.pem"}},
 		{Name: "gateway", Port: 4431, ForwardClientCert: "FORWARD_ONLY"},
+		{Name: "untrusted", TLS: &TLS{CertFile: "/s.pem", KeyFile: "/s-key.pem", ClientCAFile: "/ca.pem", AcceptUntrusted: true}},
 	}, ClusterTLS: map[string]ClusterTLS{"gateway": {CAFile: "/ca.pem", CertFile: "/c.pem", KeyFile: "/c-key.pem"}}}
 	b, _, err := Bootstrap(cfg, "")
 	if err != nil {
@@ -197,6 +199,7 @@ func TestBootstrapTLSAndClientCerts(t *testing.T) {
 		{tlsContext(`,"validation_context":{"trusted_ca":{"filename":"/ca.pem"}}},"require_client_certificate":false}}`), "APPEND_FORWARD", details, "echo", ""},
 		{tlsContext(`}}}`), "", "", "echo", ""},
 		{"null", "FORWARD_ONLY", "", "echo", `{"socket_address":{"address":"127.0.0.1","port_value":4431}}`},
+		{tlsContext(`,"validation_context":{"trust_chain_verification":"ACCEPT_UNTRUSTED","trusted_ca":{"filename":"/ca.pem"}}},"require_client_certificate":false}}`), "", "", "echo", ""},
 	} {
 		l := v.StaticResources.Listeners[i]
 		name := cfg.Scenarios[i].Name
@@ -243,6 +246,7 @@ func TestBootstrapTLSAndClientCerts(t *testing.T) {
 	for _, bad := range []Scenario{
 		{Name: "no-key", TLS: &TLS{CertFile: "/s.pem"}},
 		{Name: "require-without-ca", TLS: &TLS{CertFile: "/s.pem", KeyFile: "/k.pem", RequireClientCert: true}},
+		{Name: "untrusted-without-ca", TLS: &TLS{CertFile: "/s.pem", KeyFile: "/k.pem", AcceptUntrusted: true}},
 		{Name: "unknown-mode", ForwardClientCert: "SANITISE_SET"},
 		{Name: "unknown-upstream", Upstream: "nope"},
 	} {

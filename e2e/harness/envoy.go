@@ -88,6 +88,11 @@ type TLS struct {
 	// RequireClientCert fails the handshake of a client without a
 	// certificate (require_client_certificate). It needs ClientCAFile.
 	RequireClientCert bool
+	// AcceptUntrusted lets in a client certificate that does not chain to
+	// ClientCAFile (trust_chain_verification ACCEPT_UNTRUSTED), such as a
+	// self-signed one (RFC 8705 §2.2): its thumbprint is then all that
+	// binds it. It needs ClientCAFile.
+	AcceptUntrusted bool
 }
 
 // Route is one route of a scenario's own route table; it goes to

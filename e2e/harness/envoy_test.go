@@ -337,8 +337,9 @@ func writeAdminOnly(t *testing.T) string {
 // gateway delivers the terminator's element only; behind such an edge, a
 // proxy that the edge reaches over mutual TLS (as Istio's gateway reaches a
 // sidecar) appends an element for the edge's own certificate with
-// APPEND_FORWARD, and passes the edge's header on with FORWARD_ONLY. A
-// client certificate from
+// APPEND_FORWARD, and passes the edge's header on with FORWARD_ONLY. With
+// AcceptUntrusted a certificate of another CA is let in and its Hash
+// forwarded. A client certificate from
 // another CA, or none where one is required, fails the handshake.
 func TestStartWithTLS(t *testing.T) {
 	echo, err := fixtures.StartEcho(fixtures.AnyPort)
@@ -381,6 +382,7 @@ func TestStartWithTLS(t *testing.T) {
 			{Name: "required", TLS: server(true), ForwardClientCert: "SANITIZE_SET"},
 			{Name: "optional", TLS: server(false), ForwardClientCert: "SANITIZE_SET"},
 			{Name: "default", TLS: server(false)},
+			{Name: "untrusted", TLS: &harness.TLS{CertFile: pki.Server.CertFile, KeyFile: pki.Server.KeyFile, ClientCAFile: pki.CAFile, AcceptUntrusted: true}, ForwardClientCert: "SANITIZE_SET"},
 			{Name: "forward-only", ForwardClientCert: "FORWARD_ONLY"},
 			{Name: "append-forward", ForwardClientCert: "APPEND_FORWARD"},
 			{Name: "always-forward-only", ForwardClientCert: "ALWAYS_FORWARD_ONLY"},
@@ -425,6 +427,8 @@ func TestStartWithTLS(t *testing.T) {
 		{"optional, alice", "optional", pki.Clients["alice"], forged, []string{alice}, false},
 		{"optional, no certificate, forged XFCC removed", "optional", nil, forged, nil, false},
 		{"optional, another CA's certificate", "optional", rogue.Clients["alice"], "", nil, true},
+		{"untrusted, another CA's certificate", "untrusted", rogue.Clients["alice"], "", []string{rogue.Clients["alice"].SHA256Hex()}, false},
+		{"untrusted, no certificate", "untrusted", nil, forged, nil, false},
 		{"default sanitises", "default", pki.Clients["alice"], forged, nil, false},
 		{"forward-only on plain HTTP removes it", "forward-only", nil, forged, nil, false},
 		{"append-forward on plain HTTP removes it", "append-forward", nil, forged, nil, false},
