@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"crypto/tls"
 	"net/http"
 	"strconv"
 	"strings"
@@ -23,6 +24,9 @@ const (
 	scCertOnly = "cert-bound-only"
 	// The same with jwt_member: the binding may come beside the JWT.
 	scCertMember = "cert-member"
+	// Client certificates of any issuer (RFC 8705 §2.2, self-signed
+	// binding): the thumbprint is all that counts.
+	scCertAnyIssuer = "cert-any-issuer"
 	// An edge that terminates TLS, replaces any client XFCC with its own
 	// (SANITIZE_SET) and reads the certificate from XFCC.
 	scCertEdge = "cert-edge-xfcc"
@@ -55,6 +59,7 @@ const (
 // certificate.
 var certs struct {
 	pki   *fixtures.PKI
+	other *fixtures.PKI  // another CA, client "carol", trusted nowhere
 	ports map[string]int // by cluster
 
 	mu      sync.Mutex
@@ -65,6 +70,9 @@ var certs struct {
 // behind the edges.
 func certBoundSetUp(dir string) (err error) {
 	if certs.pki, err = fixtures.NewPKI(dir, "e2e", "alice", "bob", "edge"); err != nil {
+		return err
+	}
+	if certs.other, err = fixtures.NewPKI(dir, "other", "carol"); err != nil {
 		return err
 	}
 	certs.ports = map[string]int{}
@@ -104,6 +112,10 @@ func certBoundScenarios() []harness.Scenario {
 		{Name: scCertConn, TLS: server(false), ForwardClientCert: "ALWAYS_FORWARD_ONLY", Plugin: plugin(nil)},
 		{Name: scCertOnly, TLS: server(false), Plugin: plugin(map[string]any{"require_certificate_bound": true})},
 		{Name: scCertMember, TLS: server(false), Plugin: plugin(map[string]any{"jwt_member": "jwt"})},
+		{Name: scCertAnyIssuer, TLS: &harness.TLS{
+			CertFile: certs.pki.Server.CertFile, KeyFile: certs.pki.Server.KeyFile,
+			ClientCAFile: certs.pki.CAFile, AcceptUntrusted: true,
+		}, Plugin: plugin(nil)},
 		{Name: scCertEdge, TLS: server(false), ForwardClientCert: "SANITIZE_SET", Plugin: plugin(xfcc)},
 		{Name: scCertTerminator, TLS: server(true), ForwardClientCert: "SANITIZE_SET", Upstream: certClusterGateway},
 		{Name: scCertGateway, Port: certs.ports[certClusterGateway], ForwardClientCert: "ALWAYS_FORWARD_ONLY", Plugin: plugin(xfcc)},
@@ -124,9 +136,18 @@ func certClient(t *testing.T, name string) *http.Client {
 	if c, ok := certs.clients[name]; ok {
 		return c
 	}
-	config, err := certs.pki.ClientTLS(name)
-	if err != nil {
-		t.Fatal(err)
+	config := &tls.Config{RootCAs: certs.pki.Pool()}
+	if name != "" {
+		cert := certs.pki.Clients[name]
+		if cert == nil {
+			cert = certs.other.Clients[name]
+		}
+		if cert == nil {
+			t.Fatalf("no client certificate %q", name)
+		}
+		// Sent whatever CAs the server names: Go's client would otherwise
+		// keep another CA's certificate to itself.
+		config.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert.TLS, nil }
 	}
 	c := &http.Client{
 		Timeout:       20 * time.Second,
@@ -145,7 +166,11 @@ func hashOf(name string) string { return certs.pki.Clients[name].SHA256Hex() }
 
 // boundTo issues a token bound to the named client certificate.
 func boundTo(name string, o fixtures.TokenOptions) string {
-	o.CertThumbprint = certs.pki.Clients[name].Thumbprint()
+	cert := certs.pki.Clients[name]
+	if cert == nil {
+		cert = certs.other.Clients[name]
+	}
+	o.CertThumbprint = cert.Thumbprint()
 	return suite.ids.Issue(o)
 }
 
@@ -213,6 +238,11 @@ func TestCertificateBound(t *testing.T) {
 		{"member, bound beside the JWT, another certificate", scCertMember, memberToken(true), "bob", nil, false},
 		{"member, bound beside the JWT, no certificate", scCertMember, memberToken(true), "", nil, false},
 
+		// Any issuer: the certificate the token is bound to, whoever signed it.
+		{"any issuer, bound to another CA's certificate, it", scCertAnyIssuer, carolToken, "carol", nil, true},
+		{"any issuer, bound to another CA's certificate, another", scCertAnyIssuer, carolToken, "alice", nil, false},
+		{"any issuer, bound, another CA's certificate", scCertAnyIssuer, aliceToken, "carol", nil, false},
+
 		// An edge that sets XFCC itself: what the client sends is replaced.
 		{"edge, its certificate, another Hash sent", scCertEdge, aliceToken, "alice", xfccOf("Hash=" + bob), true},
 		{"edge, another certificate, its Hash sent", scCertEdge, aliceToken, "bob", xfccOf("Hash=" + alice), false},
@@ -262,6 +292,7 @@ func TestCertificateBound(t *testing.T) {
 }
 
 func aliceToken() string   { return boundTo("alice", fixtures.TokenOptions{}) }
+func carolToken() string   { return boundTo("carol", fixtures.TokenOptions{}) }
 func unboundToken() string { return suite.ids.Issue(fixtures.TokenOptions{}) }
 func dpopToken() string {
 	return suite.ids.Issue(fixtures.TokenOptions{JKT: "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"})
