@@ -339,8 +339,9 @@ func writeAdminOnly(t *testing.T) string {
 // sidecar) appends an element for the edge's own certificate with
 // APPEND_FORWARD, and passes the edge's header on with FORWARD_ONLY. With
 // AcceptUntrusted a certificate of another CA is let in and its Hash
-// forwarded. A client certificate from
-// another CA, or none where one is required, fails the handshake.
+// forwarded. Without a client CA no certificate is asked for. A client
+// certificate from another CA, or none where one is required, fails the
+// handshake.
 func TestStartWithTLS(t *testing.T) {
 	echo, err := fixtures.StartEcho(fixtures.AnyPort)
 	if err != nil {
@@ -382,6 +383,7 @@ func TestStartWithTLS(t *testing.T) {
 			{Name: "required", TLS: server(true), ForwardClientCert: "SANITIZE_SET"},
 			{Name: "optional", TLS: server(false), ForwardClientCert: "SANITIZE_SET"},
 			{Name: "default", TLS: server(false)},
+			{Name: "server-only", TLS: &harness.TLS{CertFile: pki.Server.CertFile, KeyFile: pki.Server.KeyFile}, ForwardClientCert: "SANITIZE_SET"},
 			{Name: "untrusted", TLS: &harness.TLS{CertFile: pki.Server.CertFile, KeyFile: pki.Server.KeyFile, ClientCAFile: pki.CAFile, AcceptUntrusted: true}, ForwardClientCert: "SANITIZE_SET"},
 			{Name: "forward-only", ForwardClientCert: "FORWARD_ONLY"},
 			{Name: "append-forward", ForwardClientCert: "APPEND_FORWARD"},
@@ -429,6 +431,7 @@ func TestStartWithTLS(t *testing.T) {
 		{"optional, another CA's certificate", "optional", rogue.Clients["alice"], "", nil, true},
 		{"untrusted, another CA's certificate", "untrusted", rogue.Clients["alice"], "", []string{rogue.Clients["alice"].SHA256Hex()}, false},
 		{"untrusted, no certificate", "untrusted", nil, forged, nil, false},
+		{"server-only asks for no certificate", "server-only", pki.Clients["alice"], forged, nil, false},
 		{"default sanitises", "default", pki.Clients["alice"], forged, nil, false},
 		{"forward-only on plain HTTP removes it", "forward-only", nil, forged, nil, false},
 		{"append-forward on plain HTTP removes it", "append-forward", nil, forged, nil, false},
