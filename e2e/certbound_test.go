@@ -262,6 +262,9 @@ func TestCertificateBound(t *testing.T) {
 		{"gateway, no XFCC", scCertGateway, aliceToken, "", nil, false},
 		{"gateway, its Hash in the last element", scCertGateway, aliceToken, "", xfccOf("Hash=" + bob + ",Hash=" + alice), true},
 		{"gateway, its Hash in an earlier element", scCertGateway, aliceToken, "", xfccOf("Hash=" + alice + ",Hash=" + bob), false},
+		// Envoy joins XFCC header lines with commas: the last line's element is last.
+		{"gateway, its Hash in the last of two lines", scCertGateway, aliceToken, "", http.Header{"X-Forwarded-Client-Cert": {"Hash=" + bob, "Hash=" + alice}}, true},
+		{"gateway, its Hash in the first of two lines", scCertGateway, aliceToken, "", http.Header{"X-Forwarded-Client-Cert": {"Hash=" + alice, "Hash=" + bob}}, false},
 		{"gateway, its Hash inside a quoted Subject", scCertGateway, aliceToken, "", xfccOf(`Hash=` + bob + `;Subject="CN=x,Hash=` + alice + `"`), false},
 		{"gateway, two Hashes in the last element", scCertGateway, aliceToken, "", xfccOf("Hash=" + alice + ";Hash=" + alice), false},
 		{"gateway, a short Hash", scCertGateway, aliceToken, "", xfccOf("Hash=" + alice[:62]), false},
