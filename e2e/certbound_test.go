@@ -379,3 +379,24 @@ func TestCertificateBoundRefusalsLogged(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestCertificateBindingUnreadable: a binding that cannot be read (an
+// x5t#S256 that is not the base64url of 32 bytes), in the JWT or beside it,
+// is the identity server's fault: 502, never an unbound token.
+func TestCertificateBindingUnreadable(t *testing.T) {
+	short := certs.pki.Clients["alice"].Thumbprint()[:42]
+	for _, tc := range []struct {
+		name     string
+		scenario string
+		opts     fixtures.TokenOptions
+	}{
+		{"in the JWT, too short", scCertConn, fixtures.TokenOptions{CertThumbprint: short}},
+		{"in the JWT, hex", scCertConn, fixtures.TokenOptions{CertThumbprint: hashOf("alice")}},
+		{"beside the JWT, too short", scCertMember, fixtures.TokenOptions{CertThumbprint: short, CnfOutsideJWT: true, JWTMember: "jwt"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := call(t, certClient(t, "alice"), tc.scenario, http.MethodGet, bearer(suite.ids.Issue(tc.opts)), "")
+			expectLocal(t, r, http.StatusBadGateway, body5xx)
+		})
+	}
+}
