@@ -24,6 +24,10 @@ const (
 	scCertOnly = "cert-bound-only"
 	// The same with jwt_member: the binding may come beside the JWT.
 	scCertMember = "cert-member"
+	// Per route: a rule that requires bound tokens, route metadata that
+	// reads XFCC (passed on as it comes, ALWAYS_FORWARD_ONLY), and the
+	// top-level policy, which reads the connection.
+	scCertRoutes = "cert-routes"
 	// Client certificates of any issuer (RFC 8705 §2.2, self-signed
 	// binding): the thumbprint is all that counts.
 	scCertAnyIssuer = "cert-any-issuer"
@@ -112,6 +116,16 @@ func certBoundScenarios() []harness.Scenario {
 		{Name: scCertConn, TLS: server(false), ForwardClientCert: "ALWAYS_FORWARD_ONLY", Plugin: plugin(nil)},
 		{Name: scCertOnly, TLS: server(false), Plugin: plugin(map[string]any{"require_certificate_bound": true})},
 		{Name: scCertMember, TLS: server(false), Plugin: plugin(map[string]any{"jwt_member": "jwt"})},
+		{Name: scCertRoutes, TLS: server(false), ForwardClientCert: "ALWAYS_FORWARD_ONLY",
+			Plugin: plugin(map[string]any{
+				"route_metadata": true,
+				"routes":         []any{map[string]any{"route": "bound-only", "require_certificate_bound": true}},
+			}),
+			Routes: []harness.Route{
+				{Name: "bound-only", Prefix: "/bound-only/"},
+				{Name: "from-xfcc", Prefix: "/from-xfcc/", Metadata: phantomMeta(xfcc)},
+				{Prefix: "/"},
+			}},
 		{Name: scCertAnyIssuer, TLS: &harness.TLS{
 			CertFile: certs.pki.Server.CertFile, KeyFile: certs.pki.Server.KeyFile,
 			ClientCAFile: certs.pki.CAFile, AcceptUntrusted: true,
@@ -243,6 +257,9 @@ func TestCertificateBound(t *testing.T) {
 		{"any issuer, bound to another CA's certificate, another", scCertAnyIssuer, carolToken, "alice", nil, false},
 		{"any issuer, bound, another CA's certificate", scCertAnyIssuer, aliceToken, "carol", nil, false},
 
+		// Plain HTTP: no certificate to read.
+		{"plain HTTP, bound", scDefault, aliceToken, "", nil, false},
+
 		// An edge that sets XFCC itself: what the client sends is replaced.
 		{"edge, its certificate, another Hash sent", scCertEdge, aliceToken, "alice", xfccOf("Hash=" + bob), true},
 		{"edge, another certificate, its Hash sent", scCertEdge, aliceToken, "bob", xfccOf("Hash=" + alice), false},
@@ -291,6 +308,45 @@ func TestCertificateBound(t *testing.T) {
 			r := call(t, certClient(t, tc.cert), tc.scenario, http.MethodGet, header, "")
 			expectCertAnswer(t, r, tok, tc.admitted)
 		})
+	}
+}
+
+// TestCertificateBoundPerRoute: require_certificate_bound in a route rule
+// and client_certificate_source in route metadata apply on their routes
+// only; the same token, cached once, is judged by each route's policy.
+func TestCertificateBoundPerRoute(t *testing.T) {
+	alice, bob := hashOf("alice"), hashOf("bob")
+	bound, unbound := aliceToken(), unboundToken()
+	for _, tc := range []struct {
+		name, prefix, token, cert string
+		xfcc                      string // sent by the client
+		admitted                  bool
+	}{
+		{"rule, unbound, a certificate", "/bound-only/", unbound, "alice", "", false},
+		{"rule, bound, its certificate", "/bound-only/", bound, "alice", "", true},
+		{"top level, unbound, a certificate", "/", unbound, "alice", "", true},
+		{"metadata, bound, its Hash, no certificate", "/from-xfcc/", bound, "", "Hash=" + alice, true},
+		{"metadata, bound, another Hash, its certificate", "/from-xfcc/", bound, "alice", "Hash=" + bob, false},
+		{"metadata, unbound, no certificate", "/from-xfcc/", unbound, "", "", true},
+		{"top level, bound, its Hash, no certificate", "/", bound, "", "Hash=" + alice, false},
+		{"top level, bound, its certificate, another Hash", "/", bound, "alice", "Hash=" + bob, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := strings.TrimSuffix(tc.prefix, "/") + uniquePath(t)
+			req, err := http.NewRequest(http.MethodGet, suite.envoy.URL(scCertRoutes)+path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header = bearer(tc.token)
+			if tc.xfcc != "" {
+				req.Header.Set("X-Forwarded-Client-Cert", tc.xfcc)
+			}
+			r, _ := roundTrip(t, certClient(t, tc.cert), req, path)
+			expectCertAnswer(t, r, tc.token, tc.admitted)
+		})
+	}
+	if n := len(suite.ids.IntrospectionsOf(bound)) + len(suite.ids.IntrospectionsOf(unbound)); n != 2 {
+		t.Errorf("%d introspections for the two tokens, want 2 (one each, then the cache)", n)
 	}
 }
 
