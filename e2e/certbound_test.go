@@ -63,7 +63,7 @@ const (
 // certificate.
 var certs struct {
 	pki   *fixtures.PKI
-	other *fixtures.PKI  // another CA, client "carol", trusted nowhere
+	other *fixtures.PKI  // another CA, client "carol": only cert-any-issuer lets it in
 	ports map[string]int // by cluster
 
 	mu      sync.Mutex
