@@ -456,3 +456,66 @@ func TestCertificateBindingUnreadable(t *testing.T) {
 		})
 	}
 }
+
+// TestCertificateBoundConcurrent: requests that carry the same fresh bound
+// token at the same moment, with its certificate, another one or none, on
+// new connections over both workers, share one introspection, and each is
+// judged by its own connection (or its own XFCC): the requests that wait for
+// another's introspection are checked against their own certificate, not the
+// one of the request that made the call.
+func TestCertificateBoundConcurrent(t *testing.T) {
+	const n = 12 // per kind of request
+	alice, bob := hashOf("alice"), hashOf("bob")
+	type kind struct {
+		cert, xfcc string
+		status     int
+	}
+	for _, tc := range []struct {
+		scenario string
+		kinds    []kind
+	}{
+		{scCertConn, []kind{{"alice", "", 200}, {"bob", "", 401}, {"", "", 401}}},
+		{scCertGateway, []kind{{"", "Hash=" + alice, 200}, {"", "Hash=" + bob, 401}, {"", "", 401}}},
+	} {
+		t.Run(tc.scenario, func(t *testing.T) {
+			tok := boundTo("alice", fixtures.TokenOptions{Delay: 150 * time.Millisecond})
+			var start, done sync.WaitGroup
+			start.Add(1)
+			statuses := make([][]int, len(tc.kinds))
+			for k, kd := range tc.kinds {
+				statuses[k] = make([]int, n)
+				transport := certClient(t, kd.cert).Transport.(*http.Transport).Clone()
+				transport.DisableKeepAlives = true
+				c := &http.Client{Transport: transport, Timeout: 20 * time.Second}
+				for i := range n {
+					done.Add(1)
+					go func() {
+						defer done.Done()
+						req, _ := http.NewRequest(http.MethodGet, suite.envoy.URL(tc.scenario)+"/concurrent-bound", nil)
+						req.Header.Set("Authorization", "Bearer "+tok)
+						if kd.xfcc != "" {
+							req.Header.Set("X-Forwarded-Client-Cert", kd.xfcc)
+						}
+						start.Wait()
+						if res, err := c.Do(req); err == nil {
+							statuses[k][i] = res.StatusCode
+							res.Body.Close()
+						}
+					}()
+				}
+			}
+			start.Done()
+			done.Wait()
+			for k, kd := range tc.kinds {
+				for i, s := range statuses[k] {
+					if s != kd.status {
+						t.Errorf("certificate %q, XFCC %q, request %d: status %d, want %d", kd.cert, kd.xfcc, i, s, kd.status)
+					}
+				}
+			}
+			if got := len(suite.ids.IntrospectionsOf(tok)); got != 1 {
+				t.Errorf("%d concurrent requests cost %d introspections, want 1", n*len(tc.kinds), got)
+			}
+		})
+	}
+}
