@@ -122,17 +122,25 @@ func introspectionDelta(f func()) int64 {
 	return suite.ids.Introspections() - before
 }
 
-// rawRequest writes a request as given on a new connection to a scenario's
-// listener and returns the response status.
-func rawRequest(t *testing.T, scenario, request string) int {
+// dialScenario opens a connection to a scenario's listener, to be used
+// within d.
+func dialScenario(t *testing.T, scenario string, d time.Duration) net.Conn {
 	t.Helper()
 	u, _ := url.Parse(suite.envoy.URL(scenario))
 	conn, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
+	_ = conn.SetDeadline(time.Now().Add(d))
+	return conn
+}
+
+// rawRequest writes a request as given on a new connection to a scenario's
+// listener and returns the response status.
+func rawRequest(t *testing.T, scenario, request string) int {
+	t.Helper()
+	conn := dialScenario(t, scenario, 10*time.Second)
 	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := io.WriteString(conn, request); err != nil {
 		t.Fatal(err)
 	}

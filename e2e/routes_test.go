@@ -6,9 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -529,13 +527,8 @@ func oidcIntrospections(t *testing.T) int {
 // connection to a scenario's listener, and reads the answer.
 func rawExchange(t *testing.T, scenario, method, target string, header http.Header) (int, http.Header, string) {
 	t.Helper()
-	u, _ := url.Parse(suite.envoy.URL(scenario))
-	conn, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := dialScenario(t, scenario, 15*time.Second)
 	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(15 * time.Second))
 	var req strings.Builder
 	fmt.Fprintf(&req, "%s %s HTTP/1.1\r\nHost: %s\r\n", method, target, scenario)
 	for name, values := range header {
