@@ -16,3 +16,4 @@ fuzz:
 	go test -run=^$$ -fuzz=^FuzzDepth$$ -fuzztime=$(FUZZTIME) ./internal/jsonlimit
 	go test -run=^$$ -fuzz=^FuzzDecode$$ -fuzztime=$(FUZZTIME) ./internal/cache
 	go test -run=^$$ -fuzz=^FuzzJSON$$ -fuzztime=$(FUZZTIME) ./internal/routemeta
+	go test -run=^$$ -fuzz=^FuzzFromXFCC$$ -fuzztime=$(FUZZTIME) ./internal/certbound

@@ -10,10 +10,12 @@ import (
 
 	"github.com/phantom-token/envoy-phantom-token/internal/bearer"
 	"github.com/phantom-token/envoy-phantom-token/internal/cache"
+	"github.com/phantom-token/envoy-phantom-token/internal/certbound"
 	"github.com/phantom-token/envoy-phantom-token/internal/claims"
 	"github.com/phantom-token/envoy-phantom-token/internal/config"
 	"github.com/phantom-token/envoy-phantom-token/internal/cors"
 	"github.com/phantom-token/envoy-phantom-token/internal/introspection"
+	"github.com/phantom-token/envoy-phantom-token/internal/jwt"
 	"github.com/phantom-token/envoy-phantom-token/internal/reply"
 )
 
@@ -245,6 +247,11 @@ func (h *httpContext) finish(a introspection.Answer, e *cache.LocalEntry, t time
 // caller lets the request go on when it returns ActionContinue, and then
 // marks it done.
 func (h *httpContext) admit(e cache.LocalEntry, t time.Time) types.Action {
+	if e.Claims.Binding.Bound() || h.cfg.RequireCertificateBound {
+		if k, why := h.checkBinding(e.Claims.Binding); why != "" {
+			return h.respond(k, why)
+		}
+	}
 	verdict := e.Claims.Check(t, h.cfg.RequiredScopes)
 	if k, refused := reply.ForCheck(verdict); refused {
 		return h.respond(k, "JWT fails the per-request checks: "+verdict.String())
@@ -269,6 +276,43 @@ func (h *httpContext) admit(e cache.LocalEntry, t time.Time) types.Action {
 	}
 	h.plugin.metrics.allowed.inc()
 	return types.ActionContinue
+}
+
+// checkBinding checks a sender-constrained token against the request: a
+// certificate-bound one (or any, with require_certificate_bound) against
+// the client certificate; a DPoP-bound one is never admitted as a Bearer
+// token. It returns why the request is refused, "" when it is not.
+func (h *httpContext) checkBinding(b jwt.Binding) (reply.Kind, string) {
+	if b.JKT != "" {
+		return reply.InvalidToken, "token is bound to a DPoP key, and came as a Bearer token"
+	}
+	cert, present, err := h.clientCertificate()
+	if err != nil {
+		return reply.ServerError, "cannot read the client certificate: " + err.Error()
+	}
+	return reply.InvalidToken, certbound.Problem(b, h.cfg.RequireCertificateBound, cert, present)
+}
+
+// clientCertificate is the SHA-256 of the request's client certificate, from
+// client_certificate_source; present is false when it has none (or, from
+// x-forwarded-client-cert, none that can be read).
+func (h *httpContext) clientCertificate() (digest [32]byte, present bool, err error) {
+	if h.cfg.ClientCertificateSource == config.CertificateFromXFCC {
+		v, found, err := readHeader("x-forwarded-client-cert")
+		if err != nil || !found {
+			return digest, false, err
+		}
+		digest, present = certbound.FromXFCC(v)
+		return digest, present, nil
+	}
+	raw, err := getProperty(propCertDigest)
+	if err != nil || raw == nil {
+		return digest, false, err
+	}
+	if digest, present = certbound.ParseDigest(string(raw)); !present {
+		return digest, false, errors.New("the connection's certificate digest is not 64 hex digits")
+	}
+	return digest, true, nil
 }
 
 // setUpstreamHeader sets the upstream header, leaving no value the client

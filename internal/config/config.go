@@ -16,6 +16,15 @@ import (
 	"github.com/phantom-token/envoy-phantom-token/internal/jsonlimit"
 )
 
+// Where the client certificate of a request comes from.
+const (
+	// CertificateFromConnection: the TLS connection Envoy terminated.
+	CertificateFromConnection = "connection"
+	// CertificateFromXFCC: the Hash of the last element of
+	// x-forwarded-client-cert, set by a TLS terminator in front.
+	CertificateFromXFCC = "x-forwarded-client-cert"
+)
+
 // Response types the introspection endpoint may be asked for.
 const (
 	// ResponseTypeJWT is Curity's phantom token response: the body is the JWT.
@@ -79,6 +88,12 @@ type Config struct {
 	// ClaimHeaders are the headers this policy gives the upstream from the
 	// claims of the JWT it forwards.
 	ClaimHeaders []ClaimHeader
+
+	// RequireCertificateBound refuses a token without cnf.x5t#S256.
+	RequireCertificateBound bool
+	// ClientCertificateSource is where the client certificate's SHA-256
+	// comes from: CertificateFromConnection or CertificateFromXFCC.
+	ClientCertificateSource string
 
 	// The plugin's own, the same in every rule's Config:
 
@@ -165,7 +180,8 @@ const (
 // without claim_headers (every claim header must be known at start, to be
 // removed from every request). pluginKeys are the plugin's, top level only.
 var (
-	policyKeys = []string{"enabled", "realm", "scopes", "required_scopes", "upstream_header", "claim_headers"}
+	policyKeys = []string{"enabled", "realm", "scopes", "required_scopes", "upstream_header",
+		"require_certificate_bound", "client_certificate_source"}
 	serverKeys = []string{"introspection_url", "cluster", "client_id", "client_secret", "client_secret_env",
 		"response_type", "jwt_member", "timeout"}
 	pluginKeys = []string{"max_jwt_size", "max_token_length", "cache", "cache_max_ttl", "cache_max_entries",
@@ -177,10 +193,14 @@ var (
 // known lists the keys accepted at each place; anything else is rejected, so
 // a typo never silently falls back to a default.
 var known = [3]map[string]bool{
-	topLevel:   keySet(policyKeys, serverKeys, pluginKeys),
-	inRule:     keySet(policyKeys, serverKeys, ruleKeys),
-	inMetadata: keySet(policyKeys[:len(policyKeys)-1]),
+	topLevel:   keySet(policyKeys, claimKeys, serverKeys, pluginKeys),
+	inRule:     keySet(policyKeys, claimKeys, serverKeys, ruleKeys),
+	inMetadata: keySet(policyKeys),
 }
+
+// claimKeys may not be set by route metadata: every claim header must be
+// known at start, to be removed from every request.
+var claimKeys = []string{"claim_headers"}
 
 func keySet(lists ...[]string) map[string]bool {
 	m := map[string]bool{}
@@ -204,7 +224,7 @@ func Parse(data []byte, getenv func(string) string) (*Config, error) {
 	}
 	c := &Config{
 		Realm: DefaultRealm, ResponseType: ResponseTypeJWT, Timeout: DefaultTimeout, Enabled: true,
-		UpstreamHeader: DefaultUpstreamHeader,
+		UpstreamHeader: DefaultUpstreamHeader, ClientCertificateSource: CertificateFromConnection,
 	}
 	s := &parseState{getenv: getenv, secrets: secretsOf(root, getenv)}
 	if err := s.apply(root, c, topLevel, ""); err != nil {
@@ -304,6 +324,15 @@ func (s *parseState) apply(obj gjson.Result, c *Config, where place, prefix stri
 		c.RequiredScopes = p.scopeList("required_scopes")
 	}
 	c.UpstreamHeader = strings.ToLower(p.optionalString("upstream_header", c.UpstreamHeader))
+	c.RequireCertificateBound = p.boolean("require_certificate_bound", c.RequireCertificateBound)
+	if has("client_certificate_source") {
+		switch src := p.optionalString("client_certificate_source", ""); src {
+		case CertificateFromConnection, CertificateFromXFCC:
+			c.ClientCertificateSource = src
+		default:
+			p.setErr(p.fail("client_certificate_source", "must be "+strconv.Quote(CertificateFromConnection)+" or "+strconv.Quote(CertificateFromXFCC)))
+		}
+	}
 
 	if where == topLevel {
 		c.MaxJWTSize = p.size("max_jwt_size", DefaultMaxJWTSize)

@@ -33,6 +33,7 @@ func TestDefaults(t *testing.T) {
 		Timeout: 5 * time.Second, MaxJWTSize: 16384, MaxTokenLength: 4096, UpstreamHeader: "authorization",
 		CacheEnabled: true, CacheMaxTTL: 300 * time.Second, CacheMaxEntries: 10000, MaxInFlight: 100,
 		ForwardCORSPreflight: true, Enabled: true, CacheNamespace: c.CacheNamespace,
+		ClientCertificateSource: CertificateFromConnection,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got  %+v\nwant %+v", c, want)
@@ -77,6 +78,8 @@ func TestValidValues(t *testing.T) {
 		{"ignore cache control", `,"cache_ignore_cache_control":true`, func(c *Config) bool { return c.CacheIgnoreCacheControl }},
 		{"preflight authenticated", `,"forward_cors_preflight":false`, func(c *Config) bool { return !c.ForwardCORSPreflight }},
 		{"disabled", `,"enabled":false`, func(c *Config) bool { return !c.Enabled }},
+		{"certificate-bound tokens required", `,"require_certificate_bound":true`, func(c *Config) bool { return c.RequireCertificateBound }},
+		{"certificate from XFCC", `,"client_certificate_source":"x-forwarded-client-cert"`, func(c *Config) bool { return c.ClientCertificateSource == CertificateFromXFCC }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -356,6 +359,7 @@ func policyDocument(c *Config) map[string]any {
 		"client_id": c.ClientID, "client_secret": c.ClientSecret,
 		"realm": c.Realm, "response_type": c.ResponseType,
 		"timeout": c.Timeout.String(), "upstream_header": c.UpstreamHeader, "enabled": c.Enabled,
+		"require_certificate_bound": c.RequireCertificateBound, "client_certificate_source": c.ClientCertificateSource,
 	}
 	if c.ClaimHeaders != nil {
 		var list []any
@@ -385,6 +389,7 @@ func TestDocumentWritesEveryField(t *testing.T) {
 		"Timeout": true, "MaxJWTSize": true, "MaxTokenLength": true, "UpstreamHeader": true,
 		"CacheEnabled": true, "CacheMaxTTL": true, "CacheMaxEntries": true, "CacheIgnoreCacheControl": true,
 		"ForwardCORSPreflight": true, "Enabled": true, "CacheNegativeTTL": true, "MaxInFlight": true,
+		"RequireCertificateBound": true, "ClientCertificateSource": true,
 		"ClaimHeaders": true, "Routes": true, "RouteMetadata": true, "RejectClaimHeaders": true,
 		"Authority": true, "Path": true, "CacheNamespace": true, "ClaimPaths": true, "StripHeaders": true, // derived
 	}
