@@ -17,3 +17,4 @@ fuzz:
 	go test -run=^$$ -fuzz=^FuzzDecode$$ -fuzztime=$(FUZZTIME) ./internal/cache
 	go test -run=^$$ -fuzz=^FuzzJSON$$ -fuzztime=$(FUZZTIME) ./internal/routemeta
 	go test -run=^$$ -fuzz=^FuzzFromXFCC$$ -fuzztime=$(FUZZTIME) ./internal/certbound
+	go test -run=^$$ -fuzz=^FuzzDecode$$ -fuzztime=$(FUZZTIME) ./internal/replay

@@ -34,7 +34,7 @@ var (
 const (
 	DefaultDPoPIATWindow        = 60 * time.Second
 	MaxDPoPIATWindow            = 10 * time.Minute
-	DefaultDPoPReplayMaxEntries = 100_000
+	DefaultDPoPReplayMaxEntries = 10_000
 	minDPoPNonceSecret          = 32
 )
 
