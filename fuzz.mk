@@ -16,3 +16,5 @@ fuzz:
 	go test -run=^$$ -fuzz=^FuzzDepth$$ -fuzztime=$(FUZZTIME) ./internal/jsonlimit
 	go test -run=^$$ -fuzz=^FuzzDecode$$ -fuzztime=$(FUZZTIME) ./internal/cache
 	go test -run=^$$ -fuzz=^FuzzJSON$$ -fuzztime=$(FUZZTIME) ./internal/routemeta
+	go test -run=^$$ -fuzz=^FuzzParse$$ -fuzztime=$(FUZZTIME) ./internal/dpop
+	go test -run=^$$ -fuzz=^FuzzThumbprint$$ -fuzztime=$(FUZZTIME) ./internal/dpop
