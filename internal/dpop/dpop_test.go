@@ -184,6 +184,7 @@ func TestParse(t *testing.T) {
 		{"RSA jwk with oth", rs.sign(rs.header("", `"oth":[]`), pl), nil, `jwk: has the private member "oth"`},
 		{"OKP jwk with d", ed.sign(ed.header("", `"d":"`+zeros+`"`), pl), nil, `jwk: has the private member "d"`},
 		{"private member null", es.sign(es.header("", `"d":null`), pl), nil, `jwk: has the private member "d"`},
+		{"private member with an escaped name", es.sign(es.header("", `"\u0064":"`+zeros+`"`), pl), nil, `jwk: has the private member "d"`},
 
 		// Item 6: the signature, by the jwk's key, of these bytes.
 		{"signed by another key", key(t, "ES256b").sign(good, pl), nil, "signature is not valid"},
