@@ -1,9 +1,8 @@
 // Command sigcost measures, inside Envoy's V8, what checking one DPoP proof
-// costs (issue 16 item 3): internal/dpop's Parse and Check with Go's
-// crypto in the module, per algorithm; and Envoy's verify_signature foreign
-// function (BoringSSL in Envoy) for the same signatures, including the
-// per-call work a filter would add (the JWK as a DER SubjectPublicKeyInfo,
-// ES256's r||s as an ASN.1 signature, the protobuf arguments).
+// costs (issue 16 item 3): internal/dpop's Parse and Check per algorithm,
+// with the signature verified by package gosig (Go's crypto in the module)
+// or by Envoy's verify_signature foreign function (BoringSSL in Envoy, with
+// the arguments dpop.VerifySignatureArgs makes).
 //
 //	make sigcost                       (ENVOY_PATH from e2e.mk)
 //	cd measure && ENVOY_PATH=… go run ./sigcost [-n 300] [-rounds 5]
@@ -12,8 +11,9 @@
 // (a temporary package in the measure module, removed afterwards) that runs
 // every case at plugin start (a warm-up, then -rounds rounds of -n calls,
 // timed with the VM's clock) and logs ns per call; Envoy 1.40 runs it once as
-// a singleton bootstrap wasm service, and this command prints the best round
-// of each case. V8 compiles Go's wasm in tiers, so the warm-up matters.
+// a singleton bootstrap wasm service, and this command prints the best and
+// the median round of each case. V8 compiles Go's wasm in tiers, so the
+// warm-up matters.
 package main
 
 import (
@@ -39,17 +39,11 @@ import (
 	"time"
 )
 
-// A case the module runs. Module cases parse and check a proof with
-// internal/dpop; host cases verify a signature with verify_signature.
+// A case the module runs: a proof, and which verifier checks it.
 type testCase struct {
-	name  string
-	proof string // module: the compact JWS
-	// host: the key as JWK members would give it, the signature as JWS
-	// carries it, what was signed, and the hash.
-	kind       string // "EC", "RSA" or "OKP"
-	x, y, n, e []byte
-	sig, input []byte
-	hash       string
+	name   string
+	proof  string
+	verify string // "gosig" or "host"
 }
 
 const (
@@ -99,15 +93,17 @@ func main() {
 	check(err)
 	edSig := ed25519.Sign(ed, []byte(edIn))
 
-	cases := []testCase{
-		{name: "module ES256", proof: esIn + "." + b64(esSig)},
-		{name: "module RS256", proof: rsIn + "." + b64(rsSig)},
-		{name: "module PS256", proof: psIn + "." + b64(psSig)},
-		{name: "module EdDSA", proof: edIn + "." + b64(edSig)},
-		{name: "host ES256", kind: "EC", x: ecPoint[1:33], y: ecPoint[33:], sig: esSig, input: []byte(esIn), hash: "sha256"},
-		{name: "host RS256", kind: "RSA", n: rs.N.Bytes(), e: rsaE, sig: rsSig, input: []byte(rsIn), hash: "sha256"},
-		{name: "host PS256", kind: "RSA", n: rs.N.Bytes(), e: rsaE, sig: psSig, input: []byte(psIn), hash: "sha256"},
-		{name: "host EdDSA", kind: "OKP", x: ed.Public().(ed25519.PublicKey), sig: edSig, input: []byte(edIn), hash: "sha512"},
+	proofs := []struct{ alg, proof string }{
+		{"ES256", esIn + "." + b64(esSig)},
+		{"RS256", rsIn + "." + b64(rsSig)},
+		{"PS256", psIn + "." + b64(psSig)},
+		{"EdDSA", edIn + "." + b64(edSig)},
+	}
+	var cases []testCase
+	for _, v := range []string{"gosig", "host"} {
+		for _, p := range proofs {
+			cases = append(cases, testCase{name: v + " " + p.alg, proof: p.proof, verify: v})
+		}
 	}
 
 	dir, err := os.MkdirTemp(".", ".sigcost-")
@@ -200,8 +196,7 @@ func casesSource(cases []testCase, n, rounds int) string {
 	fmt.Fprintf(&b, "package main\n\nconst (\n\tcalls = %d\n\trounds = %d\n\tmethod = %q\n\turi = %q\n\ttoken = %q\n\tiat = %d\n)\n\n", n, rounds, method, uri, token, iat)
 	b.WriteString("var cases = []testCase{\n")
 	for _, c := range cases {
-		fmt.Fprintf(&b, "\t{name: %q, proof: %q, kind: %q, x: %q, y: %q, n: %q, e: %q, sig: %q, input: %q, hash: %q},\n",
-			c.name, c.proof, c.kind, c.x, c.y, c.n, c.e, c.sig, c.input, c.hash)
+		fmt.Fprintf(&b, "\t{name: %q, proof: %q, verify: %q},\n", c.name, c.proof, c.verify)
 	}
 	b.WriteString("}\n")
 	return b.String()
@@ -219,15 +214,11 @@ const bootstrapYAML = `bootstrap_extensions:
         code: {local: {filename: "WASM"}}
 `
 
-// module is the wasm module's code. Host cases do per call what a filter
-// would: JWK members to a DER SubjectPublicKeyInfo, r||s to an ASN.1
-// ECDSA-Sig-Value, the VerifySignatureArguments protobuf (hash_function = 1,
-// public_key = 2, signature = 3, text = 4), the call, and reading
-// VerifySignatureResult (result = 1, error = 2).
+// module is the wasm module's code: each case is dpop.Parse and Check with
+// gosig.Verify or with verify_signature, as a filter would call them.
 const module = `package main
 
 import (
-	"encoding/binary"
 	"strconv"
 	"time"
 
@@ -235,11 +226,10 @@ import (
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
 
 	"github.com/phantom-token/envoy-phantom-token/internal/dpop"
+	"github.com/phantom-token/envoy-phantom-token/internal/dpop/gosig"
 )
 
-type testCase struct {
-	name, proof, kind, x, y, n, e, sig, input, hash string
-}
+type testCase struct{ name, proof, verify string }
 
 func main() {}
 
@@ -251,24 +241,32 @@ func (*vm) NewPluginContext(uint32) types.PluginContext { return &plugin{} }
 
 type plugin struct{ types.DefaultPluginContext }
 
+// host verifies with Envoy's verify_signature.
+func host(k dpop.Key, input, sig []byte) bool {
+	args, ok := dpop.VerifySignatureArgs(k, input, sig)
+	if !ok {
+		return false
+	}
+	ret, err := proxywasm.CallForeignFunction("verify_signature", args)
+	return err == nil && dpop.VerifySignatureValid(ret)
+}
+
 func (*plugin) OnPluginStart(int) types.OnPluginStartStatus {
 	now := time.Unix(iat, 0)
 	for _, c := range cases {
-		c := c
-		var call func() string
-		if c.proof != "" {
-			call = func() string {
-				p, err := dpop.Parse(c.proof, dpop.Algorithms)
-				if err == nil {
-					err = p.Check(method, uri, token, now, time.Minute)
-				}
-				if err != nil {
-					return "refused: " + err.Error()
-				}
-				return "valid"
+		verify := dpop.Verifier(gosig.Verify)
+		if c.verify == "host" {
+			verify = host
+		}
+		call := func() string {
+			p, err := dpop.Parse(c.proof, dpop.Algorithms, verify)
+			if err == nil {
+				err = p.Check(method, uri, token, now, time.Minute)
 			}
-		} else {
-			call = func() string { return verifySignature(c) }
+			if err != nil {
+				return "refused: " + err.Error()
+			}
+			return "valid"
 		}
 		result := call()
 		for i := 0; i < calls; i++ {
@@ -285,71 +283,5 @@ func (*plugin) OnPluginStart(int) types.OnPluginStartStatus {
 	}
 	proxywasm.LogWarn("sigcost done")
 	return types.OnPluginStartStatusOK
-}
-
-func verifySignature(c testCase) string {
-	var key, sig []byte
-	switch c.kind {
-	case "EC":
-		key = append([]byte("\x30\x59\x30\x13\x06\x07\x2a\x86\x48\xce\x3d\x02\x01\x06\x08\x2a\x86\x48\xce\x3d\x03\x01\x07\x03\x42\x00\x04"), c.x...)
-		key = append(key, c.y...)
-		sig = tlv(0x30, append(derInt(c.sig[:32]), derInt(c.sig[32:])...))
-	case "RSA":
-		spk := tlv(0x30, append(derInt(c.n), derInt(c.e)...))
-		key = tlv(0x30, append([]byte("\x30\x0d\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x01\x01\x05\x00"), tlv(0x03, append([]byte{0}, spk...))...))
-		sig = []byte(c.sig)
-	default: // Ed25519
-		key = append([]byte("\x30\x2a\x30\x05\x06\x03\x2b\x65\x70\x03\x21\x00"), c.x...)
-		sig = []byte(c.sig)
-	}
-	args := field(nil, 1, []byte(c.hash))
-	args = field(args, 2, key)
-	args = field(args, 3, sig)
-	args = field(args, 4, []byte(c.input))
-	ret, err := proxywasm.CallForeignFunction("verify_signature", args)
-	if err != nil {
-		return "call failed: " + err.Error()
-	}
-	if len(ret) >= 2 && ret[0] == 0x08 && ret[1] == 1 {
-		return "valid"
-	}
-	msg := ""
-	for i := 0; i+1 < len(ret); {
-		tag, l := ret[i], int(ret[i+1])
-		if tag == 0x12 && i+2+l <= len(ret) {
-			msg = string(ret[i+2 : i+2+l])
-		}
-		i += 2 + l
-	}
-	return "refused: " + msg
-}
-
-func field(b []byte, n int, v []byte) []byte {
-	b = append(b, byte(n<<3|2))
-	b = binary.AppendUvarint(b, uint64(len(v)))
-	return append(b, v...)
-}
-
-func tlv(tag byte, v []byte) []byte {
-	b := []byte{tag}
-	switch n := len(v); {
-	case n < 0x80:
-		b = append(b, byte(n))
-	case n < 0x100:
-		b = append(b, 0x81, byte(n))
-	default:
-		b = append(b, 0x82, byte(n>>8), byte(n))
-	}
-	return append(b, v...)
-}
-
-func derInt(v string) []byte {
-	for len(v) > 1 && v[0] == 0 {
-		v = v[1:]
-	}
-	if v[0] >= 0x80 {
-		v = "\x00" + v
-	}
-	return tlv(0x02, []byte(v))
 }
 `
