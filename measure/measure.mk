@@ -11,7 +11,7 @@
 #                     cache hit, counted under wazero (measure/hostcount;
 #                     HOSTCOUNT_FLAGS passes flags, e.g. -requests 5000)
 #   make linkcost     what linking one package adds to a no-op Go wasip1
-#                     module (measure/linkcost; builds 21 modules)
+#                     module (measure/linkcost; builds 22 modules)
 #   make sigcost      what checking one DPoP proof costs inside Envoy's V8:
 #                     internal/dpop (Go crypto in the module) and Envoy's
 #                     verify_signature foreign function (measure/sigcost;

@@ -4,7 +4,7 @@
 // code and data sections. The uses overlap (most pull fmt, strconv, reflect),
 // so the extras do not add up; two rows combine several. The last rows are
 // DPoP's (issue 16): crypto/ecdsa, rsa and ed25519 alone and together, and
-// internal/dpop, which imports all three (importing a crypto package links its
+// internal/dpop with each verifier (importing a crypto package links its
 // initialisation even where no function of it is called).
 //
 //	make linkcost
@@ -97,8 +97,12 @@ var variants = []variant{
 		`for _, c := range []elliptic.Curve{elliptic.P256(), elliptic.P384(), elliptic.P521()} { k, _ := ecdsa.ParseUncompressedPublicKey(c, b); sink = ecdsa.Verify(k, b, new(big.Int).SetBytes(b), big.NewInt(int64(n))) }
 	k := &rsa.PublicKey{N: new(big.Int).SetBytes(b), E: n}; sink = rsa.VerifyPKCS1v15(k, crypto.SHA256, b, b); sink = rsa.VerifyPSS(k, crypto.SHA256, b, b, nil)
 	sink = ed25519.Verify(ed25519.PublicKey(b), b, b)`},
-	{"internal/dpop (Parse, Check, nonces)", []string{"time", "github.com/phantom-token/envoy-phantom-token/internal/dpop"},
-		`p, _ := dpop.Parse(s, dpop.Algorithms); sink = p.Check(s, s, s, time.Now(), time.Minute); sink = dpop.ValidNonce(b, s, time.Now(), time.Minute); sink = dpop.NewNonce(b, time.Now())`},
+	{"internal/dpop, verify_signature (ES*, RS*)", []string{"time", "github.com/phantom-token/envoy-phantom-token/internal/dpop"},
+		`p, _ := dpop.Parse(s, dpop.Algorithms, func(k dpop.Key, in, sig []byte) bool { a, _ := dpop.VerifySignatureArgs(k, in, sig); r, err := proxywasm.CallForeignFunction("verify_signature", a); return err == nil && dpop.VerifySignatureValid(r) })
+	sink = p.Check(s, s, s, time.Now(), time.Minute); sink = dpop.ValidNonce(b, s, time.Now(), time.Minute); sink = dpop.NewNonce(b, time.Now())`},
+	{"internal/dpop, gosig (Go's crypto)", []string{"time", "github.com/phantom-token/envoy-phantom-token/internal/dpop", "github.com/phantom-token/envoy-phantom-token/internal/dpop/gosig"},
+		`p, _ := dpop.Parse(s, dpop.Algorithms, gosig.Verify)
+	sink = p.Check(s, s, s, time.Now(), time.Minute); sink = dpop.ValidNonce(b, s, time.Now(), time.Minute); sink = dpop.NewNonce(b, time.Now())`},
 }
 
 func main() {
