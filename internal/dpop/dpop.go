@@ -98,7 +98,11 @@ func Parse(proof string, algs []string, verify Verifier) (Proof, error) {
 		return p, errors.New("proof header has crit")
 	}
 	jwk := h.Get("jwk")
-	key, err := publicKey(alg, jwk)
+	if !jwk.IsObject() {
+		return p, errors.New("proof jwk: not a JSON object")
+	}
+	fields := readJWK(jwk)
+	key, err := publicKey(alg, &fields)
 	if err != nil {
 		return p, errors.New("proof jwk: " + err.Error())
 	}
@@ -116,7 +120,7 @@ func Parse(proof string, algs []string, verify Verifier) (Proof, error) {
 	if !verify(key, []byte(proof[:len(header)+1+len(payload)]), sigBytes) {
 		return Proof{}, errors.New("proof signature is not valid")
 	}
-	if p.JKT, err = Thumbprint(jwk); err != nil {
+	if p.JKT, err = thumbprint(&fields); err != nil {
 		return Proof{}, errors.New("proof jwk: " + err.Error()) // not reached: publicKey checked the members
 	}
 	return p, nil

@@ -7,8 +7,6 @@ import (
 	"strconv"
 
 	"github.com/tidwall/gjson"
-
-	"github.com/phantom-token/envoy-phantom-token/internal/jsonlimit"
 )
 
 // Algorithms are the JWS algorithms (RFC 7518 §3, RFC 8037 §3.1) a proof may
@@ -66,13 +64,60 @@ const (
 	maxRSAE    = 1<<31 - 1
 )
 
-// jwkMembers are the members publicKey and Thumbprint read, and the private
-// ones refused, each at most once.
-var jwkMembers = []string{"kty", "crv", "x", "y", "n", "e", "d", "p", "q", "dp", "dq", "qi", "oth", "k"}
+// jwkFields are the members of a JWK that publicKey and Thumbprint read,
+// found in one pass over it (each gjson Get would be a pass of its own).
+type jwkFields struct {
+	kty, crv, x, y, n, e gjson.Result
+	// private is the first member that holds private or symmetric key
+	// material (RFC 7518 §6.2.2, §6.3.2, §6.4; RFC 8037 §2), if any.
+	private string
+	// dup is the first of kty, crv, x, y, n and e that repeats, if any
+	// (names compared unescaped).
+	dup string
+}
 
-// privateMembers are JWK members that hold private or symmetric key material
-// (RFC 7518 §6.2.2, §6.3.2, §6.4; RFC 8037 §2).
-var privateMembers = []string{"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
+// readJWK reads the members of the JSON object jwk.
+func readJWK(jwk gjson.Result) jwkFields {
+	var f jwkFields
+	jwk.ForEach(func(k, v gjson.Result) bool {
+		var dst *gjson.Result
+		switch name := k.String(); name {
+		case "kty", "crv", "x", "y", "n", "e":
+			dst = f.field(name)
+		case "d", "p", "q", "dp", "dq", "qi", "oth", "k":
+			if f.private == "" {
+				f.private = name
+			}
+			return true
+		default:
+			return true
+		}
+		if dst.Exists() {
+			f.dup = k.String()
+			return false
+		}
+		*dst = v
+		return true
+	})
+	return f
+}
+
+// field returns the member called name, one of kty, crv, x, y, n, e.
+func (f *jwkFields) field(name string) *gjson.Result {
+	switch name {
+	case "kty":
+		return &f.kty
+	case "crv":
+		return &f.crv
+	case "x":
+		return &f.x
+	case "y":
+		return &f.y
+	case "n":
+		return &f.n
+	}
+	return &f.e
+}
 
 // Key is a proof's public key, as its jwk gives it, for the proof's alg:
 // of the alg's type, in canonical encodings, within the bounds Parse checks.
@@ -100,23 +145,18 @@ type Verifier func(k Key, input, sig []byte) bool
 // Numbers are canonical base64url (RFC 7518 §2, Base64urlUInt). A JWK with
 // a private member (d, p, q, dp, dq, qi, oth, k) is refused, as is one that
 // repeats a member read here.
-func publicKey(alg *algorithm, jwk gjson.Result) (Key, error) {
-	if !jwk.IsObject() {
-		return Key{}, errors.New("not a JSON object")
+func publicKey(alg *algorithm, jwk *jwkFields) (Key, error) {
+	if jwk.dup != "" {
+		return Key{}, errors.New("duplicate member " + strconv.Quote(jwk.dup))
 	}
-	if name, dup := jsonlimit.Duplicate(jwk, jwkMembers...); dup {
-		return Key{}, errors.New("duplicate member " + strconv.Quote(name))
+	if jwk.private != "" {
+		return Key{}, errors.New("has the private member " + strconv.Quote(jwk.private))
 	}
-	for _, m := range privateMembers {
-		if jwk.Get(m).Exists() {
-			return Key{}, errors.New("has the private member " + strconv.Quote(m))
-		}
-	}
-	if kty := jwk.Get("kty"); kty.Type != gjson.String || kty.Str != alg.kty {
+	if kty := jwk.kty; kty.Type != gjson.String || kty.Str != alg.kty {
 		return Key{}, errors.New("kty is not " + strconv.Quote(alg.kty) + " for " + alg.name)
 	}
 	if alg.crv != "" {
-		if crv := jwk.Get("crv"); crv.Type != gjson.String || crv.Str != alg.crv {
+		if crv := jwk.crv; crv.Type != gjson.String || crv.Str != alg.crv {
 			return Key{}, errors.New("crv is not " + strconv.Quote(alg.crv) + " for " + alg.name)
 		}
 	}
@@ -173,8 +213,8 @@ func publicKey(alg *algorithm, jwk gjson.Result) (Key, error) {
 }
 
 // member decodes a JWK member holding a canonical base64url string.
-func member(jwk gjson.Result, name string) ([]byte, error) {
-	v := jwk.Get(name)
+func member(jwk *jwkFields, name string) ([]byte, error) {
+	v := *jwk.field(name)
 	if v.Type != gjson.String {
 		return nil, errors.New(name + " is not a string")
 	}
@@ -204,24 +244,29 @@ var thumbprintMembers = map[string][]string{
 
 // Thumbprint is the RFC 7638 thumbprint of a JWK: the base64url SHA-256 of
 // the JSON object of its required members only, in lexicographic order,
-// without whitespace. Each required member must be a string, appear once,
-// and hold only printable ASCII other than '"' and '\', which JSON writes as
-// is (every valid EC, RSA and OKP member does); other key types are refused.
+// without whitespace. Each required member must be a string and hold only
+// printable ASCII other than '"' and '\', which JSON writes as is (every
+// valid EC, RSA and OKP member does); none of kty, crv, x, y, n and e may
+// appear twice; other key types are refused.
 func Thumbprint(jwk gjson.Result) (string, error) {
 	if !jwk.IsObject() {
 		return "", errors.New("not a JSON object")
 	}
-	kty := jwk.Get("kty")
-	names, ok := thumbprintMembers[kty.Str]
-	if kty.Type != gjson.String || !ok {
+	f := readJWK(jwk)
+	return thumbprint(&f)
+}
+
+func thumbprint(jwk *jwkFields) (string, error) {
+	names, ok := thumbprintMembers[jwk.kty.Str]
+	if jwk.kty.Type != gjson.String || !ok {
 		return "", errors.New("kty is not EC, RSA or OKP")
 	}
-	if name, dup := jsonlimit.Duplicate(jwk, names...); dup {
-		return "", errors.New("duplicate member " + strconv.Quote(name))
+	if jwk.dup != "" {
+		return "", errors.New("duplicate member " + strconv.Quote(jwk.dup))
 	}
-	b := make([]byte, 0, 64+len(jwk.Raw))
+	b := make([]byte, 0, 64+len(jwk.n.Str)+len(jwk.x.Str)+len(jwk.y.Str))
 	for i, name := range names {
-		v := jwk.Get(name)
+		v := *jwk.field(name)
 		if v.Type != gjson.String || v.Str == "" || !plain(v.Str) {
 			return "", errors.New(name + " is not a plain string")
 		}
