@@ -93,11 +93,18 @@ func main() {
 	check(err)
 	edSig := ed25519.Sign(ed, []byte(edIn))
 
+	// The ES256 proof with its key's y changed: a point off the curve,
+	// which internal/dpop leaves to the verifier; both must refuse it.
+	offY := append([]byte(nil), ecPoint[33:]...)
+	offY[31] ^= 1
+	offIn := input("ES256", `"kty":"EC","crv":"P-256","x":"`+b64(ecPoint[1:33])+`","y":"`+b64(offY)+`"`)
+
 	proofs := []struct{ alg, proof string }{
 		{"ES256", esIn + "." + b64(esSig)},
 		{"RS256", rsIn + "." + b64(rsSig)},
 		{"PS256", psIn + "." + b64(psSig)},
 		{"EdDSA", edIn + "." + b64(edSig)},
+		{"ES256-off-curve", offIn + "." + b64(esSig)},
 	}
 	var cases []testCase
 	for _, v := range []string{"gosig", "host"} {
@@ -168,15 +175,15 @@ wait:
 		}
 	}
 	fmt.Printf("per call, inside Envoy's V8, best and median of %d rounds of %d calls after a warm-up\n", *rounds, *n)
-	fmt.Printf("%-14s %10s %10s  %s\n", "case", "best µs", "median µs", "result")
+	fmt.Printf("%-22s %10s %10s  %s\n", "case", "best µs", "median µs", "result")
 	for _, c := range cases {
 		v := best[c.name]
 		if len(v) == 0 {
-			fmt.Printf("%-14s %10s %10s  %s\n", c.name, "-", "-", "no result")
+			fmt.Printf("%-22s %10s %10s  %s\n", c.name, "-", "-", "no result")
 			continue
 		}
 		slices.Sort(v)
-		fmt.Printf("%-14s %10.1f %10.1f  %s\n", c.name, float64(v[0])/1e3, float64(v[len(v)/2])/1e3, results[c.name])
+		fmt.Printf("%-22s %10.1f %10.1f  %s\n", c.name, float64(v[0])/1e3, float64(v[len(v)/2])/1e3, results[c.name])
 	}
 }
 
