@@ -4,9 +4,12 @@
 // server nonces (NewNonce, ValidNonce). It makes no host calls: the filter
 // reads the headers, keeps the replay cache and answers.
 //
-// Signatures are verified with Go's standard library (crypto/ecdsa, rsa,
-// ed25519). The package uses no fmt, encoding/json or reflection of its own:
-// the module's size costs Envoy memory.
+// The signature is verified by the Verifier the caller passes to Parse:
+// gosig.Verify (Go's crypto/ecdsa, rsa and ed25519 in the module), or Envoy's
+// verify_signature foreign function (BoringSSL in Envoy) with the arguments
+// VerifySignatureArgs makes. The package itself links no signature code, and
+// uses no fmt, encoding/json or reflection: the module's size costs Envoy
+// memory (measure/linkcost, measure/sigcost).
 //
 // Errors say what is wrong in words that are safe to log; they never quote
 // the proof, the token or key material.
@@ -68,9 +71,9 @@ var (
 // in algs (never "none" or an HMAC), no crit, and a jwk that is a public key
 // of the alg's type (see publicKey); a JSON payload with jti (a non-empty
 // string of at most MaxJTILen bytes), htm, htu (an http or https URI), iat
-// (a NumericDate), and optional ath and nonce strings; a valid signature.
-// The cheap checks come first; the signature is verified last.
-func Parse(proof string, algs []string) (Proof, error) {
+// (a NumericDate), and optional ath and nonce strings; and a signature that
+// verify accepts. The cheap checks come first; verify is called last.
+func Parse(proof string, algs []string, verify Verifier) (Proof, error) {
 	var p Proof
 	if len(proof) > MaxProofLen {
 		return p, errors.New("proof longer than " + strconv.Itoa(MaxProofLen) + " bytes")
@@ -95,7 +98,11 @@ func Parse(proof string, algs []string) (Proof, error) {
 		return p, errors.New("proof header has crit")
 	}
 	jwk := h.Get("jwk")
-	key, err := publicKey(alg, jwk)
+	if !jwk.IsObject() {
+		return p, errors.New("proof jwk: not a JSON object")
+	}
+	fields := readJWK(jwk)
+	key, err := publicKey(alg, &fields)
 	if err != nil {
 		return p, errors.New("proof jwk: " + err.Error())
 	}
@@ -110,10 +117,10 @@ func Parse(proof string, algs []string) (Proof, error) {
 	if err := p.readClaims(c); err != nil {
 		return Proof{}, err
 	}
-	if !key.verify(alg, proof[:len(header)+1+len(payload)], sigBytes) {
+	if !verify(key, []byte(proof[:len(header)+1+len(payload)]), sigBytes) {
 		return Proof{}, errors.New("proof signature is not valid")
 	}
-	if p.JKT, err = Thumbprint(jwk); err != nil {
+	if p.JKT, err = thumbprint(&fields); err != nil {
 		return Proof{}, errors.New("proof jwk: " + err.Error()) // not reached: publicKey checked the members
 	}
 	return p, nil

@@ -1,4 +1,4 @@
-package dpop
+package dpop_test
 
 import (
 	"crypto/rsa"
@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/phantom-token/envoy-phantom-token/internal/dpop"
+	"github.com/phantom-token/envoy-phantom-token/internal/dpop/gosig"
 	"github.com/phantom-token/envoy-phantom-token/internal/jsonlimit"
 )
 
@@ -17,16 +19,16 @@ func TestParseAlgorithms(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			k := key(t, name)
 			proof := k.sign(k.header("", ""), payload("nonce", `"n-1"`))
-			p, err := Parse(proof, allAlgs)
+			p, err := dpop.Parse(proof, allAlgs, gosig.Verify)
 			if err != nil {
 				t.Fatalf("Parse: %v", err)
 			}
-			jkt, err := Thumbprint(mustObject(t, "{"+k.jwk+"}"))
+			jkt, err := dpop.Thumbprint(mustObject(t, "{"+k.jwk+"}"))
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := Proof{JKT: jkt, JTI: "e1j3V_bKic8-LAEB", HTM: testMethod, HTU: testURI,
-				ATH: TokenHash(testToken), Nonce: "n-1", IAT: time.Unix(testIAT, 0)}
+			want := dpop.Proof{JKT: jkt, JTI: "e1j3V_bKic8-LAEB", HTM: testMethod, HTU: testURI,
+				ATH: dpop.TokenHash(testToken), Nonce: "n-1", IAT: time.Unix(testIAT, 0)}
 			if p != want {
 				t.Errorf("Parse = %+v\nwant %+v", p, want)
 			}
@@ -34,7 +36,7 @@ func TestParseAlgorithms(t *testing.T) {
 	}
 }
 
-// TestParse has one row per rule of RFC 9449 §4.3 items 2 to 7 that Parse
+// TestParse has one row per rule of RFC 9449 §4.3 items 2 to 7 that dpop.Parse
 // checks, and per kind of hostile input. Each row builds its proof from the
 // ES256 test key unless it says otherwise.
 func TestParse(t *testing.T) {
@@ -87,7 +89,7 @@ func TestParse(t *testing.T) {
 		{"header an array", es.sign(`["dpop+jwt"]`, pl), nil, "header: not a JSON object"},
 		{"payload not JSON", es.sign(good, `{"jti":`), nil, "payload: not JSON"},
 		{"payload a string", es.sign(good, `"x"`), nil, "payload: not a JSON object"},
-		{"longer than 8192 bytes", es.sign(es.header(`"x":"`+strings.Repeat("a", MaxProofLen)+`"`, ""), pl), nil, "longer than 8192 bytes"},
+		{"longer than 8192 bytes", es.sign(es.header(`"x":"`+strings.Repeat("a", dpop.MaxProofLen)+`"`, ""), pl), nil, "longer than 8192 bytes"},
 		{"header nested deeper than the bound", es.sign(es.header(`"x":`+nest(jsonlimit.MaxDepth), ""), pl), nil, "header: JSON nested deeper"},
 		{"payload nested deeper than the bound", es.sign(good, payload("x", nest(jsonlimit.MaxDepth))), nil, "payload: JSON nested deeper"},
 		{"nesting within the bound", es.sign(es.header(`"x":`+nest(jsonlimit.MaxDepth-2), ""), pl), nil, ""},
@@ -102,8 +104,8 @@ func TestParse(t *testing.T) {
 		{"no jti", es.sign(good, payload("jti", "")), nil, "jti is not a string"},
 		{"jti empty", es.sign(good, payload("jti", `""`)), nil, "jti is not a string"},
 		{"jti a number", es.sign(good, payload("jti", `1`)), nil, "jti is not a string"},
-		{"jti of 256 bytes", es.sign(good, payload("jti", `"`+strings.Repeat("j", MaxJTILen)+`"`)), nil, ""},
-		{"jti of 257 bytes", es.sign(good, payload("jti", `"`+strings.Repeat("j", MaxJTILen+1)+`"`)), nil, "jti is not a string of 1 to 256 bytes"},
+		{"jti of 256 bytes", es.sign(good, payload("jti", `"`+strings.Repeat("j", dpop.MaxJTILen)+`"`)), nil, ""},
+		{"jti of 257 bytes", es.sign(good, payload("jti", `"`+strings.Repeat("j", dpop.MaxJTILen+1)+`"`)), nil, "jti is not a string of 1 to 256 bytes"},
 		{"no htm", es.sign(good, payload("htm", "")), nil, "htm is not a method"},
 		{"htm empty", es.sign(good, payload("htm", `""`)), nil, "htm is not a method"},
 		{"htm an array", es.sign(good, payload("htm", `["GET"]`)), nil, "htm is not a method"},
@@ -120,7 +122,7 @@ func TestParse(t *testing.T) {
 		{"ath a number", es.sign(good, payload("ath", `1`)), nil, "ath is not a string"},
 		{"ath empty", es.sign(good, payload("ath", `""`)), nil, "ath is not a string"},
 		{"nonce a number", es.sign(good, payload("nonce", `1`)), nil, "nonce is not a string"},
-		{"nonce too long", es.sign(good, payload("nonce", `"`+strings.Repeat("n", MaxNonceLen+1)+`"`)), nil, "nonce is not a string"},
+		{"nonce too long", es.sign(good, payload("nonce", `"`+strings.Repeat("n", dpop.MaxNonceLen+1)+`"`)), nil, "nonce is not a string"},
 
 		// Item 4: typ.
 		{"no typ", es.sign(strings.Replace(good, `"typ":"dpop+jwt",`, "", 1), pl), nil, `typ is not "dpop+jwt"`},
@@ -164,8 +166,8 @@ func TestParse(t *testing.T) {
 		{"RSA exponent 3 (signature then fails)", rs.sign(withJWK("RS256", rsaJWK(n, []byte{3})), pl), nil, "signature is not valid"},
 		{"RSA n not a string", rs.sign(withJWK("RS256", `"kty":"RSA","n":1,"e":"AQAB"`), pl), nil, "jwk: n is not a string"},
 		{"RSA n padded", rs.sign(withJWK("RS256", `"kty":"RSA","n":"`+b64(n)+`==","e":"AQAB"`), pl), nil, "jwk: n is empty or not base64url"},
-		{"EC point off the curve", es.sign(withJWK("ES256", `"kty":"EC","crv":"P-256","x":"`+b64(ecX)+`","y":"`+b64(offCurve)+`"`), pl), nil, "jwk: point is not on the curve"},
-		{"EC point at infinity", es.sign(withJWK("ES256", `"kty":"EC","crv":"P-256","x":"`+zeros+`","y":"`+zeros+`"`), pl), nil, "jwk: point is not on the curve"},
+		{"EC point off the curve (the verifier refuses it)", es.sign(withJWK("ES256", `"kty":"EC","crv":"P-256","x":"`+b64(ecX)+`","y":"`+b64(offCurve)+`"`), pl), nil, "signature is not valid"},
+		{"EC point at infinity (the verifier refuses it)", es.sign(withJWK("ES256", `"kty":"EC","crv":"P-256","x":"`+zeros+`","y":"`+zeros+`"`), pl), nil, "signature is not valid"},
 		{"EC x of 31 bytes", es.sign(withJWK("ES256", `"kty":"EC","crv":"P-256","x":"`+b64(ecX[1:])+`","y":"`+b64(ecY)+`"`), pl), nil, "jwk: x or y is not 32 bytes"},
 		{"EC x with a leading zero byte", es.sign(withJWK("ES256", `"kty":"EC","crv":"P-256","x":"`+b64(append([]byte{0}, ecX...))+`","y":"`+b64(ecY)+`"`), pl), nil, "jwk: x or y is not 32 bytes"},
 		{"EC y missing", es.sign(withJWK("ES256", `"kty":"EC","crv":"P-256","x":"`+b64(ecX)+`"`), pl), nil, "jwk: y is not a string"},
@@ -184,6 +186,7 @@ func TestParse(t *testing.T) {
 		{"RSA jwk with oth", rs.sign(rs.header("", `"oth":[]`), pl), nil, `jwk: has the private member "oth"`},
 		{"OKP jwk with d", ed.sign(ed.header("", `"d":"`+zeros+`"`), pl), nil, `jwk: has the private member "d"`},
 		{"private member null", es.sign(es.header("", `"d":null`), pl), nil, `jwk: has the private member "d"`},
+		{"private member with an escaped name", es.sign(es.header("", `"\u0064":"`+zeros+`"`), pl), nil, `jwk: has the private member "d"`},
 
 		// Item 6: the signature, by the jwk's key, of these bytes.
 		{"signed by another key", key(t, "ES256b").sign(good, pl), nil, "signature is not valid"},
@@ -201,7 +204,7 @@ func TestParse(t *testing.T) {
 			if algs == nil {
 				algs = allAlgs
 			}
-			got, err := Parse(tt.proof, algs)
+			got, err := dpop.Parse(tt.proof, algs, gosig.Verify)
 			switch {
 			case tt.err == "" && err != nil:
 				t.Fatalf("Parse: %v", err)
@@ -209,7 +212,7 @@ func TestParse(t *testing.T) {
 				t.Fatalf("Parse accepted the proof, want an error with %q", tt.err)
 			case tt.err != "" && !strings.Contains(err.Error(), tt.err):
 				t.Fatalf("Parse error %q, want one with %q", err, tt.err)
-			case err != nil && got != (Proof{}) && got.JKT != "":
+			case err != nil && got != (dpop.Proof{}) && got.JKT != "":
 				t.Fatalf("Parse refused the proof but returned a key thumbprint")
 			case err == nil && len(got.JKT) != 43:
 				t.Fatalf("JKT %q is not 43 characters", got.JKT)
@@ -225,9 +228,9 @@ func TestParse(t *testing.T) {
 func TestCheck(t *testing.T) {
 	now := time.Unix(testIAT, 0)
 	window := 60 * time.Second
-	proof := func(members ...string) Proof {
+	proof := func(members ...string) dpop.Proof {
 		k := key(t, "ES256")
-		p, err := Parse(k.sign(k.header("", ""), payload(members...)), allAlgs)
+		p, err := dpop.Parse(k.sign(k.header("", ""), payload(members...)), allAlgs, gosig.Verify)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -236,7 +239,7 @@ func TestCheck(t *testing.T) {
 	base := proof()
 	tests := []struct {
 		name   string
-		proof  Proof
+		proof  dpop.Proof
 		method string
 		uri    string
 		token  string
@@ -277,7 +280,7 @@ func TestCheck(t *testing.T) {
 		// Item 12: ath.
 		{"ath of another token", base, "GET", testURI, "another-token", now, "ath is not the access token's hash"},
 		{"no ath with a token", proof("ath", ""), "GET", testURI, testToken, now, "proof has no ath"},
-		{"ath of the token with padding", proof("ath", `"`+TokenHash(testToken)+`="`), "GET", testURI, testToken, now, "ath is not the access token's hash"},
+		{"ath of the token with padding", proof("ath", `"`+dpop.TokenHash(testToken)+`="`), "GET", testURI, testToken, now, "ath is not the access token's hash"},
 		{"no token, no ath", proof("ath", ""), "GET", testURI, "", now, ""},
 	}
 	for _, tt := range tests {
@@ -298,7 +301,7 @@ func TestCheck(t *testing.T) {
 // TestTokenHash: RFC 9449 §7.1's example token and its ath.
 func TestTokenHash(t *testing.T) {
 	const token = "Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU"
-	if got, want := TokenHash(token), "fUHyO2r2Z3DZ53EsNrWBb0xWXoaNy59IiKCAqksmQEo"; got != want {
+	if got, want := dpop.TokenHash(token), "fUHyO2r2Z3DZ53EsNrWBb0xWXoaNy59IiKCAqksmQEo"; got != want {
 		t.Errorf("TokenHash = %q, want %q", got, want)
 	}
 }
@@ -317,7 +320,7 @@ func TestErrorsAreSafeToLog(t *testing.T) {
 		secret + "." + secret + "." + secret,
 	}
 	for i, proof := range proofs {
-		_, err := Parse(proof, allAlgs)
+		_, err := dpop.Parse(proof, allAlgs, gosig.Verify)
 		if err == nil {
 			t.Fatalf("proof %d accepted", i)
 		}
@@ -349,7 +352,7 @@ func nest(n int) string { return strings.Repeat("[", n) + strings.Repeat("]", n)
 
 func mustDecode(t *testing.T, s string) []byte {
 	t.Helper()
-	b, err := decodePart(s)
+	b, err := dpop.DecodePart(s)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package dpop
+package dpop_test
 
 import (
 	"crypto"
@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/phantom-token/envoy-phantom-token/internal/dpop"
 )
 
 // A client key for tests: an alg, the private key, and the public JWK
@@ -167,7 +169,7 @@ func payload(members ...string) string {
 		"htm": `"` + testMethod + `"`,
 		"htu": `"` + testURI + `"`,
 		"iat": strconv.Itoa(testIAT),
-		"ath": `"` + TokenHash(testToken) + `"`,
+		"ath": `"` + dpop.TokenHash(testToken) + `"`,
 	}
 	order := []string{"jti", "htm", "htu", "iat", "ath"}
 	for i := 0; i+1 < len(members); i += 2 {
@@ -186,4 +188,4 @@ func payload(members ...string) string {
 }
 
 // allAlgs are the algorithms the tests accept unless a row says otherwise.
-var allAlgs = Algorithms
+var allAlgs = dpop.Algorithms

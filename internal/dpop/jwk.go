@@ -1,21 +1,12 @@
 package dpop
 
 import (
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rsa"
 	"crypto/sha256"
-	"crypto/sha512"
 	"encoding/base64"
 	"errors"
-	"math/big"
 	"strconv"
 
 	"github.com/tidwall/gjson"
-
-	"github.com/phantom-token/envoy-phantom-token/internal/jsonlimit"
 )
 
 // Algorithms are the JWS algorithms (RFC 7518 §3, RFC 8037 §3.1) a proof may
@@ -23,27 +14,24 @@ import (
 // "none" nor an HMAC, whose key a proof cannot carry in public.
 var Algorithms = []string{"ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "RS256", "RS384", "RS512", "EdDSA"}
 
-// algorithm is what verifying one JWS alg takes.
+// algorithm is what checking a key for one JWS alg takes.
 type algorithm struct {
-	name  string
-	kty   string      // the JWK key type it needs
-	crv   string      // EC and OKP: the curve
-	size  int         // EC: bytes of a coordinate, and of r and s
-	hash  crypto.Hash // 0 for EdDSA, which hashes inside
-	pss   bool        // RSA: PSS rather than PKCS #1 v1.5
-	curve func() elliptic.Curve
+	name string
+	kty  string // the JWK key type it needs
+	crv  string // EC and OKP: the curve
+	size int    // EC: bytes of a coordinate, and of r and s
 }
 
 var algorithms = [...]algorithm{
-	{name: "ES256", kty: "EC", crv: "P-256", size: 32, hash: crypto.SHA256, curve: elliptic.P256},
-	{name: "ES384", kty: "EC", crv: "P-384", size: 48, hash: crypto.SHA384, curve: elliptic.P384},
-	{name: "ES512", kty: "EC", crv: "P-521", size: 66, hash: crypto.SHA512, curve: elliptic.P521},
-	{name: "PS256", kty: "RSA", hash: crypto.SHA256, pss: true},
-	{name: "PS384", kty: "RSA", hash: crypto.SHA384, pss: true},
-	{name: "PS512", kty: "RSA", hash: crypto.SHA512, pss: true},
-	{name: "RS256", kty: "RSA", hash: crypto.SHA256},
-	{name: "RS384", kty: "RSA", hash: crypto.SHA384},
-	{name: "RS512", kty: "RSA", hash: crypto.SHA512},
+	{name: "ES256", kty: "EC", crv: "P-256", size: 32},
+	{name: "ES384", kty: "EC", crv: "P-384", size: 48},
+	{name: "ES512", kty: "EC", crv: "P-521", size: 66},
+	{name: "PS256", kty: "RSA"},
+	{name: "PS384", kty: "RSA"},
+	{name: "PS512", kty: "RSA"},
+	{name: "RS256", kty: "RSA"},
+	{name: "RS384", kty: "RSA"},
+	{name: "RS512", kty: "RSA"},
 	{name: "EdDSA", kty: "OKP", crv: "Ed25519"},
 }
 
@@ -76,25 +64,80 @@ const (
 	maxRSAE    = 1<<31 - 1
 )
 
-// jwkMembers are the members publicKey and Thumbprint read, and the private
-// ones refused, each at most once.
-var jwkMembers = []string{"kty", "crv", "x", "y", "n", "e", "d", "p", "q", "dp", "dq", "qi", "oth", "k"}
-
-// privateMembers are JWK members that hold private or symmetric key material
-// (RFC 7518 §6.2.2, §6.3.2, §6.4; RFC 8037 §2).
-var privateMembers = []string{"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
-
-// verifier is a public key of one of the three kinds.
-type verifier struct {
-	ec  *ecdsa.PublicKey
-	rsa *rsa.PublicKey
-	ed  ed25519.PublicKey
+// jwkFields are the members of a JWK that publicKey and Thumbprint read,
+// found in one pass over it (each gjson Get would be a pass of its own).
+type jwkFields struct {
+	kty, crv, x, y, n, e gjson.Result
+	// private is the first member that holds private or symmetric key
+	// material (RFC 7518 §6.2.2, §6.3.2, §6.4; RFC 8037 §2), if any.
+	private string
+	// dup is the first of kty, crv, x, y, n and e that repeats, if any
+	// (names compared unescaped).
+	dup string
 }
+
+// readJWK reads the members of the JSON object jwk.
+func readJWK(jwk gjson.Result) jwkFields {
+	var f jwkFields
+	jwk.ForEach(func(k, v gjson.Result) bool {
+		var dst *gjson.Result
+		switch name := k.String(); name {
+		case "kty", "crv", "x", "y", "n", "e":
+			dst = f.field(name)
+		case "d", "p", "q", "dp", "dq", "qi", "oth", "k":
+			if f.private == "" {
+				f.private = name
+			}
+			return true
+		default:
+			return true
+		}
+		if dst.Exists() {
+			f.dup = k.String()
+			return false
+		}
+		*dst = v
+		return true
+	})
+	return f
+}
+
+// field returns the member called name, one of kty, crv, x, y, n, e.
+func (f *jwkFields) field(name string) *gjson.Result {
+	switch name {
+	case "kty":
+		return &f.kty
+	case "crv":
+		return &f.crv
+	case "x":
+		return &f.x
+	case "y":
+		return &f.y
+	case "n":
+		return &f.n
+	}
+	return &f.e
+}
+
+// Key is a proof's public key, as its jwk gives it, for the proof's alg:
+// of the alg's type, in canonical encodings, within the bounds Parse checks.
+// Whether an EC point is on its curve is the Verifier's to check (Go's
+// crypto/ecdsa and BoringSSL both refuse a point off the curve).
+type Key struct {
+	Alg  string // the proof's alg, one of Algorithms
+	X, Y []byte // EC: the point's coordinates, each of the curve's size; OKP: X, 32 bytes
+	N, E []byte // RSA: modulus and public exponent, big-endian, without leading zero bytes
+}
+
+// A Verifier reports whether sig is a valid signature of input by k with
+// k.Alg, sig as JWS carries it (RFC 7518 §3: ECDSA's r and s as two
+// fixed-size big-endian numbers). Package gosig verifies with Go's crypto in
+// the module; VerifySignatureArgs prepares Envoy's verify_signature.
+type Verifier func(k Key, input, sig []byte) bool
 
 // publicKey reads jwk as a public key for alg:
 //
-//	EC   kty "EC", crv the alg's curve, x and y of the curve's full size,
-//	     the point on the curve (not the point at infinity)
+//	EC   kty "EC", crv the alg's curve, x and y of the curve's full size
 //	RSA  kty "RSA", n of 2048 to 8192 bits, odd, without leading zero bytes;
 //	     e odd, 3 to 2^31-1, without leading zero bytes
 //	OKP  kty "OKP", crv "Ed25519", x of 32 bytes
@@ -102,87 +145,76 @@ type verifier struct {
 // Numbers are canonical base64url (RFC 7518 §2, Base64urlUInt). A JWK with
 // a private member (d, p, q, dp, dq, qi, oth, k) is refused, as is one that
 // repeats a member read here.
-func publicKey(alg *algorithm, jwk gjson.Result) (verifier, error) {
-	if !jwk.IsObject() {
-		return verifier{}, errors.New("not a JSON object")
+func publicKey(alg *algorithm, jwk *jwkFields) (Key, error) {
+	if jwk.dup != "" {
+		return Key{}, errors.New("duplicate member " + strconv.Quote(jwk.dup))
 	}
-	if name, dup := jsonlimit.Duplicate(jwk, jwkMembers...); dup {
-		return verifier{}, errors.New("duplicate member " + strconv.Quote(name))
+	if jwk.private != "" {
+		return Key{}, errors.New("has the private member " + strconv.Quote(jwk.private))
 	}
-	for _, m := range privateMembers {
-		if jwk.Get(m).Exists() {
-			return verifier{}, errors.New("has the private member " + strconv.Quote(m))
-		}
-	}
-	if kty := jwk.Get("kty"); kty.Type != gjson.String || kty.Str != alg.kty {
-		return verifier{}, errors.New("kty is not " + strconv.Quote(alg.kty) + " for " + alg.name)
+	if kty := jwk.kty; kty.Type != gjson.String || kty.Str != alg.kty {
+		return Key{}, errors.New("kty is not " + strconv.Quote(alg.kty) + " for " + alg.name)
 	}
 	if alg.crv != "" {
-		if crv := jwk.Get("crv"); crv.Type != gjson.String || crv.Str != alg.crv {
-			return verifier{}, errors.New("crv is not " + strconv.Quote(alg.crv) + " for " + alg.name)
+		if crv := jwk.crv; crv.Type != gjson.String || crv.Str != alg.crv {
+			return Key{}, errors.New("crv is not " + strconv.Quote(alg.crv) + " for " + alg.name)
 		}
 	}
 	switch alg.kty {
 	case "EC":
 		x, err := member(jwk, "x")
 		if err != nil {
-			return verifier{}, err
+			return Key{}, err
 		}
 		y, err := member(jwk, "y")
 		if err != nil {
-			return verifier{}, err
+			return Key{}, err
 		}
 		if len(x) != alg.size || len(y) != alg.size {
-			return verifier{}, errors.New("x or y is not " + strconv.Itoa(alg.size) + " bytes")
+			return Key{}, errors.New("x or y is not " + strconv.Itoa(alg.size) + " bytes")
 		}
-		point := make([]byte, 0, 1+2*alg.size)
-		point = append(append(append(point, 4), x...), y...)
-		k, err := ecdsa.ParseUncompressedPublicKey(alg.curve(), point)
-		if err != nil {
-			return verifier{}, errors.New("point is not on the curve")
-		}
-		return verifier{ec: k}, nil
+		return Key{Alg: alg.name, X: x, Y: y}, nil
 	case "RSA":
 		n, err := member(jwk, "n")
 		if err != nil {
-			return verifier{}, err
+			return Key{}, err
 		}
 		e, err := member(jwk, "e")
 		if err != nil {
-			return verifier{}, err
+			return Key{}, err
 		}
 		if n[0] == 0 || e[0] == 0 {
-			return verifier{}, errors.New("n or e has a leading zero byte")
+			return Key{}, errors.New("n or e has a leading zero byte")
 		}
 		if bits := bitLen(n); bits < minRSABits || bits > maxRSABits || n[len(n)-1]&1 == 0 {
-			return verifier{}, errors.New("n is not an odd modulus of " + strconv.Itoa(minRSABits) + " to " + strconv.Itoa(maxRSABits) + " bits")
+			return Key{}, errors.New("n is not an odd modulus of " + strconv.Itoa(minRSABits) + " to " + strconv.Itoa(maxRSABits) + " bits")
 		}
 		if len(e) > 4 {
-			return verifier{}, errors.New("e is out of range")
+			return Key{}, errors.New("e is out of range")
 		}
 		var ev uint64
 		for _, b := range e {
 			ev = ev<<8 | uint64(b)
 		}
 		if ev < 3 || ev > maxRSAE || ev&1 == 0 {
-			return verifier{}, errors.New("e is not odd or out of range")
+			return Key{}, errors.New("e is not odd or out of range")
 		}
-		return verifier{rsa: &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: int(ev)}}, nil
+		return Key{Alg: alg.name, N: n, E: e}, nil
 	default: // OKP, Ed25519
 		x, err := member(jwk, "x")
 		if err != nil {
-			return verifier{}, err
+			return Key{}, err
 		}
-		if len(x) != ed25519.PublicKeySize {
-			return verifier{}, errors.New("x is not 32 bytes")
+		if len(x) != 32 {
+			return Key{}, errors.New("x is not 32 bytes")
 		}
-		return verifier{ed: ed25519.PublicKey(x)}, nil
+		return Key{Alg: alg.name, X: x}, nil
 	}
 }
 
 // member decodes a JWK member holding a canonical base64url string.
-func member(jwk gjson.Result, name string) ([]byte, error) {
-	v := jwk.Get(name)
+func member(jwk *jwkFields, name string) ([]byte, error) {
+	v := *jwk.field(name)
 	if v.Type != gjson.String {
 		return nil, errors.New(name + " is not a string")
 	}
@@ -202,42 +234,6 @@ func bitLen(b []byte) int {
 	return n
 }
 
-// verify reports whether sig is alg's signature of input by the key.
-func (k verifier) verify(alg *algorithm, input string, sig []byte) bool {
-	if alg.kty == "OKP" {
-		return len(sig) == ed25519.SignatureSize && ed25519.Verify(k.ed, []byte(input), sig)
-	}
-	var digest []byte
-	switch alg.hash {
-	case crypto.SHA256:
-		h := sha256.Sum256([]byte(input))
-		digest = h[:]
-	case crypto.SHA384:
-		h := sha512.Sum384([]byte(input))
-		digest = h[:]
-	default:
-		h := sha512.Sum512([]byte(input))
-		digest = h[:]
-	}
-	switch {
-	case alg.kty == "EC":
-		// JWS carries r and s as two fixed-size big-endian numbers
-		// (RFC 7518 §3.4), not as ASN.1.
-		if len(sig) != 2*alg.size {
-			return false
-		}
-		r := new(big.Int).SetBytes(sig[:alg.size])
-		s := new(big.Int).SetBytes(sig[alg.size:])
-		return ecdsa.Verify(k.ec, digest, r, s)
-	case alg.pss:
-		// RFC 7518 §3.5: the salt is as long as the hash.
-		opts := rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: alg.hash}
-		return rsa.VerifyPSS(k.rsa, alg.hash, digest, sig, &opts) == nil
-	default:
-		return rsa.VerifyPKCS1v15(k.rsa, alg.hash, digest, sig) == nil
-	}
-}
-
 // thumbprintMembers are the required members of each key type, in
 // lexicographic order (RFC 7638 §3.2; OKP: RFC 8037 §2).
 var thumbprintMembers = map[string][]string{
@@ -248,24 +244,29 @@ var thumbprintMembers = map[string][]string{
 
 // Thumbprint is the RFC 7638 thumbprint of a JWK: the base64url SHA-256 of
 // the JSON object of its required members only, in lexicographic order,
-// without whitespace. Each required member must be a string, appear once,
-// and hold only printable ASCII other than '"' and '\', which JSON writes as
-// is (every valid EC, RSA and OKP member does); other key types are refused.
+// without whitespace. Each required member must be a string and hold only
+// printable ASCII other than '"' and '\', which JSON writes as is (every
+// valid EC, RSA and OKP member does); none of kty, crv, x, y, n and e may
+// appear twice; other key types are refused.
 func Thumbprint(jwk gjson.Result) (string, error) {
 	if !jwk.IsObject() {
 		return "", errors.New("not a JSON object")
 	}
-	kty := jwk.Get("kty")
-	names, ok := thumbprintMembers[kty.Str]
-	if kty.Type != gjson.String || !ok {
+	f := readJWK(jwk)
+	return thumbprint(&f)
+}
+
+func thumbprint(jwk *jwkFields) (string, error) {
+	names, ok := thumbprintMembers[jwk.kty.Str]
+	if jwk.kty.Type != gjson.String || !ok {
 		return "", errors.New("kty is not EC, RSA or OKP")
 	}
-	if name, dup := jsonlimit.Duplicate(jwk, names...); dup {
-		return "", errors.New("duplicate member " + strconv.Quote(name))
+	if jwk.dup != "" {
+		return "", errors.New("duplicate member " + strconv.Quote(jwk.dup))
 	}
-	b := make([]byte, 0, 64+len(jwk.Raw))
+	b := make([]byte, 0, 64+len(jwk.n.Str)+len(jwk.x.Str)+len(jwk.y.Str))
 	for i, name := range names {
-		v := jwk.Get(name)
+		v := *jwk.field(name)
 		if v.Type != gjson.String || v.Str == "" || !plain(v.Str) {
 			return "", errors.New(name + " is not a plain string")
 		}
