@@ -12,6 +12,8 @@ import (
 var (
 	getHeader     = requestHeader
 	getProperty   = property
+	getHeaders    = proxywasm.GetHttpRequestHeaders
+	callForeign   = proxywasm.CallForeignFunction
 	replaceHeader = proxywasm.ReplaceHttpRequestHeader
 	removeHeader  = proxywasm.RemoveHttpRequestHeader
 	addHeader     = proxywasm.AddHttpRequestHeader

@@ -140,6 +140,7 @@ func TestRuleErrorsNameTheRule(t *testing.T) {
 		{"bad DPoP mode", `[{"route":"a","dpop":"on"}]`, "routes[0].dpop", "required"},
 		{"DPoP alg none", `[{"route":"a","dpop_algs":"ES256 none"}]`, "routes[0].dpop_algs", "algorithms are"},
 		{"DPoP alg HS256", `[{"route":"a","dpop_algs":["HS256"]}]`, "routes[0].dpop_algs", "algorithms are"},
+		{"DPoP alg PS256, not verifiable yet", `[{"route":"a","dpop_algs":["PS256"]}]`, "routes[0].dpop_algs", "algorithms are"},
 		{"DPoP window too long", `[{"route":"a","dpop_iat_window":"11m"}]`, "routes[0].dpop_iat_window", "at most"},
 		{"DPoP nonce key in a rule", `[{"route":"a","dpop_nonce_secret_env":"DPOP_SECRET"}]`, "routes[0].dpop_nonce_secret_env", "top level"},
 		{"bad certificate source", `[{"route":"a","client_certificate_source":"header"}]`, "routes[0].client_certificate_source", "x-forwarded-client-cert"},

@@ -7,4 +7,5 @@ var (
 	DecodePart        = decodePart
 	IsBase64URL       = isBase64URL
 	ThumbprintMembers = thumbprintMembers
+	NonceMAC          = nonceMAC
 )

@@ -1,6 +1,9 @@
 package dpop_test
 
 import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
 	"strings"
 	"testing"
 	"time"
@@ -62,4 +65,17 @@ func flip(c byte) string {
 		return "B"
 	}
 	return "A"
+}
+
+// The MAC written out is HMAC-SHA256.
+func TestNonceMACIsHMAC(t *testing.T) {
+	for _, n := range []int{32, 64, 65, 100} {
+		key := bytes.Repeat([]byte{byte(n)}, n)
+		m := hmac.New(sha256.New, key)
+		m.Write([]byte("dpop-nonce"))
+		m.Write([]byte{1, 2, 3})
+		if got, want := dpop.NonceMAC(key, []byte{1, 2, 3}), m.Sum(nil)[:16]; !bytes.Equal(got, want) {
+			t.Errorf("key of %d bytes: %x, want %x", n, got, want)
+		}
+	}
 }
