@@ -11,7 +11,11 @@
 #                     cache hit, counted under wazero (measure/hostcount;
 #                     HOSTCOUNT_FLAGS passes flags, e.g. -requests 5000)
 #   make linkcost     what linking one package adds to a no-op Go wasip1
-#                     module (measure/linkcost; builds 14 modules)
+#                     module (measure/linkcost; builds 22 modules)
+#   make sigcost      what checking one DPoP proof costs inside Envoy's V8:
+#                     internal/dpop (Go crypto in the module) and Envoy's
+#                     verify_signature foreign function (measure/sigcost;
+#                     SIGCOST_FLAGS passes flags, e.g. -n 1000)
 #
 # `make unit` runs gofmt, go vet, staticcheck and the tests of measure/.
 
@@ -20,8 +24,9 @@ MEASURE_DIR := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
 MEASURE_WASM ?= $(abspath $(MEASURE_DIR)/../$(WASM))
 BENCH_FLAGS ?=
 HOSTCOUNT_FLAGS ?=
+SIGCOST_FLAGS ?=
 
-.PHONY: bench hostcount linkcost
+.PHONY: bench hostcount linkcost sigcost
 
 # Passthrough, a no-op Go filter, the filter on a cache hit and without cache,
 # side by side in one Envoy (1 connection: p50, p99, Envoy CPU per request;
@@ -38,3 +43,5 @@ hostcount: build
 linkcost:
 	cd $(MEASURE_DIR) && go run ./linkcost
 
+sigcost: $(E2E_ENVOY_DEP)
+	cd $(MEASURE_DIR) && ENVOY_PATH='$(ENVOY_PATH)' go run ./sigcost $(SIGCOST_FLAGS)
