@@ -30,15 +30,19 @@ func newDPoPKey(t *testing.T) dpopKey {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return dpopKeyOf(k)
+}
+
+func dpopKeyOf(k *ecdsa.PrivateKey) dpopKey {
 	p, err := k.PublicKey.Bytes() // 0x04 || X || Y
 	if err != nil {
-		t.Fatal(err)
+		panic(err)
 	}
 	enc := base64.RawURLEncoding.EncodeToString
 	jwk := `{"kty":"EC","crv":"P-256","x":"` + enc(p[1:33]) + `","y":"` + enc(p[33:]) + `"}`
 	jkt, err := dpop.Thumbprint(gjson.Parse(jwk))
 	if err != nil {
-		t.Fatal(err)
+		panic(err)
 	}
 	return dpopKey{k, jwk, jkt}
 }
