@@ -277,7 +277,7 @@ func faultScenario(t *testing.T, h *host, cfg string) []*exchange {
 	other.write(cache.Record{Kind: cache.Active, Expires: farFuture, JWT: jwt})
 	h.Tick() // the other VM's answer
 	collect()
-	send(req(authBearer(token))...)                                                // a hit
+	send(req(authBearer(token))...)      // a hit
 	if strings.Contains(cfg, `"dpop"`) { // a DPoP request for the cached (unbound) token: its proof is checked, then 401
 		send(dpopReq(token, faultKey.proof(t, token, proofOpts{}))...)
 	}
