@@ -4,7 +4,7 @@
 // wasip1 filter that does nothing ("noop", ./noop: the floor any such filter
 // pays).
 //
-//  1. Side by side: one Envoy (one worker by default) serves four listeners,
+//  1. Side by side: one Envoy (one worker by default) serves seven listeners,
 //     all routed to a loopback upstream that answers a few fixed bytes:
 //     passthrough, noop, "noop-jwt" (noop again, the client sending the JWT
 //     itself: what the JWT's bytes cost on the way through, since the filter
@@ -49,6 +49,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -123,6 +124,7 @@ var (
 	top          = flag.Int("top", 25, "packages listed in the module breakdown")
 	gogc         = flag.String("gogc", "25", "GOGC of one more filter configuration in the memory phase (empty: none)")
 	phases       = flag.String("phases", "side,profile,memory", "phases to run, of side, profile, memory (the module breakdown always prints)")
+	only         = flag.String("listeners", "", "listeners of the side-by-side phase, a subset of all with hit among them (e.g. hit,hit-table,hit-routes); empty: all")
 )
 
 func phase(name string) bool { return slices.Contains(strings.Split(*phases, ","), name) }
@@ -146,6 +148,18 @@ func main() {
 		quickDefault("mem-budget", "30s")
 	}
 	log.SetFlags(0)
+	if *only != "" {
+		some := strings.Split(*only, ",")
+		for _, s := range some {
+			if !slices.Contains(listeners, s) {
+				log.Fatalf("-listeners: %q is not one of %s", s, strings.Join(listeners, ","))
+			}
+		}
+		if !slices.Contains(some, hit) {
+			log.Fatalf("-listeners: hit must be among them (its fill learns the JWT, and the others are compared with it)")
+		}
+		listeners = some
+	}
 	flog.SetLogLevelQuiet(flog.Error) // fortio's per-run info lines would bury the tables
 	if err := run(); err != nil {
 		log.Fatal(err)
@@ -343,6 +357,9 @@ func cached(listener string) bool {
 // target rule's realm, and hit-table with the top level's.
 func checkRoutes(envoy *harness.Envoy) error {
 	for _, c := range []struct{ listener, realm string }{{hitTable, "api"}, {hitRoutes, routeset.TargetRealm}} {
+		if !slices.Contains(listeners, c.listener) {
+			continue
+		}
 		res, err := http.Get(url(envoy, c.listener) + "/check")
 		if err != nil {
 			return err
@@ -444,6 +461,9 @@ func (b *bench) sideBySide() error {
 		return err
 	}
 	for _, s := range []string{hitTable, hitRoutes} {
+		if !slices.Contains(listeners, s) {
+			continue
+		}
 		if err := b.fill(url(envoy, s)); err != nil {
 			return fmt.Errorf("%s: %w", s, err)
 		}
@@ -496,7 +516,11 @@ func (b *bench) sideBySide() error {
 
 // paired is the median over rounds of op(f(x), f(y)) for the runs of x and
 // y in the same round: a disturbance that hits one round moves one pair.
+// It is NaN without pairs (a listener left out with -listeners).
 func paired(xs, ys []sample, f func(sample) float64, op func(a, b float64) float64) float64 {
+	if len(xs) == 0 || len(ys) == 0 {
+		return math.NaN()
+	}
 	var v []sample
 	for i := range min(len(xs), len(ys)) {
 		v = append(v, sample{rps: op(f(xs[i]), f(ys[i]))})
@@ -561,13 +585,16 @@ func (b *bench) printSideBySide() {
 // route rules cost on top of it (hit-routes).
 func (b *bench) printRoutes() {
 	one, sat := b.sideOne, b.sideSat
-	if len(one[hitRoutes]) == 0 {
+	if len(one[hitTable]) == 0 && len(one[hitRoutes]) == 0 {
 		return
 	}
 	fmt.Printf("\nroutes (issue 15): %d named Envoy routes; hit-routes also has %d route rules and its requests land on %q, which rule %d of %d names\n",
 		routeCount, routeCount, routeset.Target(routeCount).Name, routeCount-1, routeCount)
 	fmt.Printf("%-12s | %8s %8s %8s | %7s %8s | %9s\n", "listener", "CPU µs", "Δhit", "pooled", "p50 µs", "Δhit", "req/s×hit")
 	for _, s := range []string{hit, hitTable, hitRoutes} {
+		if len(one[s]) == 0 {
+			continue
+		}
 		dCPU, pCPU, dP50, r := "-", "-", "-", "-"
 		if s != hit {
 			dCPU = fmt.Sprintf("%+.2f", paired(one[s], one[hit], cpuOf, minus))
@@ -577,13 +604,18 @@ func (b *bench) printRoutes() {
 		}
 		fmt.Printf("%-12s | %8.1f %8s %8s | %7.0f %8s | %9s\n", s, median(one[s], cpuOf), dCPU, pCPU, median(one[s], p50Of), dP50, r)
 	}
-	fmt.Printf("%-12s | %8s %8s %8s | %7s %8s | %9s\n", "rules only", "", fmt.Sprintf("%+.2f", paired(one[hitRoutes], one[hitTable], cpuOf, minus)),
-		fmt.Sprintf("%+.2f", pooledCPU(one[hitRoutes])-pooledCPU(one[hitTable])), "", fmt.Sprintf("%+.1f", paired(one[hitRoutes], one[hitTable], p50Of, minus)),
-		fmt.Sprintf("%.3f", paired(sat[hitRoutes], sat[hitTable], rpsOf, ratio)))
+	if len(one[hitTable]) > 0 && len(one[hitRoutes]) > 0 {
+		fmt.Printf("%-12s | %8s %8s %8s | %7s %8s | %9s\n", "rules only", "", fmt.Sprintf("%+.2f", paired(one[hitRoutes], one[hitTable], cpuOf, minus)),
+			fmt.Sprintf("%+.2f", pooledCPU(one[hitRoutes])-pooledCPU(one[hitTable])), "", fmt.Sprintf("%+.1f", paired(one[hitRoutes], one[hitTable], p50Of, minus)),
+			fmt.Sprintf("%.3f", paired(sat[hitRoutes], sat[hitTable], rpsOf, ratio)))
+	}
 	fmt.Printf("(Δhit: median of same-round differences to hit at 1 connection; pooled: over all rounds; req/s×hit: median of same-round ratios at %d connections;\n"+
 		" rules only: hit-routes against hit-table, the filter's share)\n", *satConns)
 	fmt.Printf("per round, CPU µs/request over hit at 1 connection\n")
 	for _, s := range []string{hitTable, hitRoutes} {
+		if len(one[s]) == 0 {
+			continue
+		}
 		var d []string
 		for i := range min(len(one[s]), len(one[hit])) {
 			d = append(d, fmt.Sprintf("%+.1f", one[s][i].cpuPerReq()-one[hit][i].cpuPerReq()))
@@ -622,7 +654,7 @@ func verdict(pass bool, target, measured string) {
 // targets prints issue 9's targets and the checks kept from the earlier bench.
 func (b *bench) targets() {
 	fmt.Printf("\n== Targets (issue 9; against the no-op filter in the same run)\n")
-	if len(b.sideOne[hit]) > 0 {
+	if len(b.sideOne[hit]) > 0 && len(b.sideOne[noop]) > 0 {
 		b.sideTargets()
 	}
 	if len(b.sideOne[hitRoutes]) > 0 {
