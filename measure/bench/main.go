@@ -41,7 +41,7 @@
 // Everything (load generator, identity server, upstream, Envoy) shares one
 // machine, so absolute numbers describe this machine under this load; the
 // differences and ratios between listeners measured in the same rounds are
-// what the targets are about. -quick runs a shorter version (~2 minutes).
+// what the targets are about. -quick runs a shorter version (~3 minutes).
 package main
 
 import (
@@ -106,7 +106,7 @@ const (
 )
 
 var (
-	quick        = flag.Bool("quick", false, "a short run (~2 minutes): fewer, shorter rounds and a smaller churn")
+	quick        = flag.Bool("quick", false, "a short run (~3 minutes): fewer, shorter rounds and a smaller churn")
 	rounds       = flag.Int("rounds", 10, "interleaved rounds over the listeners")
 	oneDur       = flag.Duration("one", 2500*time.Millisecond, "length of a one-connection run")
 	satDur       = flag.Duration("sat", 2*time.Second, "length of a saturation run")
