@@ -16,3 +16,7 @@ fuzz:
 	go test -run=^$$ -fuzz=^FuzzDepth$$ -fuzztime=$(FUZZTIME) ./internal/jsonlimit
 	go test -run=^$$ -fuzz=^FuzzDecode$$ -fuzztime=$(FUZZTIME) ./internal/cache
 	go test -run=^$$ -fuzz=^FuzzJSON$$ -fuzztime=$(FUZZTIME) ./internal/routemeta
+	go test -run=^$$ -fuzz=^FuzzFromXFCC$$ -fuzztime=$(FUZZTIME) ./internal/certbound
+	go test -run=^$$ -fuzz=^FuzzDecode$$ -fuzztime=$(FUZZTIME) ./internal/replay
+	go test -run=^$$ -fuzz=^FuzzParse$$ -fuzztime=$(FUZZTIME) ./internal/dpop
+	go test -run=^$$ -fuzz=^FuzzThumbprint$$ -fuzztime=$(FUZZTIME) ./internal/dpop

@@ -6,6 +6,7 @@ package main
 // through the SDK and the Go runtime instead.
 
 import (
+	"crypto/rand"
 	"errors"
 	"strings"
 	"time"
@@ -21,6 +22,12 @@ var processStart = time.Now()
 
 // monotonicClock is the monotonic time since the process started.
 func monotonicClock() time.Duration { return time.Since(processStart) }
+
+// randomBytes is crypto/rand's.
+func randomBytes(b []byte) error {
+	_, err := rand.Read(b)
+	return err
+}
 
 // requestHeader is the SDK's header read.
 var requestHeader = proxywasm.GetHttpRequestHeader

@@ -40,6 +40,24 @@ func monotonicClock() time.Duration {
 	return time.Duration(ns)
 }
 
+// randomGet is WASI's random_get, which Envoy provides (from the OS).
+//
+//go:wasmimport wasi_snapshot_preview1 random_get
+//go:noescape
+func randomGet(buf *byte, size uint32) uint32
+
+// randomBytes fills b from the host's random source. crypto/rand would do
+// the same, and link math/big into the module (0.4 MB).
+func randomBytes(b []byte) error {
+	if len(b) == 0 {
+		return nil
+	}
+	if st := randomGet(&b[0], uint32(len(b))); st != 0 {
+		return hostError{"random_get", st}
+	}
+	return nil
+}
+
 // proxyGetHeaderMapValue is the proxy-wasm ABI's proxy_get_header_map_value.
 //
 //go:wasmimport env proxy_get_header_map_value

@@ -132,6 +132,7 @@ func startHost(t *testing.T, m mode, cfg string) (*host, types.OnPluginStartStat
 		reset()
 		log.SetOutput(os.Stderr)
 	})
+	h.RegisterForeignFunction("verify_signature", envoyVerifySignature)
 	h.StartVM()
 	return &host{HostEmulator: h, t: t, stdlog: buf}, h.StartPlugin()
 }

@@ -12,6 +12,8 @@ import (
 var (
 	getHeader     = requestHeader
 	getProperty   = property
+	getHeaders    = proxywasm.GetHttpRequestHeaders
+	callForeign   = proxywasm.CallForeignFunction
 	replaceHeader = proxywasm.ReplaceHttpRequestHeader
 	removeHeader  = proxywasm.RemoveHttpRequestHeader
 	addHeader     = proxywasm.AddHttpRequestHeader
@@ -35,6 +37,9 @@ const (
 	propRouteName     = "xds\x00route_name"
 	propRouteMetadata = "xds\x00route_metadata"
 	propVHostMetadata = "xds\x00virtual_host_metadata"
+	// propCertDigest is the hex SHA-256 of the connection's client
+	// certificate; read only for a certificate-bound token.
+	propCertDigest = "connection\x00sha256_peer_certificate_digest"
 )
 
 // hostError is a host call that failed with an ABI status (0: a failure the

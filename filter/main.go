@@ -51,6 +51,9 @@ type pluginContext struct {
 	id      uint32
 	cfg     *config.Config
 	metrics *metrics
+	// dpopNonceKey is the proxy's key for DPoP nonces, once read (see
+	// nonceKey).
+	dpopNonceKey []byte
 	// resolver finds a request's configuration from its route; nil
 	// without routes and route_metadata (nothing of the route is read).
 	resolver *config.Resolver
@@ -115,6 +118,9 @@ func (p *pluginContext) OnPluginStart(int) (status types.OnPluginStartStatus) {
 	p.tableNumber = -1
 	if cfg.CacheEnabled {
 		p.startTable(now())
+	}
+	if dpopPossible(cfg) {
+		p.createReplaySets()
 	}
 	// Each VM has a queue of its own: a shared queue wakes only the VM that
 	// registered its name last.

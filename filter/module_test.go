@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"strings"
@@ -44,6 +45,23 @@ func TestModuleImportsOnlyWhatEnvoyProvides(t *testing.T) {
 	for _, name := range []string{"proxy_on_context_create", "proxy_on_request_headers", "proxy_on_http_call_response", "proxy_on_configure", "_initialize"} {
 		if _, ok := exports[name]; !ok {
 			t.Errorf("module does not export %s", name)
+		}
+	}
+}
+
+// TestModuleLinksNoHeavyPackages: packages that a stray import would link
+// into the module, each hundreds of kB that Envoy pays for in memory per
+// worker (encoding/hex's errors link fmt, crypto/rand links math/big,
+// crypto/hmac the FIPS hash registry and SHA-3, crypto/ecdsa 1.9 MB). Their
+// functions would show in the name section.
+func TestModuleLinksNoHeavyPackages(t *testing.T) {
+	code, err := os.ReadFile(wasmPath)
+	if err != nil {
+		t.Fatalf("the compiled module is needed (run make build): %v", err)
+	}
+	for _, name := range []string{"fmt.(*fmt)", "reflect.Value.", "math/big.nat", "crypto/sha3.", "crypto/internal/fips140/ecdsa.", "crypto/internal/fips140/rsa.", "encoding/json."} {
+		if bytes.Contains(code, []byte(name)) {
+			t.Errorf("the module links %s", strings.TrimSuffix(name, "."))
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/subtle"
 	"errors"
 	"strconv"
 	"time"
@@ -10,10 +11,12 @@ import (
 
 	"github.com/phantom-token/envoy-phantom-token/internal/bearer"
 	"github.com/phantom-token/envoy-phantom-token/internal/cache"
+	"github.com/phantom-token/envoy-phantom-token/internal/certbound"
 	"github.com/phantom-token/envoy-phantom-token/internal/claims"
 	"github.com/phantom-token/envoy-phantom-token/internal/config"
 	"github.com/phantom-token/envoy-phantom-token/internal/cors"
 	"github.com/phantom-token/envoy-phantom-token/internal/introspection"
+	"github.com/phantom-token/envoy-phantom-token/internal/jwt"
 	"github.com/phantom-token/envoy-phantom-token/internal/reply"
 )
 
@@ -30,6 +33,12 @@ type httpContext struct {
 	method string
 	// hash is the token's SHA-256, computed when first needed.
 	hash cache.TokenHash
+	// scheme is the token's scheme; with DPoP, jkt is the thumbprint of
+	// the key its proof was signed with, and nonce the DPoP-Nonce of a
+	// use_dpop_nonce answer.
+	scheme bearer.Scheme
+	jkt    string
+	nonce  string
 	// flight is the introspection the request waits for.
 	flight *flight
 	// done is set once the request was let through or answered, so that a
@@ -81,7 +90,13 @@ func (h *httpContext) OnHttpRequestHeaders(_ int, endOfStream bool) (action type
 			return h.forwardPreflight()
 		}
 	}
-	token, found := bearer.FromHeader(authorization, present, cfg.MaxTokenLength)
+	var token string
+	var found bearer.Result
+	if cfg.DPoP == config.DPoPOff {
+		token, found = bearer.FromHeader(authorization, present, cfg.MaxTokenLength)
+	} else {
+		token, h.scheme, found = bearer.WithScheme(authorization, present, cfg.MaxTokenLength, true)
+	}
 	switch found {
 	case bearer.Missing:
 		return h.respond(reply.NoToken, "no bearer token")
@@ -91,6 +106,16 @@ func (h *httpContext) OnHttpRequestHeaders(_ int, endOfStream bool) (action type
 		return h.respond(reply.InvalidRequest, "more than one Authorization header")
 	}
 	h.token = token
+	switch {
+	case h.scheme == bearer.DPoP:
+		// The proof first: a request that cannot prove its key costs no
+		// introspection.
+		if action, answered := h.checkProof(); answered {
+			return action
+		}
+	case cfg.DPoP == config.DPoPRequired:
+		return h.respond(reply.NoToken, "a Bearer token where DPoP is required")
+	}
 	return h.plugin.authenticate(h)
 }
 
@@ -245,6 +270,11 @@ func (h *httpContext) finish(a introspection.Answer, e *cache.LocalEntry, t time
 // caller lets the request go on when it returns ActionContinue, and then
 // marks it done.
 func (h *httpContext) admit(e cache.LocalEntry, t time.Time) types.Action {
+	if e.Claims.Binding.Bound() || h.cfg.RequireCertificateBound || h.scheme == bearer.DPoP {
+		if k, why := h.checkBinding(e.Claims.Binding); why != "" {
+			return h.respond(k, why)
+		}
+	}
 	verdict := e.Claims.Check(t, h.cfg.RequiredScopes)
 	if k, refused := reply.ForCheck(verdict); refused {
 		return h.respond(k, "JWT fails the per-request checks: "+verdict.String())
@@ -255,6 +285,11 @@ func (h *httpContext) admit(e cache.LocalEntry, t time.Time) types.Action {
 	}
 	if err := h.setUpstreamHeader(value); err != nil {
 		return h.respond(reply.ServerError, "cannot set the "+h.cfg.UpstreamHeader+" header: "+err.Error())
+	}
+	if h.cfg.DPoP != config.DPoPOff && !h.cfg.DPoPKeepHeader {
+		if err := removeHeader("dpop"); err != nil {
+			return h.respond(reply.ServerError, "cannot remove the DPoP header: "+err.Error())
+		}
 	}
 	for _, ch := range h.cfg.ClaimHeaders {
 		// Every copy the client sent was removed first (stripClaimHeaders).
@@ -269,6 +304,52 @@ func (h *httpContext) admit(e cache.LocalEntry, t time.Time) types.Action {
 	}
 	h.plugin.metrics.allowed.inc()
 	return types.ActionContinue
+}
+
+// checkBinding checks a sender-constrained token against the request: a
+// DPoP-bound one against the key of the request's proof, and never as a
+// Bearer token; a token that came with the DPoP scheme must be DPoP-bound; a
+// certificate-bound one (or any, with require_certificate_bound) against the
+// client certificate. It returns why the request is refused, "" when it is
+// not.
+func (h *httpContext) checkBinding(b jwt.Binding) (reply.Kind, string) {
+	switch {
+	case h.scheme == bearer.DPoP && b.JKT == "":
+		return reply.InvalidToken, "token is not DPoP-bound, and came with the DPoP scheme"
+	case h.scheme == bearer.DPoP && subtle.ConstantTimeCompare([]byte(b.JKT), []byte(h.jkt)) != 1:
+		return reply.InvalidToken, "token is bound to another DPoP key than its proof's"
+	case h.scheme == bearer.Bearer && b.JKT != "":
+		return reply.InvalidToken, "token is bound to a DPoP key, and came as a Bearer token"
+	case !b.CertBound && !h.cfg.RequireCertificateBound:
+		return reply.InvalidToken, ""
+	}
+	cert, present, err := h.clientCertificate()
+	if err != nil {
+		return reply.ServerError, "cannot read the client certificate: " + err.Error()
+	}
+	return reply.InvalidToken, certbound.Problem(b, h.cfg.RequireCertificateBound, cert, present)
+}
+
+// clientCertificate is the SHA-256 of the request's client certificate, from
+// client_certificate_source; present is false when it has none (or, from
+// x-forwarded-client-cert, none that can be read).
+func (h *httpContext) clientCertificate() (digest [32]byte, present bool, err error) {
+	if h.cfg.ClientCertificateSource == config.CertificateFromXFCC {
+		v, found, err := readHeader("x-forwarded-client-cert")
+		if err != nil || !found {
+			return digest, false, err
+		}
+		digest, present = certbound.FromXFCC(v)
+		return digest, present, nil
+	}
+	raw, err := getProperty(propCertDigest)
+	if err != nil || raw == nil {
+		return digest, false, err
+	}
+	if digest, present = certbound.ParseDigest(string(raw)); !present {
+		return digest, false, errors.New("the connection's certificate digest is not 64 hex digits")
+	}
+	return digest, true, nil
 }
 
 // setUpstreamHeader sets the upstream header, leaving no value the client
@@ -344,7 +425,7 @@ func (h *httpContext) send(k reply.Kind) uint32 {
 	if h.method == "" {
 		h.method, _ = getHeader(":method")
 	}
-	r := reply.New(k, cfg, h.method == "HEAD")
+	r := reply.For(k, cfg, h.method == "HEAD", h.scheme, h.nonce)
 	err := sendReply(r.Status, r.Headers, r.Body, -1)
 	h.done = true // answered, or nothing more can be done for it
 	if err != nil {

@@ -11,7 +11,11 @@
 #                     cache hit, counted under wazero (measure/hostcount;
 #                     HOSTCOUNT_FLAGS passes flags, e.g. -requests 5000)
 #   make linkcost     what linking one package adds to a no-op Go wasip1
-#                     module (measure/linkcost; builds 14 modules)
+#                     module (measure/linkcost; builds 22 modules)
+#   make sigcost      what checking one DPoP proof costs inside Envoy's V8:
+#                     internal/dpop (Go crypto in the module) and Envoy's
+#                     verify_signature foreign function (measure/sigcost;
+#                     SIGCOST_FLAGS passes flags, e.g. -n 1000)
 #
 # `make unit` runs gofmt, go vet, staticcheck and the tests of measure/.
 
@@ -20,14 +24,16 @@ MEASURE_DIR := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
 MEASURE_WASM ?= $(abspath $(MEASURE_DIR)/../$(WASM))
 BENCH_FLAGS ?=
 HOSTCOUNT_FLAGS ?=
+SIGCOST_FLAGS ?=
 
-.PHONY: bench hostcount linkcost
+.PHONY: bench hostcount linkcost sigcost
 
-# Passthrough, a no-op Go filter, the filter on a cache hit and without cache,
+# Passthrough, a no-op Go filter, the filter on a cache hit (also behind 50
+# named routes, with and without 50 route rules) and without cache,
 # side by side in one Envoy (1 connection: p50, p99, Envoy CPU per request;
 # 32 connections: req/s); the filter's profile in the VM (-tags debugstats,
 # measure/hostcount); RSS of separate Envoys at 1, 2 and 8 workers; the
-# module's size by package. Prints PASS/MISS per target. About 6 minutes.
+# module's size by package. Prints PASS/MISS per target. About 9 minutes.
 bench: build $(E2E_ENVOY_DEP)
 	cd $(MEASURE_DIR) && ENVOY_PATH='$(ENVOY_PATH)' WASM_PATH='$(MEASURE_WASM)' \
 		go run ./bench $(BENCH_FLAGS)
@@ -38,3 +44,5 @@ hostcount: build
 linkcost:
 	cd $(MEASURE_DIR) && go run ./linkcost
 
+sigcost: $(E2E_ENVOY_DEP)
+	cd $(MEASURE_DIR) && ENVOY_PATH='$(ENVOY_PATH)' go run ./sigcost $(SIGCOST_FLAGS)

@@ -36,6 +36,23 @@ func (r Result) String() string {
 	return "Result(" + strconv.Itoa(int(r)) + ")"
 }
 
+// Scheme is the authorization scheme a token came with.
+type Scheme int
+
+const (
+	// Bearer: RFC 6750.
+	Bearer Scheme = iota
+	// DPoP: RFC 9449 §7.1; the token's proof is in the DPoP header.
+	DPoP
+)
+
+func (s Scheme) String() string {
+	if s == DPoP {
+		return "DPoP"
+	}
+	return "Bearer"
+}
+
 // FromHeader takes the Authorization header's value (present false when the
 // request has none) and returns the token. maxLen bounds the token's length.
 // Envoy folds repeated Authorization headers into one value joined by ",",
@@ -44,24 +61,36 @@ func (r Result) String() string {
 // Unlike the NGINX module, which searches for "bearer " anywhere in the value,
 // the scheme must start the value: "Foo Bearer x" is another scheme.
 func FromHeader(v string, present bool, maxLen int) (string, Result) {
+	token, _, r := WithScheme(v, present, maxLen, false)
+	return token, r
+}
+
+// WithScheme is FromHeader that also accepts the DPoP scheme when dpop is
+// true (RFC 9449 §7.1: its token has the syntax of a Bearer token), and says
+// which scheme the token came with. Without dpop, "DPoP x" is another scheme
+// (Missing), as "Basic x" is.
+func WithScheme(v string, present bool, maxLen int, dpop bool) (string, Scheme, Result) {
 	if !present {
-		return "", Missing
+		return "", Bearer, Missing
 	}
 	if folded(v) {
-		return "", Duplicate
+		return "", Bearer, Duplicate
 	}
-	const scheme = "bearer"
-	if len(v) <= len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) || !isSpace(v[len(scheme)]) {
-		return "", Missing
+	scheme, name := Bearer, "bearer"
+	if dpop && len(v) > 4 && strings.EqualFold(v[:4], "dpop") && isSpace(v[4]) {
+		scheme, name = DPoP, "dpop"
 	}
-	token := strings.TrimRight(strings.TrimLeft(v[len(scheme):], " \t"), " \t")
+	if len(v) <= len(name) || !strings.EqualFold(v[:len(name)], name) || !isSpace(v[len(name)]) {
+		return "", Bearer, Missing
+	}
+	token := strings.TrimRight(strings.TrimLeft(v[len(name):], " \t"), " \t")
 	switch {
 	case token == "":
-		return "", Missing
+		return "", scheme, Missing
 	case len(token) > maxLen || !isB64Token(token):
-		return "", Malformed
+		return "", scheme, Malformed
 	}
-	return token, Found
+	return token, scheme, Found
 }
 
 // folded reports a value that holds a second credential after a comma. Envoy

@@ -99,3 +99,32 @@ func FuzzFromHeader(f *testing.F) {
 		}
 	})
 }
+
+func TestWithScheme(t *testing.T) {
+	tests := []struct {
+		name   string
+		value  string
+		dpop   bool
+		token  string
+		scheme Scheme
+		result Result
+	}{
+		{"Bearer, DPoP off", "Bearer abc", false, "abc", Bearer, Found},
+		{"Bearer, DPoP on", "Bearer abc", true, "abc", Bearer, Found},
+		{"DPoP scheme, DPoP off: another scheme", "DPoP abc", false, "", Bearer, Missing},
+		{"DPoP scheme", "DPoP abc", true, "abc", DPoP, Found},
+		{"DPoP scheme, any case", "dpop abc", true, "abc", DPoP, Found},
+		{"DPoP scheme, tab", "DPoP\tabc", true, "abc", DPoP, Found},
+		{"DPoP without a token", "DPoP  ", true, "", DPoP, Missing},
+		{"DPoP glued", "DPoPabc", true, "", Bearer, Missing},
+		{"DPoP malformed token", "DPoP a&b", true, "", DPoP, Malformed},
+		{"DPoP and Bearer folded", "DPoP abc,Bearer abc", true, "", Bearer, Duplicate},
+		{"DPoP not at the start", "Foo DPoP abc", true, "", Bearer, Missing},
+	}
+	for _, tt := range tests {
+		token, scheme, result := WithScheme(tt.value, true, 64, tt.dpop)
+		if token != tt.token || scheme != tt.scheme || result != tt.result {
+			t.Errorf("%s: %q %v %v", tt.name, token, scheme, result)
+		}
+	}
+}

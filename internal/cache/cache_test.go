@@ -378,3 +378,15 @@ func TestDecodeForCopiesOnlyTheTokensJWT(t *testing.T) {
 		t.Errorf("Next on DecodeFor's set: %v %q", step, r.JWT)
 	}
 }
+
+// An answer whose binding is partly beside its JWT leaves nothing in the
+// set, not even for the waiters of other workers: the JWT alone would admit
+// the token without its binding.
+func TestBindingBesideIsNeverStored(t *testing.T) {
+	a := introspection.Answer{Outcome: introspection.Active, JWT: "j", CacheTTL: time.Minute, BindingBeside: true}
+	for _, claimed := range []bool{false, true} {
+		if r, ok := ToStore(Hash("ns", "t"), a, t0, 0, claimed); ok {
+			t.Errorf("claimed %v: stored %+v", claimed, r)
+		}
+	}
+}

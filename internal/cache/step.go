@@ -121,6 +121,7 @@ func Release(set []Record, h TokenHash) (out []Record, ok bool) {
 // ToStore is the record an introspection answer leaves for token h:
 //
 //	answer                                 record
+//	active, its binding beside its JWT     nothing (the JWT alone would lose it)
 //	active, cacheable (CacheTTL > 0)       Active until now + CacheTTL
 //	inactive, negativeTTL > 0              Inactive until now + negativeTTL
 //	anything else, the call was claimed    Settled for SettledFor (for waiters elsewhere)
@@ -130,6 +131,8 @@ func Release(set []Record, h TokenHash) (out []Record, ok bool) {
 // waited on this very call.
 func ToStore(h TokenHash, a introspection.Answer, now time.Time, negativeTTL time.Duration, claimed bool) (Record, bool) {
 	switch {
+	case a.Outcome == introspection.Active && a.BindingBeside:
+		return Record{}, false
 	case a.Outcome == introspection.Active && a.CacheTTL > 0:
 		return Record{Kind: Active, Hash: h, Expires: now.Add(a.CacheTTL), JWT: a.JWT}, true
 	case a.Outcome == introspection.Inactive && negativeTTL > 0:

@@ -16,6 +16,38 @@ import (
 	"github.com/phantom-token/envoy-phantom-token/internal/jsonlimit"
 )
 
+// The DPoP scheme's place (the dpop key).
+const (
+	DPoPOff      = "off"
+	DPoPAllowed  = "allowed"
+	DPoPRequired = "required"
+)
+
+// DPoPAlgorithms are the proof algorithms the filter can verify (with
+// Envoy's verify_signature: ECDSA and RSA PKCS #1 v1.5);
+// DefaultDPoPAlgs those accepted unless dpop_algs says otherwise.
+var (
+	DPoPAlgorithms  = []string{"ES256", "ES384", "ES512", "RS256", "RS384", "RS512"}
+	DefaultDPoPAlgs = []string{"ES256", "RS256"}
+)
+
+// Bounds of the DPoP keys.
+const (
+	DefaultDPoPIATWindow        = 60 * time.Second
+	MaxDPoPIATWindow            = 10 * time.Minute
+	DefaultDPoPReplayMaxEntries = 10_000
+	minDPoPNonceSecret          = 32
+)
+
+// Where the client certificate of a request comes from.
+const (
+	// CertificateFromConnection: the TLS connection Envoy terminated.
+	CertificateFromConnection = "connection"
+	// CertificateFromXFCC: the Hash of the last element of
+	// x-forwarded-client-cert, set by a TLS terminator in front.
+	CertificateFromXFCC = "x-forwarded-client-cert"
+)
+
 // Response types the introspection endpoint may be asked for.
 const (
 	// ResponseTypeJWT is Curity's phantom token response: the body is the JWT.
@@ -79,6 +111,29 @@ type Config struct {
 	// ClaimHeaders are the headers this policy gives the upstream from the
 	// claims of the JWT it forwards.
 	ClaimHeaders []ClaimHeader
+
+	// DPoP is the DPoP scheme's place: DPoPOff, DPoPAllowed or DPoPRequired.
+	DPoP string
+	// DPoPAlgs are the signature algorithms accepted in proofs.
+	DPoPAlgs []string
+	// DPoPIATWindow is how far a proof's iat may be from now, either side,
+	// and how long its jti is remembered.
+	DPoPIATWindow time.Duration
+	// DPoPNonce requires a server nonce in proofs.
+	DPoPNonce bool
+	// DPoPKeepHeader forwards the DPoP header upstream.
+	DPoPKeepHeader bool
+	// DPoPNonceSecret is the key nonces are made with (the plugin's, from
+	// dpop_nonce_secret_env); nil: a random key of this proxy's.
+	DPoPNonceSecret []byte
+	// DPoPReplayMaxEntries bounds the jti values remembered.
+	DPoPReplayMaxEntries int
+
+	// RequireCertificateBound refuses a token without cnf.x5t#S256.
+	RequireCertificateBound bool
+	// ClientCertificateSource is where the client certificate's SHA-256
+	// comes from: CertificateFromConnection or CertificateFromXFCC.
+	ClientCertificateSource string
 
 	// The plugin's own, the same in every rule's Config:
 
@@ -165,22 +220,28 @@ const (
 // without claim_headers (every claim header must be known at start, to be
 // removed from every request). pluginKeys are the plugin's, top level only.
 var (
-	policyKeys = []string{"enabled", "realm", "scopes", "required_scopes", "upstream_header", "claim_headers"}
+	policyKeys = []string{"enabled", "realm", "scopes", "required_scopes", "upstream_header",
+		"require_certificate_bound", "client_certificate_source",
+		"dpop", "dpop_algs", "dpop_iat_window", "dpop_nonce", "dpop_keep_header"}
 	serverKeys = []string{"introspection_url", "cluster", "client_id", "client_secret", "client_secret_env",
 		"response_type", "jwt_member", "timeout"}
 	pluginKeys = []string{"max_jwt_size", "max_token_length", "cache", "cache_max_ttl", "cache_max_entries",
 		"cache_ignore_cache_control", "cache_negative_ttl", "max_in_flight", "forward_cors_preflight",
-		"routes", "route_metadata", "reject_claim_headers"}
+		"routes", "route_metadata", "reject_claim_headers", "dpop_nonce_secret_env", "dpop_replay_max_entries"}
 	ruleKeys = []string{"route", "route_prefix"}
 )
 
 // known lists the keys accepted at each place; anything else is rejected, so
 // a typo never silently falls back to a default.
 var known = [3]map[string]bool{
-	topLevel:   keySet(policyKeys, serverKeys, pluginKeys),
-	inRule:     keySet(policyKeys, serverKeys, ruleKeys),
-	inMetadata: keySet(policyKeys[:len(policyKeys)-1]),
+	topLevel:   keySet(policyKeys, claimKeys, serverKeys, pluginKeys),
+	inRule:     keySet(policyKeys, claimKeys, serverKeys, ruleKeys),
+	inMetadata: keySet(policyKeys),
 }
+
+// claimKeys may not be set by route metadata: every claim header must be
+// known at start, to be removed from every request.
+var claimKeys = []string{"claim_headers"}
 
 func keySet(lists ...[]string) map[string]bool {
 	m := map[string]bool{}
@@ -204,7 +265,8 @@ func Parse(data []byte, getenv func(string) string) (*Config, error) {
 	}
 	c := &Config{
 		Realm: DefaultRealm, ResponseType: ResponseTypeJWT, Timeout: DefaultTimeout, Enabled: true,
-		UpstreamHeader: DefaultUpstreamHeader,
+		UpstreamHeader: DefaultUpstreamHeader, ClientCertificateSource: CertificateFromConnection,
+		DPoP: DPoPOff, DPoPAlgs: DefaultDPoPAlgs, DPoPIATWindow: DefaultDPoPIATWindow,
 	}
 	s := &parseState{getenv: getenv, secrets: secretsOf(root, getenv)}
 	if err := s.apply(root, c, topLevel, ""); err != nil {
@@ -304,9 +366,39 @@ func (s *parseState) apply(obj gjson.Result, c *Config, where place, prefix stri
 		c.RequiredScopes = p.scopeList("required_scopes")
 	}
 	c.UpstreamHeader = strings.ToLower(p.optionalString("upstream_header", c.UpstreamHeader))
+	c.RequireCertificateBound = p.boolean("require_certificate_bound", c.RequireCertificateBound)
+	if has("client_certificate_source") {
+		switch src := p.optionalString("client_certificate_source", ""); src {
+		case CertificateFromConnection, CertificateFromXFCC:
+			c.ClientCertificateSource = src
+		default:
+			p.setErr(p.fail("client_certificate_source", "must be "+strconv.Quote(CertificateFromConnection)+" or "+strconv.Quote(CertificateFromXFCC)))
+		}
+	}
+
+	if has("dpop") {
+		switch mode := p.optionalString("dpop", ""); mode {
+		case DPoPOff, DPoPAllowed, DPoPRequired:
+			c.DPoP = mode
+		default:
+			p.setErr(p.fail("dpop", "must be \"off\", \"allowed\" or \"required\""))
+		}
+	}
+	if has("dpop_algs") {
+		c.DPoPAlgs = p.algList("dpop_algs")
+	}
+	c.DPoPIATWindow = p.duration("dpop_iat_window", c.DPoPIATWindow)
+	c.DPoPNonce = p.boolean("dpop_nonce", c.DPoPNonce)
+	c.DPoPKeepHeader = p.boolean("dpop_keep_header", c.DPoPKeepHeader)
 
 	if where == topLevel {
 		c.MaxJWTSize = p.size("max_jwt_size", DefaultMaxJWTSize)
+		c.DPoPReplayMaxEntries = p.count("dpop_replay_max_entries", DefaultDPoPReplayMaxEntries)
+		if name := p.optionalString("dpop_nonce_secret_env", ""); name != "" {
+			if c.DPoPNonceSecret = []byte(s.getenv(name)); len(c.DPoPNonceSecret) < minDPoPNonceSecret {
+				p.setErr(p.fail("dpop_nonce_secret_env", "names environment variable "+strconv.Quote(name)+", which must hold at least "+strconv.Itoa(minDPoPNonceSecret)+" bytes in the VM"))
+			}
+		}
 		c.MaxTokenLength = p.count("max_token_length", DefaultMaxTokenLength)
 		c.CacheEnabled = p.boolean("cache", true)
 		c.CacheMaxTTL = p.duration("cache_max_ttl", DefaultCacheMaxTTL)
@@ -398,6 +490,9 @@ func (c *Config) check(p *parser) error {
 	if c.Timeout > maxTimeout || c.Timeout < time.Millisecond {
 		return p.fail("timeout", "must be between 1ms and "+maxTimeout.String())
 	}
+	if c.DPoPIATWindow > MaxDPoPIATWindow {
+		return p.fail("dpop_iat_window", "must be at most "+MaxDPoPIATWindow.String())
+	}
 	if err := checkUpstreamHeader(c.UpstreamHeader); err != "" {
 		return p.fail("upstream_header", err)
 	}
@@ -420,6 +515,8 @@ func (c *Config) checkPlugin(p *parser) error {
 		return p.fail("cache_negative_ttl", "must be at most "+MaxCacheNegativeTTL.String())
 	case c.MaxInFlight > maxInFlight:
 		return p.fail("max_in_flight", "must be at most "+strconv.Itoa(maxInFlight))
+	case c.DPoPReplayMaxEntries > MaxCacheEntries:
+		return p.fail("dpop_replay_max_entries", "must be at most "+strconv.Itoa(MaxCacheEntries))
 	case c.CacheMaxEntries > MaxCacheEntries:
 		return p.fail("cache_max_entries", "must be at most "+strconv.Itoa(MaxCacheEntries)+" (every VM creates its slots when it starts)")
 	}
@@ -441,6 +538,11 @@ func secretsOf(root gjson.Result, getenv func(string) string) []string {
 		}
 	}
 	add(root)
+	if v := root.Get("dpop_nonce_secret_env"); v.Type == gjson.String && v.Str != "" && getenv != nil {
+		if s := getenv(v.Str); s != "" {
+			secrets = append(secrets, s)
+		}
+	}
 	if routes := root.Get("routes"); routes.IsArray() {
 		for i, r := range routes.Array() {
 			if i >= MaxRoutes {
@@ -560,6 +662,23 @@ func (p *parser) scopeList(key string) []string {
 		}
 	}
 	return scopes
+}
+
+// algList reads proof algorithms: "ES256 EdDSA" or ["ES256", "EdDSA"], each
+// one the filter can verify (never "none", never an HMAC).
+func (p *parser) algList(key string) []string {
+	algs := p.scopeList(key)
+	for _, a := range algs {
+		known := false
+		for _, k := range DPoPAlgorithms {
+			known = known || a == k
+		}
+		if !known {
+			p.setErr(p.fail(key, "has "+strconv.Quote(a)+": the algorithms are "+strings.Join(DPoPAlgorithms, ", ")))
+			return nil
+		}
+	}
+	return algs
 }
 
 // duration accepts a Go duration string ("2s", "500ms") or a JSON number of

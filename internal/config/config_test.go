@@ -15,11 +15,16 @@ import (
 const minimal = `"introspection_url":"https://login.example.com:8443/oauth/v2/introspect","cluster":"idsvr","client_id":"gateway","client_secret":"s3cret"`
 
 func env(name string) string {
-	if name == "PHANTOM_SECRET" {
+	switch name {
+	case "PHANTOM_SECRET":
 		return "from-env"
+	case "DPOP_SECRET":
+		return dpopSecret
 	}
 	return ""
 }
+
+const dpopSecret = "a nonce key of at least 32 bytes, for the tests"
 
 func TestDefaults(t *testing.T) {
 	c, err := Parse([]byte(`{`+minimal+`}`), env)
@@ -33,6 +38,8 @@ func TestDefaults(t *testing.T) {
 		Timeout: 5 * time.Second, MaxJWTSize: 16384, MaxTokenLength: 4096, UpstreamHeader: "authorization",
 		CacheEnabled: true, CacheMaxTTL: 300 * time.Second, CacheMaxEntries: 10000, MaxInFlight: 100,
 		ForwardCORSPreflight: true, Enabled: true, CacheNamespace: c.CacheNamespace,
+		ClientCertificateSource: CertificateFromConnection,
+		DPoP:                    DPoPOff, DPoPAlgs: DefaultDPoPAlgs, DPoPIATWindow: DefaultDPoPIATWindow, DPoPReplayMaxEntries: DefaultDPoPReplayMaxEntries,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got  %+v\nwant %+v", c, want)
@@ -77,6 +84,15 @@ func TestValidValues(t *testing.T) {
 		{"ignore cache control", `,"cache_ignore_cache_control":true`, func(c *Config) bool { return c.CacheIgnoreCacheControl }},
 		{"preflight authenticated", `,"forward_cors_preflight":false`, func(c *Config) bool { return !c.ForwardCORSPreflight }},
 		{"disabled", `,"enabled":false`, func(c *Config) bool { return !c.Enabled }},
+		{"certificate-bound tokens required", `,"require_certificate_bound":true`, func(c *Config) bool { return c.RequireCertificateBound }},
+		{"DPoP allowed", `,"dpop":"allowed"`, func(c *Config) bool { return c.DPoP == DPoPAllowed && reflect.DeepEqual(c.DPoPAlgs, DefaultDPoPAlgs) }},
+		{"DPoP required with its settings", `,"dpop":"required","dpop_algs":"ES256 RS384","dpop_iat_window":"30s","dpop_nonce":true,"dpop_keep_header":true`, func(c *Config) bool {
+			return c.DPoP == DPoPRequired && reflect.DeepEqual(c.DPoPAlgs, []string{"ES256", "RS384"}) && c.DPoPIATWindow == 30*time.Second && c.DPoPNonce && c.DPoPKeepHeader
+		}},
+		{"DPoP nonce key and replay bound", `,"dpop_nonce_secret_env":"DPOP_SECRET","dpop_replay_max_entries":1000`, func(c *Config) bool {
+			return string(c.DPoPNonceSecret) == dpopSecret && c.DPoPReplayMaxEntries == 1000
+		}},
+		{"certificate from XFCC", `,"client_certificate_source":"x-forwarded-client-cert"`, func(c *Config) bool { return c.ClientCertificateSource == CertificateFromXFCC }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -322,11 +338,15 @@ func document(c *Config) []byte {
 		"cache_max_entries": c.CacheMaxEntries, "cache_ignore_cache_control": c.CacheIgnoreCacheControl,
 		"forward_cors_preflight": c.ForwardCORSPreflight, "max_in_flight": c.MaxInFlight,
 		"route_metadata": c.RouteMetadata, "reject_claim_headers": c.RejectClaimHeaders,
+		"dpop_replay_max_entries": c.DPoPReplayMaxEntries,
 	} {
 		m[k] = v
 	}
 	if c.CacheNegativeTTL != 0 {
 		m["cache_negative_ttl"] = c.CacheNegativeTTL.String()
+	}
+	if c.DPoPNonceSecret != nil {
+		m["dpop_nonce_secret_env"] = "DPOP_SECRET"
 	}
 	if c.Routes != nil {
 		var rules []any
@@ -356,6 +376,9 @@ func policyDocument(c *Config) map[string]any {
 		"client_id": c.ClientID, "client_secret": c.ClientSecret,
 		"realm": c.Realm, "response_type": c.ResponseType,
 		"timeout": c.Timeout.String(), "upstream_header": c.UpstreamHeader, "enabled": c.Enabled,
+		"require_certificate_bound": c.RequireCertificateBound, "client_certificate_source": c.ClientCertificateSource,
+		"dpop": c.DPoP, "dpop_algs": c.DPoPAlgs, "dpop_iat_window": c.DPoPIATWindow.String(), "dpop_nonce": c.DPoPNonce,
+		"dpop_keep_header": c.DPoPKeepHeader,
 	}
 	if c.ClaimHeaders != nil {
 		var list []any
@@ -385,6 +408,9 @@ func TestDocumentWritesEveryField(t *testing.T) {
 		"Timeout": true, "MaxJWTSize": true, "MaxTokenLength": true, "UpstreamHeader": true,
 		"CacheEnabled": true, "CacheMaxTTL": true, "CacheMaxEntries": true, "CacheIgnoreCacheControl": true,
 		"ForwardCORSPreflight": true, "Enabled": true, "CacheNegativeTTL": true, "MaxInFlight": true,
+		"RequireCertificateBound": true, "ClientCertificateSource": true,
+		"DPoP": true, "DPoPAlgs": true, "DPoPIATWindow": true, "DPoPNonce": true, "DPoPKeepHeader": true,
+		"DPoPNonceSecret": true, "DPoPReplayMaxEntries": true,
 		"ClaimHeaders": true, "Routes": true, "RouteMetadata": true, "RejectClaimHeaders": true,
 		"Authority": true, "Path": true, "CacheNamespace": true, "ClaimPaths": true, "StripHeaders": true, // derived
 	}

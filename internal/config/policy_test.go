@@ -21,6 +21,9 @@ func TestCachePolicyKeys(t *testing.T) {
 		{"max in flight", `,"max_in_flight":8`, func(c *Config) bool { return c.MaxInFlight == 8 }, ""},
 		{"max in flight beyond its bound", `,"max_in_flight":10001`, nil, "max_in_flight"},
 		{"max in flight of zero", `,"max_in_flight":0`, nil, "max_in_flight"},
+		{"DPoP nonce key too short", `,"dpop_nonce_secret_env":"PHANTOM_SECRET"`, nil, "dpop_nonce_secret_env"},
+		{"DPoP nonce key unset", `,"dpop_nonce_secret_env":"NOPE"`, nil, "dpop_nonce_secret_env"},
+		{"DPoP replay bound", `,"dpop_replay_max_entries":1000001`, nil, "dpop_replay_max_entries"},
 	}
 	for _, tt := range tests {
 		c, err := Parse([]byte(`{`+minimal+tt.extra+`}`), env)

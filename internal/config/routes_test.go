@@ -69,6 +69,9 @@ func TestRuleOverrides(t *testing.T) {
 			return reflect.DeepEqual(r.RequiredScopes, []string{"orders:read"}) && reflect.DeepEqual(r.Scopes, []string{"read"})
 		}},
 		{"upstream header", `{"route":"r","upstream_header":"X-JWT"}`, func(r, _ *Config) bool { return r.UpstreamHeader == "x-jwt" }},
+		{"certificate-bound tokens", `{"route":"r","require_certificate_bound":true,"client_certificate_source":"x-forwarded-client-cert"}`, func(r, _ *Config) bool {
+			return r.RequireCertificateBound && r.ClientCertificateSource == CertificateFromXFCC
+		}},
 		{"claim headers replace the top level's", `{"route":"r","claim_headers":[{"claim":"tenant","header":"x-tenant"}]}`, func(r, _ *Config) bool {
 			return len(r.ClaimHeaders) == 1 && r.ClaimHeaders[0].Header == "x-tenant" && reflect.DeepEqual(r.ClaimPaths[r.ClaimHeaders[0].Claim], []string{"tenant"})
 		}},
@@ -134,6 +137,14 @@ func TestRuleErrorsNameTheRule(t *testing.T) {
 		{"key twice", `[{"route":"a","realm":"x","realm":"y"}]`, "routes[0].realm", "more than once"},
 		{"bad scope", `[{"route":"a","required_scopes":"a  b"}]`, "routes[0].required_scopes", "empty scope"},
 		{"bad realm", `[{"route":"a","realm":"a\"b"}]`, "routes[0].realm", "quotes"},
+		{"bad DPoP mode", `[{"route":"a","dpop":"on"}]`, "routes[0].dpop", "required"},
+		{"DPoP alg none", `[{"route":"a","dpop_algs":"ES256 none"}]`, "routes[0].dpop_algs", "algorithms are"},
+		{"DPoP alg HS256", `[{"route":"a","dpop_algs":["HS256"]}]`, "routes[0].dpop_algs", "algorithms are"},
+		{"DPoP alg PS256, not verifiable yet", `[{"route":"a","dpop_algs":["PS256"]}]`, "routes[0].dpop_algs", "algorithms are"},
+		{"DPoP window too long", `[{"route":"a","dpop_iat_window":"11m"}]`, "routes[0].dpop_iat_window", "at most"},
+		{"DPoP nonce key in a rule", `[{"route":"a","dpop_nonce_secret_env":"DPOP_SECRET"}]`, "routes[0].dpop_nonce_secret_env", "top level"},
+		{"bad certificate source", `[{"route":"a","client_certificate_source":"header"}]`, "routes[0].client_certificate_source", "x-forwarded-client-cert"},
+		{"certificate requirement not a bool", `[{"route":"a","require_certificate_bound":"yes"}]`, "routes[0].require_certificate_bound", "true or false"},
 		{"bad timeout", `[{"route":"a","timeout":"0s"}]`, "routes[0].timeout", "positive duration"},
 		{"bad upstream header", `[{"route":"a","upstream_header":"host"}]`, "routes[0].upstream_header", "routes"},
 		{"jwt member with RFC 9701", `[{"route":"a","response_type":"application/token-introspection+jwt","jwt_member":"jwt"}]`, "routes[0].jwt_member", "needs"},

@@ -93,6 +93,10 @@ type Answer struct {
 	Claims  jwt.Claims
 	// CacheTTL is how long the answer may be cached; 0 means not at all.
 	CacheTTL time.Duration
+	// BindingBeside is true when part of the token's binding came from
+	// beside its JWT (a JSON answer's cnf): the JWT alone must never be
+	// handed to another worker, in the cache or to its waiters.
+	BindingBeside bool
 	// Reason explains a non-Active outcome for the log. It never contains the
 	// body, a token or a JWT.
 	Reason string
@@ -187,9 +191,9 @@ func classify(c *config.Config, status int, fromUpstream bool, cacheControl []st
 // some servers send even when asked for a JWT; any other JSON is not what
 // was asked for.
 func jsonAnswer(c *config.Config, text string, cacheControl []string, now time.Time) Answer {
-	unique := []string{"active", "exp", "scope", "token_introspection", c.JWTMember}
+	unique := []string{"active", "exp", "scope", "token_introspection", "cnf", c.JWTMember}
 	if c.JWTMember == "" {
-		unique = unique[:4]
+		unique = unique[:5]
 	}
 	obj, err := jsonlimit.Object(text, unique...)
 	if err != nil {
@@ -227,6 +231,21 @@ func jsonAnswer(c *config.Config, text string, cacheControl []string, now time.T
 	if !exp.IsZero() && (a.Claims.Exp.IsZero() || exp.Before(a.Claims.Exp)) {
 		a.Claims.Exp = exp
 		a.CacheTTL = cacheTTL(c, cacheControl, exp, now)
+	}
+	// A binding beside the JWT (RFC 7662 §2.2 answers carry cnf) binds the
+	// token as one in it does. The cache keeps only the JWT: an answer whose
+	// binding is not all in its JWT is not cached, so that no worker serves
+	// the JWT without it.
+	beside, err := jwt.ReadBinding(obj.Get("cnf"))
+	if err != nil {
+		return Answer{Outcome: BadGateway, Reason: "introspection JSON answer: " + err.Error()}
+	}
+	merged, err := a.Claims.Binding.Merge(beside)
+	if err != nil {
+		return Answer{Outcome: BadGateway, Reason: "introspection JSON answer and its JWT: " + err.Error()}
+	}
+	if merged != a.Claims.Binding {
+		a.Claims.Binding, a.CacheTTL, a.BindingBeside = merged, 0, true
 	}
 	return a
 }

@@ -390,3 +390,40 @@ func FuzzClassify(f *testing.F) {
 		}
 	})
 }
+
+// A binding beside the JWT of a JSON answer binds the token, and the answer
+// is never stored: the JWT alone would lose it.
+func TestBindingBesideTheJWT(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	member := cfg(t, `,"jwt_member":"jwt"`)
+	x5t, other := "BimEMugGayniIjvMI6qVBLVq5Qj6vzQ1UIhpucMZDiI", "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+	unbound := testjwt.Make(`{"sub":"a","exp":` + itoa(now.Add(time.Hour).Unix()) + `}`)
+	bound := testjwt.Make(`{"sub":"a","exp":` + itoa(now.Add(time.Hour).Unix()) + `,"cnf":{"x5t#S256":"` + x5t + `"}}`)
+	ok := [][2]string{{":status", "200"}, {"x-envoy-upstream-service-time", "1"}}
+	tests := []struct {
+		name    string
+		body    string
+		outcome Outcome
+		beside  bool
+	}{
+		{"beside, JWT unbound", `{"active":true,"jwt":"` + unbound + `","cnf":{"x5t#S256":"` + x5t + `"}}`, Active, true},
+		{"beside and in the JWT, agreeing", `{"active":true,"jwt":"` + bound + `","cnf":{"x5t#S256":"` + x5t + `"}}`, Active, false},
+		{"in the JWT only", `{"active":true,"jwt":"` + bound + `"}`, Active, false},
+		{"beside and in the JWT, disagreeing", `{"active":true,"jwt":"` + bound + `","cnf":{"x5t#S256":"` + other + `"}}`, BadGateway, false},
+		{"an unreadable cnf beside", `{"active":true,"jwt":"` + unbound + `","cnf":{"x5t#S256":"x"}}`, BadGateway, false},
+		{"cnf twice beside", `{"active":true,"jwt":"` + unbound + `","cnf":{},"cnf":{"jkt":"` + x5t + `"}}`, BadGateway, false},
+	}
+	for _, tt := range tests {
+		a := Classify(member, ok, []byte(tt.body), now)
+		if a.Outcome != tt.outcome || a.BindingBeside != tt.beside {
+			t.Errorf("%s: %v beside %v (%s)", tt.name, a.Outcome, a.BindingBeside, a.Reason)
+			continue
+		}
+		if a.Outcome == Active && !a.Claims.Binding.CertBound {
+			t.Errorf("%s: unbound", tt.name)
+		}
+		if tt.beside && a.CacheTTL != 0 {
+			t.Errorf("%s: cached for %v", tt.name, a.CacheTTL)
+		}
+	}
+}

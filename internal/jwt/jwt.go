@@ -39,12 +39,77 @@ type Claims struct {
 	// BadScope is true when the "scope" claim is neither a string nor an
 	// array of strings. It matters only where scopes are required (Check).
 	BadScope bool
+	// Binding is the key or certificate the token is bound to (its "cnf"
+	// claim), if any.
+	Binding Binding
+}
+
+// Binding is what a sender-constrained token is bound to: the SHA-256 of a
+// client certificate (cnf "x5t#S256", RFC 8705 §3), the RFC 7638 thumbprint
+// of a DPoP key (cnf "jkt", RFC 9449 §6.1), or both. The zero value is an
+// unbound token.
+type Binding struct {
+	CertBound bool
+	// CertSHA256 is the certificate's SHA-256, decoded from x5t#S256.
+	CertSHA256 [32]byte
+	// JKT is the key's thumbprint as the token has it (base64url).
+	JKT string
+}
+
+// Bound reports whether the token is bound to anything.
+func (b Binding) Bound() bool { return b.CertBound || b.JKT != "" }
+
+// ReadBinding reads a "cnf" claim (absent: unbound). A binding the filter
+// cannot read is an error, never an unbound token.
+func ReadBinding(v gjson.Result) (Binding, error) {
+	var b Binding
+	if !v.Exists() {
+		return b, nil
+	}
+	if !v.IsObject() {
+		return b, errors.New("cnf is not an object")
+	}
+	if name, dup := jsonlimit.Duplicate(v, "x5t#S256", "jkt"); dup {
+		return b, errors.New("cnf has a duplicate member " + strconv.Quote(name))
+	}
+	if x := v.Get(gjson.Escape("x5t#S256")); x.Exists() {
+		raw, err := base64.RawURLEncoding.Strict().DecodeString(x.Str)
+		if x.Type != gjson.String || !isBase64URL(x.Str) || err != nil || len(raw) != 32 {
+			return b, errors.New("cnf.x5t#S256 is not a base64url SHA-256")
+		}
+		b.CertBound = true
+		copy(b.CertSHA256[:], raw)
+	}
+	if j := v.Get("jkt"); j.Exists() {
+		raw, err := base64.RawURLEncoding.Strict().DecodeString(j.Str)
+		if j.Type != gjson.String || !isBase64URL(j.Str) || err != nil || len(raw) != 32 {
+			return b, errors.New("cnf.jkt is not a base64url SHA-256 thumbprint")
+		}
+		b.JKT = j.Str
+	}
+	return b, nil
+}
+
+// Merge is the binding of a token described twice (an RFC 9701 JWT's own
+// cnf and its token_introspection's, or a JSON answer's and its JWT's): what
+// either says binds it, and two that say different things are an error.
+func (b Binding) Merge(o Binding) (Binding, error) {
+	if b.CertBound && o.CertBound && b.CertSHA256 != o.CertSHA256 || b.JKT != "" && o.JKT != "" && b.JKT != o.JKT {
+		return b, errors.New("two cnf claims disagree")
+	}
+	if o.CertBound {
+		b.CertBound, b.CertSHA256 = true, o.CertSHA256
+	}
+	if o.JKT != "" {
+		b.JKT = o.JKT
+	}
+	return b, nil
 }
 
 // Claim names the filter reads. Each may appear at most once in the payload
 // and in token_introspection: gjson reads the first of two, most parsers the
 // last, so the filter and the upstream would disagree.
-var readClaims = []string{"active", "exp", "scope", "token_introspection"}
+var readClaims = []string{"active", "exp", "scope", "token_introspection", "cnf"}
 
 // Parse checks that s is a compact JWS (three non-empty base64url parts, a JSON
 // header naming an algorithm other than "none", a JSON object payload) and
@@ -75,6 +140,9 @@ func Parse(s string) (Claims, error) {
 	if err := ReadExp(p.Get("exp"), &c.Exp); err != nil {
 		return c, err
 	}
+	if c.Binding, err = ReadBinding(p.Get("cnf")); err != nil {
+		return c, err
+	}
 	claims := p
 	if ti := p.Get("token_introspection"); ti.Exists() {
 		if !ti.IsObject() {
@@ -86,6 +154,13 @@ func Parse(s string) (Claims, error) {
 		c.Introspection, claims = true, ti
 		if err := ReadExp(ti.Get("exp"), &c.Exp); err != nil {
 			return c, err
+		}
+		inner, err := ReadBinding(ti.Get("cnf"))
+		if err == nil {
+			c.Binding, err = c.Binding.Merge(inner)
+		}
+		if err != nil {
+			return c, errors.New("token_introspection: " + err.Error())
 		}
 	}
 	switch a := claims.Get("active"); a.Type {

@@ -235,3 +235,44 @@ func TestExpFarInTheFuture(t *testing.T) {
 		t.Error("a JWT valid until 2286 is expired")
 	}
 }
+
+func TestBinding(t *testing.T) {
+	x5t := "BimEMugGayniIjvMI6qVBLVq5Qj6vzQ1UIhpucMZDiI" // 32 bytes
+	jkt := "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"
+	other := "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+	tests := []struct {
+		name    string
+		payload string
+		cert    bool
+		jkt     string
+		err     bool
+	}{
+		{"unbound", `{"sub":"a"}`, false, "", false},
+		{"certificate-bound", `{"cnf":{"x5t#S256":"` + x5t + `"}}`, true, "", false},
+		{"DPoP-bound", `{"cnf":{"jkt":"` + jkt + `"}}`, false, jkt, false},
+		{"both", `{"cnf":{"x5t#S256":"` + x5t + `","jkt":"` + jkt + `"}}`, true, jkt, false},
+		{"other confirmation methods only", `{"cnf":{"kid":"k1"}}`, false, "", false},
+		{"cnf not an object", `{"cnf":"x"}`, false, "", true},
+		{"x5t#S256 not a string", `{"cnf":{"x5t#S256":1}}`, false, "", true},
+		{"x5t#S256 too short", `{"cnf":{"x5t#S256":"` + x5t[:40] + `"}}`, false, "", true},
+		{"x5t#S256 with padding", `{"cnf":{"x5t#S256":"` + x5t + `="}}`, false, "", true},
+		{"x5t#S256 standard base64", `{"cnf":{"x5t#S256":"+` + x5t[1:] + `"}}`, false, "", true},
+		{"jkt empty", `{"cnf":{"jkt":""}}`, false, "", true},
+		{"duplicate cnf", `{"cnf":{"jkt":"` + jkt + `"},"cnf":{}}`, false, "", true},
+		{"duplicate jkt", `{"cnf":{"jkt":"` + jkt + `","jkt":"` + other + `"}}`, false, "", true},
+		{"RFC 9701: inside token_introspection", `{"token_introspection":{"active":true,"cnf":{"jkt":"` + jkt + `"}}}`, false, jkt, false},
+		{"RFC 9701: both, agreeing", `{"cnf":{"jkt":"` + jkt + `"},"token_introspection":{"active":true,"cnf":{"jkt":"` + jkt + `"}}}`, false, jkt, false},
+		{"RFC 9701: both, disagreeing", `{"cnf":{"jkt":"` + jkt + `"},"token_introspection":{"active":true,"cnf":{"jkt":"` + other + `"}}}`, false, "", true},
+		{"RFC 9701: a certificate outside, a key inside", `{"cnf":{"x5t#S256":"` + x5t + `"},"token_introspection":{"active":true,"cnf":{"jkt":"` + jkt + `"}}}`, true, jkt, false},
+	}
+	for _, tt := range tests {
+		c, err := Parse(testjwt.Make(tt.payload))
+		if (err != nil) != tt.err {
+			t.Errorf("%s: error %v", tt.name, err)
+			continue
+		}
+		if err == nil && (c.Binding.CertBound != tt.cert || c.Binding.JKT != tt.jkt || c.Binding.Bound() != (tt.cert || tt.jkt != "")) {
+			t.Errorf("%s: %+v", tt.name, c.Binding)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/phantom-token/envoy-phantom-token/internal/bearer"
 	"github.com/phantom-token/envoy-phantom-token/internal/config"
 	"github.com/phantom-token/envoy-phantom-token/internal/introspection"
 	"github.com/phantom-token/envoy-phantom-token/internal/jwt"
@@ -24,6 +25,8 @@ const (
 	BadGateway                    // 502
 	Unavailable                   // 503
 	Overloaded                    // 503 with Retry-After: too many introspections under way
+	InvalidDPoPProof              // 401 invalid_dpop_proof (RFC 9449 §7.1)
+	UseDPoPNonce                  // 401 use_dpop_nonce, with a DPoP-Nonce (RFC 9449 §8)
 )
 
 func (k Kind) String() string {
@@ -44,6 +47,10 @@ func (k Kind) String() string {
 		return "Unavailable"
 	case Overloaded:
 		return "Overloaded"
+	case InvalidDPoPProof:
+		return "InvalidDPoPProof"
+	case UseDPoPNonce:
+		return "UseDPoPNonce"
 	}
 	return "Kind(" + strconv.Itoa(int(k)) + ")"
 }
@@ -98,7 +105,7 @@ var (
 // Status is the HTTP status of kind k.
 func Status(k Kind) uint32 {
 	switch k {
-	case NoToken, InvalidToken:
+	case NoToken, InvalidToken, InvalidDPoPProof, UseDPoPNonce:
 		return 401
 	case InsufficientScope:
 		return 403
@@ -112,21 +119,47 @@ func Status(k Kind) uint32 {
 	return 500
 }
 
-// New builds the reply of kind k. A HEAD request gets the same status and
-// headers without a body.
-func New(k Kind, c *config.Config, head bool) Reply {
+// New builds the reply of kind k to a request whose token, if any, came with
+// the Bearer scheme. A HEAD request gets the same status and headers without
+// a body.
+func New(k Kind, c *config.Config, head bool) Reply { return For(k, c, head, bearer.Bearer, "") }
+
+// For builds the reply of kind k to a request whose token came with scheme.
+// nonce is the DPoP-Nonce of a UseDPoPNonce reply.
+//
+// The challenges (WWW-Authenticate) follow the dpop key: Bearer alone when
+// DPoP is off, DPoP alone when it is required, both when it is allowed. The
+// error code goes on the challenge of the scheme the token came with; the
+// DPoP errors on the DPoP challenge.
+func For(k Kind, c *config.Config, head bool, scheme bearer.Scheme, nonce string) Reply {
 	r := Reply{Status: Status(k), Body: bodyServerError}
+	scopes, errCode, challenged := c.Scopes, "", r.Status < 500
 	switch k {
 	case NoToken:
-		r.Body, r.Headers = bodyUnauthorized, challenge(c, c.Scopes, "")
+		r.Body = bodyUnauthorized
 	case InvalidToken:
-		r.Body, r.Headers = bodyUnauthorized, challenge(c, c.Scopes, "invalid_token")
+		r.Body, errCode = bodyUnauthorized, "invalid_token"
 	case InsufficientScope:
-		r.Body, r.Headers = bodyForbidden, challenge(c, c.RequiredScopes, "insufficient_scope")
+		r.Body, scopes, errCode = bodyForbidden, c.RequiredScopes, "insufficient_scope"
 	case InvalidRequest:
-		r.Body, r.Headers = bodyBadRequest, challenge(c, c.Scopes, "invalid_request")
+		r.Body, errCode = bodyBadRequest, "invalid_request"
+	case InvalidDPoPProof:
+		r.Body, errCode, scheme = bodyUnauthorized, "invalid_dpop_proof", bearer.DPoP
+	case UseDPoPNonce:
+		r.Body, errCode, scheme = bodyUnauthorized, "use_dpop_nonce", bearer.DPoP
 	case Overloaded:
 		r.Headers = [][2]string{{"retry-after", RetryAfter}}
+	}
+	if challenged {
+		if c.DPoP != config.DPoPRequired {
+			r.Headers = append(r.Headers, challenge(c, "Bearer", scopes, errorFor(errCode, scheme == bearer.Bearer)))
+		}
+		if c.DPoP == config.DPoPAllowed || c.DPoP == config.DPoPRequired {
+			r.Headers = append(r.Headers, challenge(c, "DPoP", scopes, errorFor(errCode, scheme == bearer.DPoP)))
+		}
+	}
+	if k == UseDPoPNonce {
+		r.Headers = append(r.Headers, [2]string{"dpop-nonce", nonce})
 	}
 	r.Headers = append(r.Headers, [2]string{"content-type", "application/json"})
 	if head {
@@ -135,18 +168,27 @@ func New(k Kind, c *config.Config, head bool) Reply {
 	return r
 }
 
-// challenge is the WWW-Authenticate header (RFC 6750 §3). scope is left out
-// when none is configured; the advertised scopes fall back to the required
-// ones. errCode is given only when the client presented a token.
+func errorFor(code string, ok bool) string {
+	if ok {
+		return code
+	}
+	return ""
+}
+
+// challenge is a WWW-Authenticate header (RFC 6750 §3; RFC 9449 §7.1 for
+// DPoP, which adds algs). scope is left out when none is configured; the
+// advertised scopes fall back to the required ones. errCode is given only
+// when the client presented a token.
 //
 // The NGINX module never sends error=; clients such as MCP clients need
 // invalid_token to know they should refresh, so we send it.
-func challenge(c *config.Config, scopes []string, errCode string) [][2]string {
+func challenge(c *config.Config, scheme string, scopes []string, errCode string) [2]string {
 	if len(scopes) == 0 {
 		scopes = c.RequiredScopes
 	}
 	var b strings.Builder
-	b.WriteString(`Bearer realm="`)
+	b.WriteString(scheme)
+	b.WriteString(` realm="`)
 	b.WriteString(c.Realm)
 	b.WriteByte('"')
 	if len(scopes) > 0 {
@@ -154,10 +196,15 @@ func challenge(c *config.Config, scopes []string, errCode string) [][2]string {
 		b.WriteString(strings.Join(scopes, " "))
 		b.WriteByte('"')
 	}
+	if scheme == "DPoP" {
+		b.WriteString(`, algs="`)
+		b.WriteString(strings.Join(c.DPoPAlgs, " "))
+		b.WriteByte('"')
+	}
 	if errCode != "" {
 		b.WriteString(`, error="`)
 		b.WriteString(errCode)
 		b.WriteByte('"')
 	}
-	return [][2]string{{"www-authenticate", b.String()}}
+	return [2]string{"www-authenticate", b.String()}
 }

@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/phantom-token/envoy-phantom-token/internal/bearer"
 	"github.com/phantom-token/envoy-phantom-token/internal/config"
 )
 
@@ -60,5 +61,51 @@ func TestNew(t *testing.T) {
 				t.Errorf("HEAD: got %d %q %q", head.Status, head.Headers, head.Body)
 			}
 		})
+	}
+}
+
+func TestDPoPChallenges(t *testing.T) {
+	allowed := cfg(t, `,"dpop":"allowed","dpop_algs":"ES256 RS384"`)
+	required := cfg(t, `,"dpop":"required","required_scopes":"a"`)
+	const (
+		bearerPlain = `Bearer realm="api"`
+		dpopPlain   = `DPoP realm="api", algs="ES256 RS384"`
+	)
+	tests := []struct {
+		name       string
+		c          *config.Config
+		kind       Kind
+		scheme     bearer.Scheme
+		challenges []string
+	}{
+		{"allowed, no token: both, no error", allowed, NoToken, bearer.Bearer, []string{bearerPlain, dpopPlain}},
+		{"allowed, invalid Bearer token", allowed, InvalidToken, bearer.Bearer, []string{bearerPlain + `, error="invalid_token"`, dpopPlain}},
+		{"allowed, invalid DPoP token", allowed, InvalidToken, bearer.DPoP, []string{bearerPlain, dpopPlain + `, error="invalid_token"`}},
+		{"allowed, invalid proof", allowed, InvalidDPoPProof, bearer.DPoP, []string{bearerPlain, dpopPlain + `, error="invalid_dpop_proof"`}},
+		{"allowed, nonce", allowed, UseDPoPNonce, bearer.DPoP, []string{bearerPlain, dpopPlain + `, error="use_dpop_nonce"`}},
+		{"required: DPoP alone", required, NoToken, bearer.Bearer, []string{`DPoP realm="api", scope="a", algs="ES256 RS256"`}},
+		{"required, insufficient scope", required, InsufficientScope, bearer.DPoP, []string{`DPoP realm="api", scope="a", algs="ES256 RS256", error="insufficient_scope"`}},
+		{"required, a Bearer token: no error on a scheme not offered", required, InvalidToken, bearer.Bearer, []string{`DPoP realm="api", scope="a", algs="ES256 RS256"`}},
+		{"off: Bearer alone", cfg(t, ""), InvalidToken, bearer.Bearer, []string{bearerPlain + `, error="invalid_token"`}},
+		{"server error: none", allowed, ServerError, bearer.DPoP, nil},
+	}
+	for _, tt := range tests {
+		r := For(tt.kind, tt.c, false, tt.scheme, "n0nce")
+		var got []string
+		nonce := ""
+		for _, h := range r.Headers {
+			switch h[0] {
+			case "www-authenticate":
+				got = append(got, h[1])
+			case "dpop-nonce":
+				nonce = h[1]
+			}
+		}
+		if !reflect.DeepEqual(got, tt.challenges) {
+			t.Errorf("%s:\n got %q\nwant %q", tt.name, got, tt.challenges)
+		}
+		if (nonce != "") != (tt.kind == UseDPoPNonce) {
+			t.Errorf("%s: DPoP-Nonce %q", tt.name, nonce)
+		}
 	}
 }

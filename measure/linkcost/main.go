@@ -2,7 +2,10 @@
 // a no-op Go wasip1 proxy-wasm module: it builds the no-op, then the no-op
 // plus each use below, and prints the sizes of the .wasm files and of their
 // code and data sections. The uses overlap (most pull fmt, strconv, reflect),
-// so the extras do not add up; the last rows combine several.
+// so the extras do not add up; two rows combine several. The last rows are
+// DPoP's (issue 16): crypto/ecdsa, rsa and ed25519 alone and together, and
+// internal/dpop with each verifier (importing a crypto package links its
+// initialisation even where no function of it is called).
 //
 //	make linkcost
 //	cd measure && go run ./linkcost
@@ -80,6 +83,26 @@ var variants = []variant{
 		`sink = fmt.Sprintf("%s %d", s, n); proxywasm.LogInfof("x %s", s); sink, _ = url.Parse(s); sink = sha256.Sum256(b)
 	sink, _ = base64.RawURLEncoding.DecodeString(s); sink, _ = time.ParseDuration(s); sink = time.Now().Format(time.RFC3339)
 	sink = strconv.Itoa(n); proxywasm.LogCritical(errors.New(s).Error()); sink = gjson.Get(s, "a").String()`},
+	// DPoP (issue 16): the signature packages a proof needs, apart and
+	// together (they share math/big), and the package that uses them.
+	{"math/big (SetBytes, Cmp)", []string{"math/big"}, `sink = new(big.Int).SetBytes(b).Cmp(big.NewInt(int64(n)))`},
+	{"crypto/ecdsa (P-256 key, Verify)", []string{"crypto/ecdsa", "crypto/elliptic", "math/big"},
+		`k, _ := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), b); sink = ecdsa.Verify(k, b, new(big.Int).SetBytes(b), big.NewInt(int64(n)))`},
+	{"crypto/ecdsa (P-256, P-384, P-521)", []string{"crypto/ecdsa", "crypto/elliptic", "math/big"},
+		`for _, c := range []elliptic.Curve{elliptic.P256(), elliptic.P384(), elliptic.P521()} { k, _ := ecdsa.ParseUncompressedPublicKey(c, b); sink = ecdsa.Verify(k, b, new(big.Int).SetBytes(b), big.NewInt(int64(n))) }`},
+	{"crypto/rsa (VerifyPKCS1v15, VerifyPSS)", []string{"crypto", "crypto/rsa", "math/big"},
+		`k := &rsa.PublicKey{N: new(big.Int).SetBytes(b), E: n}; sink = rsa.VerifyPKCS1v15(k, crypto.SHA256, b, b); sink = rsa.VerifyPSS(k, crypto.SHA256, b, b, nil)`},
+	{"crypto/ed25519 (Verify)", []string{"crypto/ed25519"}, `sink = ed25519.Verify(ed25519.PublicKey(b), b, b)`},
+	{"crypto/ecdsa, rsa and ed25519 together", []string{"crypto", "crypto/ecdsa", "crypto/elliptic", "crypto/rsa", "crypto/ed25519", "math/big"},
+		`for _, c := range []elliptic.Curve{elliptic.P256(), elliptic.P384(), elliptic.P521()} { k, _ := ecdsa.ParseUncompressedPublicKey(c, b); sink = ecdsa.Verify(k, b, new(big.Int).SetBytes(b), big.NewInt(int64(n))) }
+	k := &rsa.PublicKey{N: new(big.Int).SetBytes(b), E: n}; sink = rsa.VerifyPKCS1v15(k, crypto.SHA256, b, b); sink = rsa.VerifyPSS(k, crypto.SHA256, b, b, nil)
+	sink = ed25519.Verify(ed25519.PublicKey(b), b, b)`},
+	{"internal/dpop, verify_signature (ES*, RS*)", []string{"time", "github.com/phantom-token/envoy-phantom-token/internal/dpop"},
+		`p, _ := dpop.Parse(s, dpop.Algorithms, func(k dpop.Key, in, sig []byte) bool { a, _ := dpop.VerifySignatureArgs(k, in, sig); r, err := proxywasm.CallForeignFunction("verify_signature", a); return err == nil && dpop.VerifySignatureValid(r) })
+	sink = p.Check(s, s, s, time.Now(), time.Minute); sink = dpop.ValidNonce(b, s, time.Now(), time.Minute); sink = dpop.NewNonce(b, time.Now())`},
+	{"internal/dpop, gosig (Go's crypto)", []string{"time", "github.com/phantom-token/envoy-phantom-token/internal/dpop", "github.com/phantom-token/envoy-phantom-token/internal/dpop/gosig"},
+		`p, _ := dpop.Parse(s, dpop.Algorithms, gosig.Verify)
+	sink = p.Check(s, s, s, time.Now(), time.Minute); sink = dpop.ValidNonce(b, s, time.Now(), time.Minute); sink = dpop.NewNonce(b, time.Now())`},
 }
 
 func main() {
