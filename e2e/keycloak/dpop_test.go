@@ -125,6 +125,43 @@ func expectAdmitted(t *testing.T, r result, key *fixtures.DPoPKey) string {
 	return jwt
 }
 
+// refusals counts the filter's debug lines in Envoy's log that refuse a
+// request for reason (a part of the line).
+func refusals(t *testing.T, reason string) int {
+	t.Helper()
+	log, err := suite.envoy.Log()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(log, "\n") {
+		if strings.Contains(line, "phantom-token: token ") && strings.Contains(line, reason) && strings.HasSuffix(line, ": answering 401") {
+			n++
+		}
+	}
+	return n
+}
+
+// expectReason checks that one more request was refused for reason than
+// before, so that a row's 401 is the one it is about (all
+// invalid_dpop_proof answers look alike). Envoy writes its log as it goes;
+// the check waits up to 2 s for the line.
+func expectReason(t *testing.T, reason string, before int) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		n := refusals(t, reason)
+		if n == before+1 {
+			return
+		}
+		if n > before+1 || time.Now().After(deadline) {
+			t.Errorf("%d log lines refusing a request for %q, want %d", n, reason, before+1)
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // jkt is the cnf.jkt of claims, or "".
 func jkt(claims map[string]any) string {
 	cnf, _ := claims["cnf"].(map[string]any)
@@ -133,13 +170,17 @@ func jkt(claims map[string]any) string {
 }
 
 // TestKeycloakDPoPAnswers pins what Keycloak gives for a DPoP-bound token,
-// asked directly: token_type DPoP (ClientCredentialsDPoP checks it), and an
-// introspection answer whose full token carries cnf.jkt, the RFC 7638
-// thumbprint of the client's key as the fixture computes it.
+// asked directly: token_type DPoP (ClientCredentialsDPoP checks it); cnf.jkt,
+// the RFC 7638 thumbprint of the client's key as the fixture computes it, in
+// the lightweight token and in the full token of the introspection answer,
+// so that the filter caches the answer; and the same cnf beside that JWT
+// (with Keycloak's own kc-jkt-type member), which the filter reads too.
 func TestKeycloakDPoPAnswers(t *testing.T) {
 	key := dpopKey(t)
 	tok := dpopToken(t, key)
-	t.Logf("the lightweight token's cnf.jkt: %q", jkt(claims(t, tok)))
+	if got := jkt(claims(t, tok)); got != key.Thumbprint {
+		t.Errorf("the lightweight token's cnf.jkt is %q, want %q", got, key.Thumbprint)
+	}
 
 	answer, _ := introspectDirect(t, tok)
 	if answer["active"] != true {
@@ -152,8 +193,8 @@ func TestKeycloakDPoPAnswers(t *testing.T) {
 	if got := jkt(claims(t, jwt)); got != key.Thumbprint {
 		t.Errorf("the full token's cnf.jkt is %q, want %q", got, key.Thumbprint)
 	}
-	if cnf, ok := answer["cnf"]; ok {
-		t.Logf("the answer has a cnf beside the JWT too: %v", cnf)
+	if got := jkt(answer); got != key.Thumbprint {
+		t.Errorf("the answer's cnf.jkt (beside the JWT) is %q, want %q", got, key.Thumbprint)
 	}
 }
 
@@ -181,7 +222,9 @@ func TestKeycloakDPoP(t *testing.T) {
 		}
 
 		// The first request again, proof and all: replayed.
+		logged := refusals(t, "replayed")
 		expectRefused(t, send(t, http.MethodGet, u, "DPoP "+tok, p), bearerChallenge, invalidProof)
+		expectReason(t, "replayed", logged)
 	})
 
 	// Each row has a fresh token and URL.
@@ -192,42 +235,47 @@ func TestKeycloakDPoP(t *testing.T) {
 		request     func(t *testing.T, u, tok string) (scheme, dpopProof string)
 		challenges  []string
 		introspects int
+		reason      string // in the filter's debug line
 	}{
 		{"no proof", func(t *testing.T, u, tok string) (string, string) {
 			return "DPoP", ""
-		}, []string{bearerChallenge, invalidProof}, 0},
+		}, []string{bearerChallenge, invalidProof}, 0, "not exactly one DPoP header"},
 		{"another htu: path", func(t *testing.T, u, tok string) (string, string) {
-			return "DPoP", proof(t, key, fixtures.DPoPRequest{Method: http.MethodGet, URL: u + "x", Token: tok})
-		}, []string{bearerChallenge, invalidProof}, 0},
+			return "DPoP", proof(t, key, fixtures.DPoPRequest{Method: http.MethodGet, URL: strings.Replace(u, "?", "x?", 1), Token: tok})
+		}, []string{bearerChallenge, invalidProof}, 0, "proof htu"},
 		{"another htu: https", func(t *testing.T, u, tok string) (string, string) {
 			return "DPoP", proof(t, key, fixtures.DPoPRequest{Method: http.MethodGet, URL: "https" + strings.TrimPrefix(u, "http"), Token: tok})
-		}, []string{bearerChallenge, invalidProof}, 0},
+		}, []string{bearerChallenge, invalidProof}, 0, "proof htu"},
+		{"another htu: host", func(t *testing.T, u, tok string) (string, string) {
+			return "DPoP", proof(t, key, fixtures.DPoPRequest{Method: http.MethodGet, URL: strings.Replace(u, "127.0.0.1", "localhost", 1), Token: tok})
+		}, []string{bearerChallenge, invalidProof}, 0, "proof htu"},
 		{"another htm", func(t *testing.T, u, tok string) (string, string) {
 			return "DPoP", proof(t, key, fixtures.DPoPRequest{Method: http.MethodPost, URL: u, Token: tok})
-		}, []string{bearerChallenge, invalidProof}, 0},
+		}, []string{bearerChallenge, invalidProof}, 0, "proof htm"},
 		{"iat 5 minutes old", func(t *testing.T, u, tok string) (string, string) {
 			return "DPoP", proof(t, key, fixtures.DPoPRequest{Method: http.MethodGet, URL: u, Token: tok, IssuedAt: time.Now().Add(-5 * time.Minute)})
-		}, []string{bearerChallenge, invalidProof}, 0},
+		}, []string{bearerChallenge, invalidProof}, 0, "proof iat"},
 		{"ath of another token", func(t *testing.T, u, tok string) (string, string) {
 			return "DPoP", proof(t, key, fixtures.DPoPRequest{Method: http.MethodGet, URL: u, Token: dpopToken(t, key)})
-		}, []string{bearerChallenge, invalidProof}, 0},
+		}, []string{bearerChallenge, invalidProof}, 0, "proof ath"},
 		{"a proof by another key", func(t *testing.T, u, tok string) (string, string) {
 			return "DPoP", proof(t, other, fixtures.DPoPRequest{Method: http.MethodGet, URL: u, Token: tok})
-		}, []string{bearerChallenge, dpopChallenge + `, error="invalid_token"`}, 1},
+		}, []string{bearerChallenge, dpopChallenge + `, error="invalid_token"`}, 1, "bound to another DPoP key"},
 		{"the bound token as Bearer", func(t *testing.T, u, tok string) (string, string) {
 			return "Bearer", ""
-		}, []string{challenge401, dpopChallenge}, 1},
+		}, []string{challenge401, dpopChallenge}, 1, "came as a Bearer token"},
 		{"the bound token as Bearer, with a valid proof", func(t *testing.T, u, tok string) (string, string) {
 			return "Bearer", proof(t, key, fixtures.DPoPRequest{Method: http.MethodGet, URL: u, Token: tok})
-		}, []string{challenge401, dpopChallenge}, 1},
+		}, []string{challenge401, dpopChallenge}, 1, "came as a Bearer token"},
 	}
 	for _, row := range rows {
 		t.Run(row.name, func(t *testing.T) {
 			tok := dpopToken(t, key)
 			u := resourceURL(t, scDPoP)
 			scheme, p := row.request(t, u, tok)
-			before := introspections(t, scDPoP)
+			before, logged := introspections(t, scDPoP), refusals(t, row.reason)
 			expectRefused(t, send(t, http.MethodGet, u, scheme+" "+tok, p), row.challenges...)
+			expectReason(t, row.reason, logged)
 			if n := introspections(t, scDPoP) - before; n != row.introspects {
 				t.Errorf("%d introspections, want %d", n, row.introspects)
 			}
@@ -243,8 +291,10 @@ func TestKeycloakDPoPNonce(t *testing.T) {
 	tok := dpopToken(t, key)
 
 	u := resourceURL(t, scNonce)
+	logged := refusals(t, "without a current nonce")
 	r := send(t, http.MethodGet, u, "DPoP "+tok, proof(t, key, fixtures.DPoPRequest{Method: http.MethodGet, URL: u, Token: tok}))
 	expectRefused(t, r, useNonce)
+	expectReason(t, "without a current nonce", logged)
 	nonce := r.header.Values("DPoP-Nonce")
 	if len(nonce) != 1 || nonce[0] == "" {
 		t.Fatalf("%d DPoP-Nonce headers (or an empty one), want 1", len(nonce))
@@ -258,8 +308,10 @@ func TestKeycloakDPoPNonce(t *testing.T) {
 		proof(t, key, fixtures.DPoPRequest{Method: http.MethodGet, URL: u2, Token: tok, Nonce: nonce[0]})), key)
 
 	u3 := resourceURL(t, scNonce)
+	logged = refusals(t, "without a current nonce")
 	expectRefused(t, send(t, http.MethodGet, u3, "DPoP "+tok,
 		proof(t, key, fixtures.DPoPRequest{Method: http.MethodGet, URL: u3, Token: tok, Nonce: "not-a-nonce-of-this-proxy"})), useNonce)
+	expectReason(t, "without a current nonce", logged)
 
 	// dpop required: a Bearer token, bound or not, is another scheme.
 	expectRefused(t, send(t, http.MethodGet, resourceURL(t, scNonce), "Bearer "+token(t, appClient), ""), dpopChallenge)
