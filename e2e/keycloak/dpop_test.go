@@ -174,8 +174,15 @@ func jkt(claims map[string]any) string {
 // the RFC 7638 thumbprint of the client's key as the fixture computes it, in
 // the lightweight token and in the full token of the introspection answer,
 // so that the filter caches the answer; and the same cnf beside that JWT
-// (with Keycloak's own kc-jkt-type member), which the filter reads too.
+// (with Keycloak's own kc-jkt-type member), which the filter reads too. A
+// token request without a proof is refused: dpop.bound.access.tokens is the
+// attribute's name.
 func TestKeycloakDPoPAnswers(t *testing.T) {
+	if _, err := suite.keycloak.ClientCredentials(ctx(t), dpopAppClient); err == nil || !strings.Contains(err.Error(), "400") {
+		t.Errorf("a token request without a proof: %v, want status 400 (is dpop.bound.access.tokens set?)", err)
+	} else {
+		t.Logf("a token request without a proof: %v", err)
+	}
 	key := dpopKey(t)
 	tok := dpopToken(t, key)
 	if got := jkt(claims(t, tok)); got != key.Thumbprint {
