@@ -4,7 +4,7 @@
 // wasip1 filter that does nothing ("noop", ./noop: the floor any such filter
 // pays).
 //
-//  1. Side by side: one Envoy (one worker by default) serves seven listeners,
+//  1. Side by side: one Envoy (one worker by default) serves eight listeners,
 //     all routed to a loopback upstream that answers a few fixed bytes:
 //     passthrough, noop, "noop-jwt" (noop again, the client sending the JWT
 //     itself: what the JWT's bytes cost on the way through, since the filter
@@ -13,9 +13,14 @@
 //     Envoy routes: what Envoy's route matching and path normalisation cost),
 //     "hit-routes" (the same table, and 50 route rules in the plugin
 //     configuration: the requests land on a route the second-to-last rule
-//     names, see ../routeset) and "nocache" (the filter with "cache":
-//     false: every request introspects at the Go identity server fixture). fortio, used as
-//     a library, drives them in interleaved rounds: per round and listener,
+//     names, see ../routeset), "hit-dpop" (hit's configuration with "dpop":
+//     "allowed": a DPoP-bound token and a new ES256 proof per request; see
+//     dpop.go) and "nocache" (the filter with "cache": false: every request
+//     introspects at the Go identity server fixture); "hit-own" is hit's
+//     listener again, driven by the client that drives hit-dpop. fortio, used
+//     as a library, drives them (hit-dpop and hit-own with a client of the
+//     bench's own on fortio's periodic runner: a proof cannot be repeated) in
+//     interleaved rounds: per round and listener,
 //     one connection as fast as it goes (p50, p99, and Envoy's CPU time per
 //     request: the run time of its threads (/proc/<pid>/task/*/schedstat, in
 //     ns; see cpuSeconds) over the run divided by the requests, steadier
@@ -26,7 +31,7 @@
 //     its callback and host-call counts and Go MemStats, from which the bench
 //     prints allocations per request, GC cycles per 10k requests, callbacks
 //     and host calls per request; then the same for a hit on hit-routes'
-//     target route; then measure/hostcount's exact counts under wazero, for
+//     target route and for a DPoP hit; then measure/hostcount's exact counts under wazero, for
 //     a plain hit and for a hit on that route.
 //  3. Memory: Envoy's RSS with passthrough only, noop only and the filter only
 //     (three separate Envoys) at 1, 2 and 8 workers, with where it is from
