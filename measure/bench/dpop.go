@@ -406,6 +406,16 @@ func (b *bench) printDPoPProfile() {
 				c-dh-other(d)-d.hostUs("t_replace_header_ns", "replace_header")-d.hostUs("t_clock_ns", "clock"))
 		}
 	}
+	var scratch []string // fields of a scratch debugstats build that times more (x_…_ns), printed per request
+	for k := range d.last {
+		if strings.HasPrefix(k, "x_") && strings.HasSuffix(k, "_ns") {
+			scratch = append(scratch, k)
+		}
+	}
+	slices.Sort(scratch)
+	for _, k := range scratch {
+		row("  µs "+k+" (a scratch build's timer)", p.per(k)/1e3, d.per(k)/1e3)
+	}
 	row("allocations per request", p.allocsPer(), d.allocsPer())
 	row("bytes allocated per request", p.per("total_alloc"), d.per("total_alloc"))
 	row("GC cycles per 10k requests", 1e4*p.per("num_gc"), 1e4*d.per("num_gc"))
