@@ -195,11 +195,20 @@ func (c *own) Run(context.Context, periodic.ThreadID) (bool, string) {
 	_ = res.Body.Close()
 	if res.StatusCode != http.StatusOK {
 		c.fails.Add(1)
+		ownStatuses.Lock()
+		ownStatuses.n[res.StatusCode]++
+		ownStatuses.Unlock()
 		return false, res.Status
 	}
 	c.ok.Add(1)
 	return true, ""
 }
+
+// ownStatuses counts the own client's answers other than 200, by status.
+var ownStatuses = struct {
+	sync.Mutex
+	n map[int]int64
+}{n: map[int]int64{}}
 
 // ownLoad runs own against addr for d with n keep-alive connections as fast
 // as they go, and measures pid's CPU time over the run when pid > 0: load's
@@ -365,6 +374,11 @@ func (b *bench) printDPoP() {
 			fmt.Printf("%-12s %s\n", s, strings.Join(d, " "))
 		}
 	}
+	ownStatuses.Lock()
+	if len(ownStatuses.n) > 0 {
+		fmt.Printf("answers other than 200 to the own client (hit-own and hit-dpop), by status: %v\n", ownStatuses.n)
+	}
+	ownStatuses.Unlock()
 	fmt.Printf("proofs: %d sent (warm-ups included), at most %d in runs begun within 120 s (dpop_replay_max_entries %d); %d made during runs (the made ones ran out)\n",
 		sum(b.proofs.sentN), b.proofs.busiest(120*time.Second), *dpopReplayEntries, b.proofs.late)
 }
