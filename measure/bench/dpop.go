@@ -39,10 +39,10 @@ const (
 var dpopReplayEntries = flag.Int("dpop-replay-entries", 1_000_000, "dpop_replay_max_entries of hit-dpop (the replay memory must hold every proof of 120 s; see dpopPlugin)")
 
 // dpopPlugin is hit's configuration with DPoP allowed. Its replay memory
-// keeps a proof for twice dpop_iat_window (120 s); hit-dpop sends at most a
-// few hundred thousand proofs in any 120 s of the bench (it is printed), and
-// a set of 8 that fills answers 503, which the bench counts: the memory is
-// the largest the filter allows (1M), so that its sets stay sparse.
+// keeps a proof for twice dpop_iat_window (120 s); hit-dpop sends about
+// 100,000 proofs in the busiest 120 s of a full run (it is printed), and a
+// set of 8 that fills answers 503, which the bench counts: the memory is the
+// largest the filter allows (1M), so that its sets stay sparse.
 func (b *bench) dpopPlugin() map[string]any {
 	p := b.plugin(true)
 	p["dpop"] = "allowed"
