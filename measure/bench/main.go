@@ -4,7 +4,7 @@
 // wasip1 filter that does nothing ("noop", ./noop: the floor any such filter
 // pays).
 //
-//  1. Side by side: one Envoy (one worker by default) serves seven listeners,
+//  1. Side by side: one Envoy (one worker by default) serves eight listeners,
 //     all routed to a loopback upstream that answers a few fixed bytes:
 //     passthrough, noop, "noop-jwt" (noop again, the client sending the JWT
 //     itself: what the JWT's bytes cost on the way through, since the filter
@@ -13,9 +13,14 @@
 //     Envoy routes: what Envoy's route matching and path normalisation cost),
 //     "hit-routes" (the same table, and 50 route rules in the plugin
 //     configuration: the requests land on a route the second-to-last rule
-//     names, see ../routeset) and "nocache" (the filter with "cache":
-//     false: every request introspects at the Go identity server fixture). fortio, used as
-//     a library, drives them in interleaved rounds: per round and listener,
+//     names, see ../routeset), "hit-dpop" (hit's configuration with "dpop":
+//     "allowed": a DPoP-bound token and a new ES256 proof per request; see
+//     dpop.go) and "nocache" (the filter with "cache": false: every request
+//     introspects at the Go identity server fixture); "hit-own" is hit's
+//     listener again, driven by the client that drives hit-dpop. fortio, used
+//     as a library, drives them (hit-dpop and hit-own with a client of the
+//     bench's own on fortio's periodic runner: a proof cannot be repeated) in
+//     interleaved rounds: per round and listener,
 //     one connection as fast as it goes (p50, p99, and Envoy's CPU time per
 //     request: the run time of its threads (/proc/<pid>/task/*/schedstat, in
 //     ns; see cpuSeconds) over the run divided by the requests, steadier
@@ -26,7 +31,7 @@
 //     its callback and host-call counts and Go MemStats, from which the bench
 //     prints allocations per request, GC cycles per 10k requests, callbacks
 //     and host calls per request; then the same for a hit on hit-routes'
-//     target route; then measure/hostcount's exact counts under wazero, for
+//     target route and for a DPoP hit; then measure/hostcount's exact counts under wazero, for
 //     a plain hit and for a hit on that route.
 //  3. Memory: Envoy's RSS with passthrough only, noop only and the filter only
 //     (three separate Envoys) at 1, 2 and 8 workers, with where it is from
@@ -82,7 +87,7 @@ const (
 	hitGOGC     = "hit-gogc"
 )
 
-var listeners = []string{passthrough, noop, noopJWT, hit, hitTable, hitRoutes, noCache}
+var listeners = []string{passthrough, noop, noopJWT, hit, hitTable, hitRoutes, hitOwn, hitDPoP, noCache}
 
 // routeCount is the number of Envoy routes of hit-table and hit-routes, and
 // of route rules of hit-routes.
@@ -174,11 +179,12 @@ type bench struct {
 	upstream                      *upstream
 	ids                           *fixtures.IdS
 	secret                        string
-	tok, noCacheTok, jwt          string // a token the hit listeners cache; one for nocache; tok's JWT
+	tok, noCacheTok, jwt          string  // a token the hit listeners cache; one for nocache; tok's JWT
+	proofs                        *proofs // hit-dpop's key, bound token and proofs
 	envoyVersion                  string
 	filterInfo, noopInfo          *wasmfile.Module
 	sideOne, sideSat              map[string][]sample
-	prof, profRoutes              profile
+	prof, profRoutes, profDPoP    profile
 	rss                           map[string]map[int]memBreakdown // config → workers → breakdown
 	coalesced                     int
 	flat                          flatness
@@ -228,6 +234,11 @@ func run() (err error) {
 	printMachine(b)
 	b.tok = b.ids.Issue(fixtures.TokenOptions{Scope: "read"})
 	b.noCacheTok = b.ids.Issue(fixtures.TokenOptions{Scope: "read"})
+	key, err := fixtures.NewDPoPKey()
+	if err != nil {
+		return err
+	}
+	b.proofs = newProofs(b.ids.Issue(fixtures.TokenOptions{Scope: "read", JKT: key.Thumbprint}), key)
 
 	for _, p := range []struct {
 		name string
@@ -307,6 +318,8 @@ func (b *bench) scenario(name string) harness.Scenario {
 		return harness.Scenario{Name: hit, Plugin: b.plugin(true)}
 	case noCache:
 		return harness.Scenario{Name: noCache, Plugin: b.plugin(false)}
+	case hitDPoP:
+		return harness.Scenario{Name: hitDPoP, Plugin: b.dpopPlugin()}
 	case hitTable:
 		return harness.Scenario{Name: hitTable, Plugin: b.plugin(true), Routes: routeTable()}
 	case hitRoutes:
@@ -315,6 +328,8 @@ func (b *bench) scenario(name string) harness.Scenario {
 		return harness.Scenario{Name: hitGOGC, Plugin: b.plugin(true), VMID: "gogc", Env: map[string]string{"GOGC": *gogc}}
 	case debugHit:
 		return harness.Scenario{Name: debugHit, Plugin: b.plugin(true), WasmPath: b.debugPath, VMID: "debugstats"}
+	case debugDPoP:
+		return harness.Scenario{Name: debugDPoP, Plugin: b.dpopPlugin(), WasmPath: b.debugPath, VMID: "debugstats"}
 	case debugRoutes:
 		return harness.Scenario{Name: debugRoutes, Plugin: b.routedPlugin(), Routes: routeTable(), WasmPath: b.debugPath, VMID: "debugstats"}
 	}
@@ -343,13 +358,28 @@ func url(envoy *harness.Envoy, listener string) string {
 	switch listener {
 	case hitTable, hitRoutes, debugRoutes:
 		return envoy.URL(listener) + strings.TrimSuffix(routeset.Target(routeCount).Prefix, "/")
+	case hitOwn:
+		return envoy.URL(hit)
 	}
 	return envoy.URL(listener)
 }
 
 // cached reports whether every request on a listener should be a cache hit.
 func cached(listener string) bool {
-	return listener == hit || listener == hitTable || listener == hitRoutes
+	return listener == hit || listener == hitTable || listener == hitRoutes || listener == hitOwn || listener == hitDPoP
+}
+
+// loadOn runs a listener's load: fortio, or the bench's own client for the
+// DPoP listeners (see dpop.go).
+func (b *bench) loadOn(envoy *harness.Envoy, listener, path string, d time.Duration, n, pid int) (sample, error) {
+	u := url(envoy, listener) + path
+	switch listener {
+	case hitDPoP, debugDPoP:
+		return b.proofs.load(u, d, n, pid)
+	case hitOwn:
+		return bearerLoad(u, b.tok, d, n, pid)
+	}
+	return load(u, b.token(listener), d, n, pid)
 }
 
 // checkRoutes makes sure the routed listeners' requests reach the route and
@@ -382,7 +412,9 @@ func (b *bench) start(n int, names ...string) (*harness.Envoy, int, error) {
 	}
 	var ss []harness.Scenario
 	for _, name := range names {
-		ss = append(ss, b.scenario(name))
+		if name != hitOwn { // hit's listener
+			ss = append(ss, b.scenario(name))
+		}
 	}
 	envoy, err := harness.Start(b.ctx, harness.Config{
 		EnvoyPath:    b.envoyPath,
@@ -471,15 +503,23 @@ func (b *bench) sideBySide() error {
 	if err := checkRoutes(envoy); err != nil {
 		return err
 	}
+	if slices.Contains(listeners, hitDPoP) {
+		if err := b.fillDPoP(url(envoy, hitDPoP)); err != nil {
+			return err
+		}
+		if err := b.checkDPoP(url(envoy, hitDPoP)); err != nil {
+			return err
+		}
+	}
 	if b.jwt = b.ids.JWTOf(b.tok); b.jwt == "" {
 		return fmt.Errorf("the IdS has no JWT for the hit token")
 	}
 	fmt.Printf("token %d bytes; its JWT, which the filter sends upstream instead, %d bytes\n", len(b.tok), len(b.jwt))
 	for _, s := range listeners {
-		if _, err := load(url(envoy, s)+"/warmup", b.token(s), *warmup, 1, 0); err != nil {
+		if _, err := b.loadOn(envoy, s, "/warmup", *warmup, 1, 0); err != nil {
 			return err
 		}
-		if _, err := load(url(envoy, s)+"/warmup", b.token(s), *warmup, *satConns, 0); err != nil {
+		if _, err := b.loadOn(envoy, s, "/warmup", *warmup, *satConns, 0); err != nil {
 			return err
 		}
 	}
@@ -498,7 +538,7 @@ func (b *bench) sideBySide() error {
 			for i := range listeners {
 				s := listeners[(i+r)%len(listeners)]
 				before := b.ids.Introspections()
-				x, err := load(url(envoy, s)+"/run", b.token(s), c.d, c.conns, c.pid)
+				x, err := b.loadOn(envoy, s, "/run", c.d, c.conns, c.pid)
 				if err != nil {
 					return err
 				}
@@ -578,6 +618,7 @@ func (b *bench) printSideBySide() {
 	}
 	fmt.Printf("load average after the rounds: %s\n", b.loadAfterSideSide)
 	b.printRoutes()
+	b.printDPoP()
 }
 
 // printRoutes prints the routed listeners against hit, measured in the same

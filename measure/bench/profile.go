@@ -67,6 +67,10 @@ func (b *bench) profile() error {
 			return err
 		}
 		b.printRoutedProfile()
+		if b.profDPoP, err = b.profileInEnvoy(debugDPoP); err != nil {
+			return err
+		}
+		b.printDPoPProfile()
 	}
 	return b.hostcount()
 }
@@ -80,10 +84,14 @@ func (b *bench) profileInEnvoy(listener string) (profile, error) {
 	}
 	defer func() { _ = envoy.Stop() }()
 	u := url(envoy, listener)
-	if err := b.fill(u); err != nil {
+	fill := b.fill
+	if listener == debugDPoP {
+		fill = b.fillDPoP
+	}
+	if err := fill(u); err != nil {
 		return profile{}, err
 	}
-	if _, err := load(u+"/warmup", b.tok, *warmup, 1, 0); err != nil {
+	if _, err := b.loadOn(envoy, listener, "/warmup", *warmup, 1, 0); err != nil {
 		return profile{}, err
 	}
 	before, err := envoy.Log()
@@ -91,7 +99,7 @@ func (b *bench) profileInEnvoy(listener string) (profile, error) {
 		return profile{}, err
 	}
 	introspections := b.ids.Introspections()
-	run, err := load(u+"/profile", b.tok, *profileDur, 1, pid)
+	run, err := b.loadOn(envoy, listener, "/profile", *profileDur, 1, pid)
 	if err != nil {
 		return profile{}, err
 	}
