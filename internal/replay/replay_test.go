@@ -57,7 +57,7 @@ func TestEncoding(t *testing.T) {
 	if got := Decode(big); len(got) != SetSize {
 		t.Errorf("oversized value: %d entries", len(got))
 	}
-	if Sets(1) != 1 || Sets(SetSize) != 1 || Sets(SetSize+1) != 2 || Sets(100_000) != 12_500 {
+	if Sets(1) != 1 || Sets(spread) != 1 || Sets(spread+1) != 2 || Sets(100_000) != 25_000 {
 		t.Error("Sets")
 	}
 	for i := range 100 {
