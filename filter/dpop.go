@@ -22,23 +22,27 @@ import (
 // true when the request was answered.
 func (h *httpContext) checkProof() (action types.Action, answered bool) {
 	cfg, p := h.cfg, h.plugin
-	text, err := onlyHeader("dpop")
-	switch {
-	case errors.Is(err, errHeaderCount):
-		return h.respond(reply.InvalidDPoPProof, "not exactly one DPoP header"), true
-	case err != nil:
-		return h.respond(reply.ServerError, "cannot read the DPoP header: "+err.Error()), true
+	// One read of every header gives the proof and the request's URI: the
+	// proof header must come once, and Envoy returns only the first value of
+	// a header it does not fold.
+	headers, err := getHeaders()
+	if err != nil {
+		return h.respond(reply.ServerError, "cannot read the request's headers: "+err.Error()), true
 	}
-	proof, err := dpop.Parse(text, cfg.DPoPAlgs, verifyOnHost)
+	r := readProofRequest(headers)
+	if r.proofs != 1 {
+		return h.respond(reply.InvalidDPoPProof, "not exactly one DPoP header"), true
+	}
+	if r.uri == "" {
+		return h.respond(reply.ServerError, "the request has no :method, :scheme, :authority or :path"), true
+	}
+	h.method = r.method
+	proof, err := dpop.Parse(r.proof, cfg.DPoPAlgs, verifyOnHost)
 	if err != nil {
 		return h.respond(reply.InvalidDPoPProof, "DPoP proof: "+err.Error()), true
 	}
-	uri, err := h.requestURI()
-	if err != nil {
-		return h.respond(reply.ServerError, "cannot read the request's URI: "+err.Error()), true
-	}
 	t := now()
-	if err := proof.Check(h.method, uri, h.token, t, cfg.DPoPIATWindow); err != nil {
+	if err := proof.Check(r.method, r.uri, h.token, t, cfg.DPoPIATWindow); err != nil {
 		return h.respond(reply.InvalidDPoPProof, "DPoP proof: "+err.Error()), true
 	}
 	if cfg.DPoPNonce {
@@ -77,49 +81,36 @@ func verifyOnHost(k dpop.Key, input, sig []byte) bool {
 	return err == nil && dpop.VerifySignatureValid(result)
 }
 
-// errHeaderCount: a header that must come once came another number of times.
-var errHeaderCount = errors.New("not exactly one such header")
-
-// onlyHeader reads a request header that must come exactly once. Envoy
-// returns only the first value of a header it does not fold, so every
-// header is read.
-func onlyHeader(name string) (string, error) {
-	headers, err := getHeaders()
-	if err != nil {
-		return "", err
-	}
-	value, n := "", 0
-	for _, kv := range headers {
-		if kv[0] == name {
-			value, n = kv[1], n+1
-		}
-	}
-	if n != 1 {
-		return "", errHeaderCount
-	}
-	return value, nil
+// proofRequest is what a DPoP proof is checked against, from the request's
+// headers: the proof (proofs counts the DPoP headers), the method, and the
+// URI its htu must match (before normalisation): scheme, authority and path
+// without the query ("" when one is missing).
+type proofRequest struct {
+	proof, method, uri string
+	proofs             int
 }
 
-// requestURI is the URI a DPoP proof's htu must match (before
-// normalisation): the scheme, authority and path Envoy has for the request,
-// without its query. It reads the method too (h.method).
-func (h *httpContext) requestURI() (string, error) {
+func readProofRequest(headers [][2]string) proofRequest {
+	var r proofRequest
 	var scheme, authority, path string
-	var err error
-	for _, r := range []struct {
-		name string
-		to   *string
-	}{{":method", &h.method}, {":scheme", &scheme}, {":authority", &authority}, {":path", &path}} {
-		var present bool
-		if *r.to, present, err = readHeader(r.name); err != nil {
-			return "", err
-		}
-		if !present {
-			return "", errors.New("the request has no " + r.name)
+	for _, kv := range headers {
+		switch kv[0] {
+		case "dpop":
+			r.proof, r.proofs = kv[1], r.proofs+1
+		case ":method":
+			r.method = kv[1]
+		case ":scheme":
+			scheme = kv[1]
+		case ":authority":
+			authority = kv[1]
+		case ":path":
+			path, _, _ = strings.Cut(kv[1], "?")
 		}
 	}
-	path, _, _ = strings.Cut(path, "?")
-	return scheme + "://" + authority + path, nil
+	if r.method != "" && scheme != "" && authority != "" && path != "" {
+		r.uri = scheme + "://" + authority + path
+	}
+	return r
 }
 
 // rememberProof records a proof in the proxy's replay sets, unless it is
