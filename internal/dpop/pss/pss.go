@@ -3,9 +3,8 @@
 // hash, a salt as long as the hash). Envoy's verify_signature cannot ask for
 // PSS padding, and Go's crypto/rsa would link math/big and fmt into the
 // module, so the RSA public-key operation is done here with a small
-// Montgomery exponentiation on 32-bit words (WebAssembly has no 64×64→128
-// multiply; Go emulates bits.Mul64 there). It only ever handles public
-// values, a public key and a signature, so it need not run in constant time.
+// Montgomery exponentiation (rsa.go). It only ever handles public values, a
+// public key and a signature, so it need not run in constant time.
 package pss
 
 import (
