@@ -41,3 +41,19 @@ func BenchmarkVerify(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPublicOpWorst: the RSA operation on the largest key Verify
+// accepts, an 8192-bit modulus with the largest exponent, 2^31-1 (31
+// squarings and 30 multiplications instead of 65537's 16 and 1): what a
+// hostile proof can cost at most.
+func BenchmarkPublicOpWorst(b *testing.B) {
+	k := testKeys(b)["8192, e 65537"]
+	n := k.N.Bytes()
+	s := append([]byte(nil), n...)
+	s[0]-- // below n
+	for b.Loop() {
+		if _, ok := publicOp(n, MaxE, s); !ok {
+			b.Fatal("refused")
+		}
+	}
+}
