@@ -56,13 +56,18 @@ func hookStats() bool {
 // clock, a WASI clock_time_get each). Metric increments go to the SDK
 // directly and are not counted here.
 var hostCalls struct {
-	getHeader, replaceHeader, removeHeader, addHeader, sendReply, getShared, setShared, clock uint64
+	getHeader, replaceHeader, removeHeader, addHeader, sendReply, getShared, setShared, clock, getProperty uint64
 }
 
 // countHostCalls wraps the host calls of a request's path with counters and,
 // on the sampled requests, timers or allocation counters.
 func countHostCalls() {
-	gh, rh, rmh, ah, sr, gs, ss, clock := getHeader, replaceHeader, removeHeader, addHeader, sendReply, getShared, setShared, now
+	gh, rh, rmh, ah, sr, gs, ss, clock, gp := getHeader, replaceHeader, removeHeader, addHeader, sendReply, getShared, setShared, now, getProperty
+	getProperty = func(path string) ([]byte, error) {
+		hostCalls.getProperty++
+		defer begin().end(&timing.getPropertyNs, &allocs.getProperty)
+		return gp(path)
+	}
 	getHeader = func(k string) (string, error) {
 		hostCalls.getHeader++
 		defer begin().end(&timing.getHeaderNs, &allocs.getHeader)
@@ -117,6 +122,7 @@ var timing struct {
 	samples, nested                                uint64
 	headersNs, emptyNs                             uint64
 	getHeaderNs, replaceHeaderNs, clockNs, otherNs uint64
+	getPropertyNs                                  uint64
 	// Probes after the timed callback: one read of a header the request does
 	// not have, one of Authorization (which the host returns through
 	// proxy_on_memory_allocate), one increment of a metric of this file's own.
@@ -133,6 +139,7 @@ var allocs struct {
 	on                                        bool
 	samples, headers                          uint64
 	getHeader, replaceHeader, clock, other    uint64
+	getProperty                               uint64
 	probes, probeAbsent, probePresent, metric uint64
 }
 
@@ -349,6 +356,9 @@ func (v *statsVM) log() {
 	field("get_shared", hostCalls.getShared)
 	field("set_shared", hostCalls.setShared)
 	field("clock", hostCalls.clock)
+	field("get_property", hostCalls.getProperty)
+	field("t_get_property_ns", timing.getPropertyNs)
+	field("a_get_property", allocs.getProperty)
 	field("t_samples", timing.samples)
 	field("t_nested", timing.nested)
 	field("t_empty_ns", timing.emptyNs)

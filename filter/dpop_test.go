@@ -36,37 +36,44 @@ func newDPoPKey(t *testing.T) dpopKey { return newDPoPKeyFor(t, "ES256") }
 func newDPoPKeyFor(t *testing.T, alg string) dpopKey {
 	t.Helper()
 	enc := base64.RawURLEncoding.EncodeToString
-	var priv crypto.Signer
-	var jwk string
 	switch alg {
 	case "ES256":
 		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, err := k.PublicKey.Bytes() // 0x04 || X || Y
-		if err != nil {
-			t.Fatal(err)
-		}
-		priv, jwk = k, `{"kty":"EC","crv":"P-256","x":"`+enc(p[1:33])+`","y":"`+enc(p[33:])+`"}`
+		return dpopKeyOf(k)
 	case "PS256", "RS256":
 		k, err := rsa.GenerateKey(rand.Reader, 2048)
 		if err != nil {
 			t.Fatal(err)
 		}
-		priv, jwk = k, `{"kty":"RSA","n":"`+enc(k.N.Bytes())+`","e":"`+enc(big.NewInt(int64(k.E)).Bytes())+`"}`
+		return withThumbprint(alg, k, `{"kty":"RSA","n":"`+enc(k.N.Bytes())+`","e":"`+enc(big.NewInt(int64(k.E)).Bytes())+`"}`)
 	case "EdDSA":
 		pub, k, err := ed25519.GenerateKey(rand.Reader)
 		if err != nil {
 			t.Fatal(err)
 		}
-		priv, jwk = k, `{"kty":"OKP","crv":"Ed25519","x":"`+enc(pub)+`"}`
-	default:
-		t.Fatalf("no test key for %s", alg)
+		return withThumbprint(alg, k, `{"kty":"OKP","crv":"Ed25519","x":"`+enc(pub)+`"}`)
 	}
+	t.Fatalf("no test key for %s", alg)
+	return dpopKey{}
+}
+
+// dpopKeyOf is the ES256 dpopKey of k.
+func dpopKeyOf(k *ecdsa.PrivateKey) dpopKey {
+	p, err := k.PublicKey.Bytes() // 0x04 || X || Y
+	if err != nil {
+		panic(err)
+	}
+	enc := base64.RawURLEncoding.EncodeToString
+	return withThumbprint("ES256", k, `{"kty":"EC","crv":"P-256","x":"`+enc(p[1:33])+`","y":"`+enc(p[33:])+`"}`)
+}
+
+func withThumbprint(alg string, priv crypto.Signer, jwk string) dpopKey {
 	jkt, err := dpop.Thumbprint(gjson.Parse(jwk))
 	if err != nil {
-		t.Fatal(err)
+		panic(err)
 	}
 	return dpopKey{alg, priv, jwk, jkt}
 }

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"fmt"
 	"reflect"
 	"strings"
@@ -183,6 +186,28 @@ var hostFaults = map[string]func(tr trip, panics bool) func(){
 		}
 		return func() { getProperty = old }
 	},
+	"getHeaders": func(tr trip, panics bool) func() {
+		old := getHeaders
+		getHeaders = func() ([][2]string, error) {
+			if tr() {
+				boom(panics)
+				return nil, errHost
+			}
+			return old()
+		}
+		return func() { getHeaders = old }
+	},
+	"callForeign": func(tr trip, panics bool) func() {
+		old := callForeign
+		callForeign = func(name string, args []byte) ([]byte, error) {
+			if tr() {
+				boom(panics)
+				return nil, errHost
+			}
+			return old(name, args)
+		}
+		return func() { callForeign = old }
+	},
 	"setTick": func(tr trip, panics bool) func() {
 		old := setTick
 		setTick = func(ms uint32) error {
@@ -252,7 +277,10 @@ func faultScenario(t *testing.T, h *host, cfg string) []*exchange {
 	other.write(cache.Record{Kind: cache.Active, Expires: farFuture, JWT: jwt})
 	h.Tick() // the other VM's answer
 	collect()
-	send(req(authBearer(token))...)                                                // a hit
+	send(req(authBearer(token))...)      // a hit
+	if strings.Contains(cfg, `"dpop"`) { // a DPoP request for the cached (unbound) token: its proof is checked, then 401
+		send(dpopReq(token, faultKey.proof(t, token, proofOpts{}))...)
+	}
 	send(preflightRequest...)                                                      // a preflight
 	send(append(append([][2]string{}, preflightRequest...), authBearer(token))...) // an OPTIONS with a token: a hit
 	send([2]string{":method", "HEAD"}, [2]string{":path", "/"})                    // 401 without a body
@@ -281,7 +309,17 @@ var faultConfigs = []struct{ name, upstream, cfg string }{
 	{"x-jwt", "x-jwt", withConfig(`,"cache_max_entries":8,"upstream_header":"x-jwt"`)},
 	{"claims", "x-jwt", withConfig(`,"cache_max_entries":8,"upstream_header":"x-jwt","claim_headers":[{"claim":"sub","header":"x-user"}],` +
 		`"routes":[{"route":"health","enabled":false}],"route_metadata":true`)},
+	{"dpop", "authorization", withConfig(`,"cache_max_entries":8,"dpop":"allowed","dpop_replay_max_entries":8`)},
 }
+
+// faultKey signs the DPoP proofs of the fault scenario.
+var faultKey = func() dpopKey {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	return dpopKeyOf(k)
+}()
 
 // oneOutcome: a request was let through or answered, never both, never
 // neither.

@@ -318,6 +318,9 @@ func TestManifestPluginConfig(t *testing.T) {
 		CacheEnabled:   true, CacheMaxTTL: 300 * time.Second, CacheMaxEntries: 10000,
 		MaxInFlight:          config.DefaultMaxInFlight,
 		ForwardCORSPreflight: true, Enabled: true,
+		ClientCertificateSource: config.CertificateFromConnection,
+		DPoP:                    config.DPoPOff, DPoPAlgs: config.DefaultDPoPAlgs, DPoPIATWindow: config.DefaultDPoPIATWindow,
+		DPoPReplayMaxEntries: config.DefaultDPoPReplayMaxEntries,
 	}
 
 	// rule is the i-th route rule of a pluginConfig.

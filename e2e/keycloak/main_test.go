@@ -2,7 +2,9 @@
 // front of a real Keycloak (keycloak-quarkus-dist 26.7.3, `start-dev`), whose
 // realm is realm.json: client "app" gets lightweight access tokens with the
 // gateway in their audience, client "other-app" gets lightweight tokens
-// without it, and client "gateway" introspects with
+// without it, client "dpop-app" gets lightweight DPoP-bound tokens
+// (dpop.bound.access.tokens) with the gateway in their audience, and client
+// "gateway" introspects with
 // client.introspection.response.allow.jwt.claim.enabled, so that Keycloak
 // answers Accept: application/jwt with {"active":…,"jwt":"<full token>"}.
 //
@@ -36,6 +38,7 @@ const (
 	gatewayClient  = "gateway"   // introspects
 	appClient      = "app"       // lightweight tokens, gateway in the audience
 	otherAppClient = "other-app" // lightweight tokens, gateway not in the audience
+	dpopAppClient  = "dpop-app"  // lightweight DPoP-bound tokens, gateway in the audience
 )
 
 // Scenarios (Envoy listeners), each with its own cluster to Keycloak so that
@@ -44,6 +47,8 @@ const (
 	scNoCache = "kc-nocache" // defaults: Keycloak's Cache-Control: no-cache is honoured
 	scExp     = "kc-exp"     // cache_ignore_cache_control: the JWT's exp bounds the entry
 	scRevoke  = "kc-revoke"  // cache_ignore_cache_control and a short cache_max_ttl
+	scDPoP    = "kc-dpop"    // dpop allowed, cache_ignore_cache_control
+	scNonce   = "kc-nonce"   // dpop required, with a server nonce
 )
 
 // revokeMaxTTL is the cache_max_ttl of scRevoke.
@@ -138,6 +143,8 @@ func setUp(dir string) (cleanup func(), err error) {
 			scNoCache: kc,
 			scExp:     kc,
 			scRevoke:  kc,
+			scDPoP:    kc,
+			scNonce:   kc,
 		},
 		Upstream: "echo",
 		Scenarios: []harness.Scenario{
@@ -147,6 +154,8 @@ func setUp(dir string) (cleanup func(), err error) {
 				"cache_ignore_cache_control": true,
 				"cache_max_ttl":              fmt.Sprintf("%ds", int(revokeMaxTTL.Seconds())),
 			})},
+			{Name: scDPoP, Plugin: plugin(scDPoP, map[string]any{"dpop": "allowed", "cache_ignore_cache_control": true})},
+			{Name: scNonce, Plugin: plugin(scNonce, map[string]any{"dpop": "required", "dpop_nonce": true})},
 		},
 	})
 	if err != nil {

@@ -4,23 +4,30 @@
 // wasip1 filter that does nothing ("noop", ./noop: the floor any such filter
 // pays).
 //
-//  1. Side by side: one Envoy (one worker by default) serves four listeners,
+//  1. Side by side: one Envoy (one worker by default) serves seven listeners,
 //     all routed to a loopback upstream that answers a few fixed bytes:
 //     passthrough, noop, "noop-jwt" (noop again, the client sending the JWT
 //     itself: what the JWT's bytes cost on the way through, since the filter
 //     sends the JWT upstream in place of the short opaque token), "hit" (the
-//     filter, its token cached) and "nocache" (the filter with "cache":
+//     filter, its token cached), "hit-table" (hit behind a table of 50 named
+//     Envoy routes: what Envoy's route matching and path normalisation cost),
+//     "hit-routes" (the same table, and 50 route rules in the plugin
+//     configuration: the requests land on a route the second-to-last rule
+//     names, see ../routeset) and "nocache" (the filter with "cache":
 //     false: every request introspects at the Go identity server fixture). fortio, used as
 //     a library, drives them in interleaved rounds: per round and listener,
 //     one connection as fast as it goes (p50, p99, and Envoy's CPU time per
-//     request: utime+stime from /proc/<pid>/stat over the run divided by the
-//     requests, steadier than percentiles on a shared machine), then
+//     request: the run time of its threads (/proc/<pid>/task/*/schedstat, in
+//     ns; see cpuSeconds) over the run divided by the requests, steadier
+//     than percentiles on a shared machine), then
 //     -sat-conns connections (requests per second at saturation).
 //  2. Profile: the filter built with -tags debugstats (filter/debugstats.go)
 //     in its own Envoy, driven with cache hits at one connection; the VM logs
 //     its callback and host-call counts and Go MemStats, from which the bench
 //     prints allocations per request, GC cycles per 10k requests, callbacks
-//     and host calls per request.
+//     and host calls per request; then the same for a hit on hit-routes'
+//     target route; then measure/hostcount's exact counts under wazero, for
+//     a plain hit and for a hit on that route.
 //  3. Memory: Envoy's RSS with passthrough only, noop only and the filter only
 //     (three separate Envoys) at 1, 2 and 8 workers, with where it is from
 //     /proc/<pid>/smaps (Envoy's binary, V8's compiled code, wasm linear
@@ -34,7 +41,7 @@
 // Everything (load generator, identity server, upstream, Envoy) shares one
 // machine, so absolute numbers describe this machine under this load; the
 // differences and ratios between listeners measured in the same rounds are
-// what the targets are about. -quick runs a shorter version (~2 minutes).
+// what the targets are about. -quick runs a shorter version (~3 minutes).
 package main
 
 import (
@@ -42,6 +49,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -56,6 +64,7 @@ import (
 
 	"github.com/phantom-token/envoy-phantom-token/e2e/fixtures"
 	"github.com/phantom-token/envoy-phantom-token/e2e/harness"
+	"github.com/phantom-token/envoy-phantom-token/measure/routeset"
 	"github.com/phantom-token/envoy-phantom-token/measure/wasmfile"
 )
 
@@ -66,11 +75,22 @@ const (
 	noopJWT     = "noop-jwt"
 	hit         = "hit"
 	noCache     = "nocache"
+	hitTable    = "hit-table"
+	hitRoutes   = "hit-routes"
 	debugHit    = "hit-debugstats"
+	debugRoutes = "hit-routes-debugstats"
 	hitGOGC     = "hit-gogc"
 )
 
-var listeners = []string{passthrough, noop, noopJWT, hit, noCache}
+var listeners = []string{passthrough, noop, noopJWT, hit, hitTable, hitRoutes, noCache}
+
+// routeCount is the number of Envoy routes of hit-table and hit-routes, and
+// of route rules of hit-routes.
+const routeCount = 50
+
+// maxRouteCPU is issue 15's target: a hit on a named route (hit-routes)
+// adds at most this many µs of Envoy CPU per request over a plain hit.
+const maxRouteCPU = 1.0
 
 // The targets of issue 9, against the no-op filter measured in the same run.
 const (
@@ -86,7 +106,7 @@ const (
 )
 
 var (
-	quick        = flag.Bool("quick", false, "a short run (~2 minutes): fewer, shorter rounds and a smaller churn")
+	quick        = flag.Bool("quick", false, "a short run (~3 minutes): fewer, shorter rounds and a smaller churn")
 	rounds       = flag.Int("rounds", 10, "interleaved rounds over the listeners")
 	oneDur       = flag.Duration("one", 2500*time.Millisecond, "length of a one-connection run")
 	satDur       = flag.Duration("sat", 2*time.Second, "length of a saturation run")
@@ -104,6 +124,7 @@ var (
 	top          = flag.Int("top", 25, "packages listed in the module breakdown")
 	gogc         = flag.String("gogc", "25", "GOGC of one more filter configuration in the memory phase (empty: none)")
 	phases       = flag.String("phases", "side,profile,memory", "phases to run, of side, profile, memory (the module breakdown always prints)")
+	only         = flag.String("listeners", "", "listeners of the side-by-side phase, a subset of all with hit among them (e.g. hit,hit-table,hit-routes); empty: all")
 )
 
 func phase(name string) bool { return slices.Contains(strings.Split(*phases, ","), name) }
@@ -127,6 +148,18 @@ func main() {
 		quickDefault("mem-budget", "30s")
 	}
 	log.SetFlags(0)
+	if *only != "" {
+		some := strings.Split(*only, ",")
+		for _, s := range some {
+			if !slices.Contains(listeners, s) {
+				log.Fatalf("-listeners: %q is not one of %s", s, strings.Join(listeners, ","))
+			}
+		}
+		if !slices.Contains(some, hit) {
+			log.Fatalf("-listeners: hit must be among them (its fill learns the JWT, and the others are compared with it)")
+		}
+		listeners = some
+	}
 	flog.SetLogLevelQuiet(flog.Error) // fortio's per-run info lines would bury the tables
 	if err := run(); err != nil {
 		log.Fatal(err)
@@ -145,7 +178,7 @@ type bench struct {
 	envoyVersion                  string
 	filterInfo, noopInfo          *wasmfile.Module
 	sideOne, sideSat              map[string][]sample
-	prof                          profile
+	prof, profRoutes              profile
 	rss                           map[string]map[int]memBreakdown // config → workers → breakdown
 	coalesced                     int
 	flat                          flatness
@@ -260,7 +293,7 @@ func (b *bench) plugin(cache bool) map[string]any {
 		"client_secret":     b.secret,
 		"timeout":           "2s",
 		"cache":             cache,
-		"cache_max_ttl":     "300s",
+		"cache_max_ttl":     "1800s", // longer than the bench: a hit listener's token stays cached through every round
 		"cache_max_entries": *cacheEntries,
 	}
 }
@@ -274,12 +307,70 @@ func (b *bench) scenario(name string) harness.Scenario {
 		return harness.Scenario{Name: hit, Plugin: b.plugin(true)}
 	case noCache:
 		return harness.Scenario{Name: noCache, Plugin: b.plugin(false)}
+	case hitTable:
+		return harness.Scenario{Name: hitTable, Plugin: b.plugin(true), Routes: routeTable()}
+	case hitRoutes:
+		return harness.Scenario{Name: hitRoutes, Plugin: b.routedPlugin(), Routes: routeTable()}
 	case hitGOGC:
 		return harness.Scenario{Name: hitGOGC, Plugin: b.plugin(true), VMID: "gogc", Env: map[string]string{"GOGC": *gogc}}
 	case debugHit:
 		return harness.Scenario{Name: debugHit, Plugin: b.plugin(true), WasmPath: b.debugPath, VMID: "debugstats"}
+	case debugRoutes:
+		return harness.Scenario{Name: debugRoutes, Plugin: b.routedPlugin(), Routes: routeTable(), WasmPath: b.debugPath, VMID: "debugstats"}
 	}
 	return harness.Scenario{Name: name}
+}
+
+// routedPlugin is hit's configuration with routeCount route rules.
+func (b *bench) routedPlugin() map[string]any {
+	p := b.plugin(true)
+	p["routes"] = routeset.Rules(routeCount)
+	return p
+}
+
+// routeTable is the Envoy route table of the routed listeners.
+func routeTable() []harness.Route {
+	var out []harness.Route
+	for _, r := range routeset.Envoy(routeCount) {
+		out = append(out, harness.Route{Name: r.Name, Prefix: r.Prefix})
+	}
+	return out
+}
+
+// url is where the requests of a listener go, before the path of the run:
+// on a routed listener, under the target route's prefix.
+func url(envoy *harness.Envoy, listener string) string {
+	switch listener {
+	case hitTable, hitRoutes, debugRoutes:
+		return envoy.URL(listener) + strings.TrimSuffix(routeset.Target(routeCount).Prefix, "/")
+	}
+	return envoy.URL(listener)
+}
+
+// cached reports whether every request on a listener should be a cache hit.
+func cached(listener string) bool {
+	return listener == hit || listener == hitTable || listener == hitRoutes
+}
+
+// checkRoutes makes sure the routed listeners' requests reach the route and
+// the rule meant for them: without a token, hit-routes challenges with the
+// target rule's realm, and hit-table with the top level's.
+func checkRoutes(envoy *harness.Envoy) error {
+	for _, c := range []struct{ listener, realm string }{{hitTable, "api"}, {hitRoutes, routeset.TargetRealm}} {
+		if !slices.Contains(listeners, c.listener) {
+			continue
+		}
+		res, err := http.Get(url(envoy, c.listener) + "/check")
+		if err != nil {
+			return err
+		}
+		_ = res.Body.Close()
+		want := `realm="` + c.realm + `"`
+		if got := res.Header.Get("WWW-Authenticate"); res.StatusCode != http.StatusUnauthorized || !strings.Contains(got, want) {
+			return fmt.Errorf("%s: a request without a token got %d %q, want 401 with %s: not on the target route and rule", c.listener, res.StatusCode, got, want)
+		}
+	}
+	return nil
 }
 
 // start runs an Envoy with these listeners and workers, in a directory of
@@ -369,15 +460,26 @@ func (b *bench) sideBySide() error {
 	if err != nil {
 		return err
 	}
+	for _, s := range []string{hitTable, hitRoutes} {
+		if !slices.Contains(listeners, s) {
+			continue
+		}
+		if err := b.fill(url(envoy, s)); err != nil {
+			return fmt.Errorf("%s: %w", s, err)
+		}
+	}
+	if err := checkRoutes(envoy); err != nil {
+		return err
+	}
 	if b.jwt = b.ids.JWTOf(b.tok); b.jwt == "" {
 		return fmt.Errorf("the IdS has no JWT for the hit token")
 	}
 	fmt.Printf("token %d bytes; its JWT, which the filter sends upstream instead, %d bytes\n", len(b.tok), len(b.jwt))
 	for _, s := range listeners {
-		if _, err := load(envoy.URL(s)+"/warmup", b.token(s), *warmup, 1, 0); err != nil {
+		if _, err := load(url(envoy, s)+"/warmup", b.token(s), *warmup, 1, 0); err != nil {
 			return err
 		}
-		if _, err := load(envoy.URL(s)+"/warmup", b.token(s), *warmup, *satConns, 0); err != nil {
+		if _, err := load(url(envoy, s)+"/warmup", b.token(s), *warmup, *satConns, 0); err != nil {
 			return err
 		}
 	}
@@ -396,12 +498,12 @@ func (b *bench) sideBySide() error {
 			for i := range listeners {
 				s := listeners[(i+r)%len(listeners)]
 				before := b.ids.Introspections()
-				x, err := load(envoy.URL(s)+"/run", b.token(s), c.d, c.conns, c.pid)
+				x, err := load(url(envoy, s)+"/run", b.token(s), c.d, c.conns, c.pid)
 				if err != nil {
 					return err
 				}
-				if s == hit && b.ids.Introspections() != before {
-					return fmt.Errorf("the hit listener introspected %d times: its token left the cache", b.ids.Introspections()-before)
+				if cached(s) && b.ids.Introspections() != before {
+					return fmt.Errorf("the %s listener introspected %d times: its token left the cache", s, b.ids.Introspections()-before)
 				}
 				c.out[s] = append(c.out[s], x)
 			}
@@ -414,7 +516,11 @@ func (b *bench) sideBySide() error {
 
 // paired is the median over rounds of op(f(x), f(y)) for the runs of x and
 // y in the same round: a disturbance that hits one round moves one pair.
+// It is NaN without pairs (a listener left out with -listeners).
 func paired(xs, ys []sample, f func(sample) float64, op func(a, b float64) float64) float64 {
+	if len(xs) == 0 || len(ys) == 0 {
+		return math.NaN()
+	}
 	var v []sample
 	for i := range min(len(xs), len(ys)) {
 		v = append(v, sample{rps: op(f(xs[i]), f(ys[i]))})
@@ -457,7 +563,7 @@ func (b *bench) printSideBySide() {
 			s, median(one[s], p50Of), dP50, median(one[s], p99Of), median(one[s], cpuOf), dCPU, pooledCPU(one[s]), median(one[s], rpsOf),
 			median(sat[s], rpsOf), paired(sat[s], sat[passthrough], rpsOf, ratio), paired(sat[s], sat[noop], rpsOf, ratio), pooledCPU(sat[s]), bad)
 	}
-	fmt.Printf("(Δnoop: over the no-op filter; for noop, in parentheses, over passthrough. CPU: Envoy's utime+stime over a run / its requests;\n" +
+	fmt.Printf("(Δnoop: over the no-op filter; for noop, in parentheses, over passthrough. CPU: Envoy's threads' run time over a run / its requests;\n" +
 		" pooled: over all rounds. noop-jwt: the no-op filter with the client sending the JWT itself)\n")
 	fmt.Printf("\nper round (CPU µs/request at 1 connection | req/s at %d connections)\n", *satConns)
 	for _, s := range listeners {
@@ -471,6 +577,51 @@ func (b *bench) printSideBySide() {
 		fmt.Printf("%-12s %s | %s\n", s, strings.Join(c, " "), strings.Join(r, " "))
 	}
 	fmt.Printf("load average after the rounds: %s\n", b.loadAfterSideSide)
+	b.printRoutes()
+}
+
+// printRoutes prints the routed listeners against hit, measured in the same
+// rounds: what a table of named Envoy routes costs (hit-table), and what the
+// route rules cost on top of it (hit-routes).
+func (b *bench) printRoutes() {
+	one, sat := b.sideOne, b.sideSat
+	if len(one[hitTable]) == 0 && len(one[hitRoutes]) == 0 {
+		return
+	}
+	fmt.Printf("\nroutes (issue 15): %d named Envoy routes; hit-routes also has %d route rules and its requests land on %q, which rule %d of %d names\n",
+		routeCount, routeCount, routeset.Target(routeCount).Name, routeCount-1, routeCount)
+	fmt.Printf("%-12s | %8s %8s %8s | %7s %8s | %9s\n", "listener", "CPU µs", "Δhit", "pooled", "p50 µs", "Δhit", "req/s×hit")
+	for _, s := range []string{hit, hitTable, hitRoutes} {
+		if len(one[s]) == 0 {
+			continue
+		}
+		dCPU, pCPU, dP50, r := "-", "-", "-", "-"
+		if s != hit {
+			dCPU = fmt.Sprintf("%+.2f", paired(one[s], one[hit], cpuOf, minus))
+			pCPU = fmt.Sprintf("%+.2f", pooledCPU(one[s])-pooledCPU(one[hit]))
+			dP50 = fmt.Sprintf("%+.1f", paired(one[s], one[hit], p50Of, minus))
+			r = fmt.Sprintf("%.3f", paired(sat[s], sat[hit], rpsOf, ratio))
+		}
+		fmt.Printf("%-12s | %8.1f %8s %8s | %7.0f %8s | %9s\n", s, median(one[s], cpuOf), dCPU, pCPU, median(one[s], p50Of), dP50, r)
+	}
+	if len(one[hitTable]) > 0 && len(one[hitRoutes]) > 0 {
+		fmt.Printf("%-12s | %8s %8s %8s | %7s %8s | %9s\n", "rules only", "", fmt.Sprintf("%+.2f", paired(one[hitRoutes], one[hitTable], cpuOf, minus)),
+			fmt.Sprintf("%+.2f", pooledCPU(one[hitRoutes])-pooledCPU(one[hitTable])), "", fmt.Sprintf("%+.1f", paired(one[hitRoutes], one[hitTable], p50Of, minus)),
+			fmt.Sprintf("%.3f", paired(sat[hitRoutes], sat[hitTable], rpsOf, ratio)))
+	}
+	fmt.Printf("(Δhit: median of same-round differences to hit at 1 connection; pooled: over all rounds; req/s×hit: median of same-round ratios at %d connections;\n"+
+		" rules only: hit-routes against hit-table, the filter's share)\n", *satConns)
+	fmt.Printf("per round, CPU µs/request over hit at 1 connection\n")
+	for _, s := range []string{hitTable, hitRoutes} {
+		if len(one[s]) == 0 {
+			continue
+		}
+		var d []string
+		for i := range min(len(one[s]), len(one[hit])) {
+			d = append(d, fmt.Sprintf("%+.1f", one[s][i].cpuPerReq()-one[hit][i].cpuPerReq()))
+		}
+		fmt.Printf("%-12s %s\n", s, strings.Join(d, " "))
+	}
 }
 
 // printMachine says what the numbers were measured on.
@@ -503,8 +654,11 @@ func verdict(pass bool, target, measured string) {
 // targets prints issue 9's targets and the checks kept from the earlier bench.
 func (b *bench) targets() {
 	fmt.Printf("\n== Targets (issue 9; against the no-op filter in the same run)\n")
-	if len(b.sideOne[hit]) > 0 {
+	if len(b.sideOne[hit]) > 0 && len(b.sideOne[noop]) > 0 {
 		b.sideTargets()
+	}
+	if len(b.sideOne[hitRoutes]) > 0 {
+		b.routeTarget()
 	}
 	f, n := b.rss["filter"][targetWorkers], b.rss[noop][targetWorkers]
 	if f.rss > 0 && n.rss > 0 {
@@ -542,4 +696,17 @@ func (b *bench) sideTargets() {
 		fmt.Printf("      (of hit's %+.1f µs CPU and %+.1f µs p50 over noop, noop-jwt shows %+.1f µs and %+.1f µs are the JWT's bytes through Envoy)\n",
 			dCPU, dP50, paired(one[noopJWT], one[noop], cpuOf, minus), paired(one[noopJWT], one[noop], p50Of, minus))
 	}
+}
+
+// routeTarget prints issue 15's target: a hit on a named route against a
+// plain hit, measured in the same rounds.
+func (b *bench) routeTarget() {
+	one, sat := b.sideOne, b.sideSat
+	d := paired(one[hitRoutes], one[hit], cpuOf, minus)
+	verdict(d <= maxRouteCPU, fmt.Sprintf("hit on a named route (%d rules) adds ≤ %.0f µs Envoy CPU/request over hit (issue 15)", routeCount, maxRouteCPU),
+		fmt.Sprintf("%+.2f µs (median of %d rounds; pooled %+.2f; margin %+.2f µs)", d, len(one[hitRoutes]), pooledCPU(one[hitRoutes])-pooledCPU(one[hit]), maxRouteCPU-d))
+	fmt.Printf("      (of which Envoy's %d-route table, hit-table over hit: %+.2f µs; the rules, hit-routes over hit-table: %+.2f µs;\n"+
+		"       p50 %+.1f µs over hit; req/s %.3f × hit at %d connections)\n",
+		routeCount, paired(one[hitTable], one[hit], cpuOf, minus), paired(one[hitRoutes], one[hitTable], cpuOf, minus),
+		paired(one[hitRoutes], one[hit], p50Of, minus), paired(sat[hitRoutes], sat[hit], rpsOf, ratio), *satConns)
 }

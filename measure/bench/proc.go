@@ -18,9 +18,53 @@ import (
 // on every Linux this runs on (it is fixed by the kernel's ABI).
 const clockTicks = 100
 
-// cpuSeconds is a process's user plus system CPU time so far, all threads,
-// from /proc/<pid>/stat.
+// cpuSeconds is a process's CPU time so far, all threads: the sum of its
+// threads' run time from /proc/<pid>/task/*/schedstat, in nanoseconds, or,
+// on a kernel without schedstat, utime+stime from /proc/<pid>/stat. The
+// latter counts in 10 ms ticks: at 3,000 requests/s, a 2.5 s run's CPU per
+// request moves in steps of 1.3 µs, too coarse beside a 1 µs target.
 func cpuSeconds(pid int) (float64, error) {
+	if s, err := runTime(pid); err == nil {
+		return s, nil
+	}
+	return statSeconds(pid)
+}
+
+// runTime is the sum of the first field of each thread's schedstat (time
+// spent on a CPU, ns). Envoy's threads live as long as it does, so none of
+// its time is lost with a thread that ends between two readings.
+func runTime(pid int) (float64, error) {
+	paths, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
+	if err != nil {
+		return 0, err
+	}
+	if len(paths) == 0 {
+		return 0, fmt.Errorf("/proc/%d/task/*/schedstat: none", pid)
+	}
+	var ns uint64
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if os.IsNotExist(err) { // the thread ended
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		f := strings.Fields(string(b))
+		if len(f) == 0 {
+			return 0, fmt.Errorf("%s: empty", p)
+		}
+		v, err := strconv.ParseUint(f[0], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", p, err)
+		}
+		ns += v
+	}
+	return float64(ns) / 1e9, nil
+}
+
+// statSeconds is utime+stime from /proc/<pid>/stat, all threads.
+func statSeconds(pid int) (float64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, err

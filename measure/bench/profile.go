@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/phantom-token/envoy-phantom-token/measure/routeset"
 )
 
 // profile is what the debugstats module said over the profile run: the
@@ -56,47 +58,53 @@ func debugLines(log string) map[string][]map[string]uint64 {
 // profile is phase 2: cache hits at one connection on the debugstats build.
 func (b *bench) profile() error {
 	if b.debugPath != "" {
-		if err := b.profileInEnvoy(); err != nil {
+		var err error
+		if b.prof, err = b.profileInEnvoy(debugHit); err != nil {
 			return err
 		}
+		b.printProfile()
+		if b.profRoutes, err = b.profileInEnvoy(debugRoutes); err != nil {
+			return err
+		}
+		b.printRoutedProfile()
 	}
 	return b.hostcount()
 }
 
-// profileInEnvoy drives the debugstats build with cache hits in Envoy and
-// prints what its VM counted.
-func (b *bench) profileInEnvoy() error {
-	envoy, pid, err := b.start(1, debugHit)
+// profileInEnvoy drives the debugstats build with cache hits on a listener
+// of its own Envoy and returns what its VM counted.
+func (b *bench) profileInEnvoy(listener string) (profile, error) {
+	envoy, pid, err := b.start(1, listener)
 	if err != nil {
-		return err
+		return profile{}, err
 	}
 	defer func() { _ = envoy.Stop() }()
-	u := envoy.URL(debugHit)
+	u := url(envoy, listener)
 	if err := b.fill(u); err != nil {
-		return err
+		return profile{}, err
 	}
 	if _, err := load(u+"/warmup", b.tok, *warmup, 1, 0); err != nil {
-		return err
+		return profile{}, err
 	}
 	before, err := envoy.Log()
 	if err != nil {
-		return err
+		return profile{}, err
 	}
 	introspections := b.ids.Introspections()
 	run, err := load(u+"/profile", b.tok, *profileDur, 1, pid)
 	if err != nil {
-		return err
+		return profile{}, err
 	}
 	if n := b.ids.Introspections() - introspections; n != 0 {
-		return fmt.Errorf("profile: %d introspections during the run: not all cache hits", n)
+		return profile{}, fmt.Errorf("profile of %s: %d introspections during the run: not all cache hits", listener, n)
 	}
 	time.Sleep(200 * time.Millisecond)
 	after, err := envoy.Log()
 	if err != nil {
-		return err
+		return profile{}, err
 	}
 	if err := stop(envoy); err != nil {
-		return err
+		return profile{}, err
 	}
 	lines := debugLines(after[len(before):])
 	var vm string
@@ -106,16 +114,14 @@ func (b *bench) profileInEnvoy() error {
 		}
 	}
 	if len(lines[vm]) < 2 {
-		return fmt.Errorf("profile: %d debugstats lines in Envoy's log over %d requests (is filter/debugstats.go built in?)", len(lines[vm]), run.count)
+		return profile{}, fmt.Errorf("profile of %s: %d debugstats lines in Envoy's log over %d requests (is filter/debugstats.go built in?)", listener, len(lines[vm]), run.count)
 	}
 	first, last := lines[vm][0], lines[vm][len(lines[vm])-1]
 	p := profile{vm: vm, requests: last["requests"] - first["requests"], delta: map[string]uint64{}, last: last, run: run}
 	for k, v := range last {
 		p.delta[k] = v - first[k]
 	}
-	b.prof = p
-	b.printProfile()
-	return nil
+	return p, nil
 }
 
 // hostcount prints measure/hostcount's counts for the module under test.
@@ -128,14 +134,63 @@ func (b *bench) hostcount() error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command("go", "run", "./hostcount", "-wasm", wasm)
-	out, err := cmd.CombinedOutput()
-	if err != nil { // a report, not a target: the bench goes on
-		fmt.Printf("\nmeasure/hostcount failed: %v\n%s", err, out)
+	count := func(args ...string) (string, bool) {
+		out, err := exec.Command("go", append([]string{"run", "./hostcount", "-wasm", wasm}, args...)...).CombinedOutput()
+		if err != nil { // a report, not a target: the bench goes on
+			fmt.Printf("\nmeasure/hostcount %s failed: %v\n%s", strings.Join(args, " "), err, out)
+			return "", false
+		}
+		return string(out), true
+	}
+	plain, ok := count()
+	if !ok {
 		return nil
 	}
-	fmt.Printf("\n%s", out)
+	fmt.Printf("\n%s", plain)
+	routed, ok := count("-routes", strconv.Itoa(routeCount))
+	if !ok {
+		return nil
+	}
+	fmt.Printf("a cache hit on route %q of %s (%d route rules), against the plain hit above, under wazero:\n", routeset.Target(routeCount).Name, hitRoutes, routeCount)
+	a, c := hostcountFigures(plain), hostcountFigures(routed)
+	for _, k := range c.order {
+		if c.v[k] != a.v[k] {
+			fmt.Printf("  %-64s %6.3f → %6.3f (%+.3f)\n", k, a.v[k], c.v[k], c.v[k]-a.v[k])
+		}
+	}
 	return nil
+}
+
+// figures is hostcount's per-request counts, by section and name
+// ("host calls per request: proxy_get_property"), in the order printed.
+type figures struct {
+	v     map[string]float64
+	order []string
+}
+
+// hostcountFigures reads the two tables of measure/hostcount's output: a
+// section's title, then "  name  value" rows.
+func hostcountFigures(out string) figures {
+	f := figures{v: map[string]float64{}}
+	section := ""
+	for _, line := range strings.Split(out, "\n") {
+		if !strings.HasPrefix(line, " ") {
+			section = strings.TrimSpace(line)
+			continue
+		}
+		fields := strings.Fields(line)
+		if len(fields) != 2 || (section != "host calls per request" && section != "entries into the Go runtime per request") {
+			continue
+		}
+		v, err := strconv.ParseFloat(fields[1], 64)
+		if err != nil {
+			continue
+		}
+		k := section + ": " + fields[0]
+		f.v[k] = v
+		f.order = append(f.order, k)
+	}
+	return f
 }
 
 func (b *bench) printProfile() {
@@ -154,7 +209,7 @@ func (b *bench) printProfile() {
 	row("proxy_on_response_trailers", p.per("rs_trailers"), "counted")
 	row("proxy_on_log (OnHttpStreamDone)", p.per("stream_done"), "counted")
 	fmt.Printf("  %-52s %8s   %s\n", "proxy_on_done, proxy_on_delete", "1 + 1", "not visible to contexts: the SDK answers them itself (Envoy calls both per stream)")
-	counted := p.per("created") + p.per("rq_headers") + p.per("rq_body") + p.per("rq_trailers") + p.per("rs_headers") + p.per("rs_body") + p.per("rs_trailers") + p.per("stream_done")
+	counted := p.callbacks()
 	fmt.Printf("host calls of the filter per request (through host.go and its clock)\n")
 	for _, f := range []struct{ field, name string }{
 		{"get_header", "proxy_get_header_map_value"},
@@ -176,8 +231,8 @@ func (b *bench) printProfile() {
 	row("total", counted+2+allocEntries, "")
 	if n := float64(p.delta["t_samples"]); n > 0 {
 		us := func(field string) float64 { return float64(p.delta[field]) / n / 1e3 }
-		empty, nested := us("t_empty_ns"), float64(p.delta["t_nested"])/n
-		headers := us("t_headers_ns") - (1+nested)*empty
+		empty := us("t_empty_ns")
+		headers, _ := p.headersUs()
 		host := func(field, count string) float64 { return us(field) - p.per(count)*empty/2 }
 		gh, rh, ck, other := host("t_get_header_ns", "get_header"), host("t_replace_header_ns", "replace_header"), host("t_clock_ns", "clock"), us("t_other_ns")
 		fmt.Printf("time inside proxy_on_request_headers, timed in the VM on 1 request in 16 (%d samples; µs; an empty timer reads %.2f µs and is subtracted)\n", p.delta["t_samples"], empty)
@@ -208,7 +263,7 @@ func (b *bench) printProfile() {
 			us("t_probe_absent_ns")-empty, us("t_probe_present_ns")-empty, us("t_probe_metric_ns")-empty)
 	}
 	fmt.Printf("Go runtime in the VM\n")
-	allocsPer := p.per("mallocs") - p.per("a_probes") - p.per("created")
+	allocsPer := p.allocsPer()
 	row("allocations per request", allocsPer, "MemStats.Mallocs, less the probes' and the debug wrapper's (1 per request)")
 	if n := float64(p.delta["a_samples"]); n > 0 {
 		a := func(f string) float64 { return float64(p.delta[f]) / n }
@@ -229,3 +284,85 @@ func (b *bench) printProfile() {
 }
 
 func mib(n uint64) float64 { return float64(n) / (1 << 20) }
+
+// headersUs is the time of the filter's OnHttpRequestHeaders on the timed
+// samples, in µs, less the timers' own (ok is false without samples).
+func (p profile) headersUs() (us float64, ok bool) {
+	n := float64(p.delta["t_samples"])
+	if n == 0 {
+		return 0, false
+	}
+	empty := float64(p.delta["t_empty_ns"]) / n / 1e3
+	nested := float64(p.delta["t_nested"]) / n
+	return float64(p.delta["t_headers_ns"])/n/1e3 - (1+nested)*empty, true
+}
+
+// allocsPer is the filter's allocations per request: MemStats.Mallocs less
+// the probes' and the debug wrapper's (one per request).
+func (p profile) allocsPer() float64 { return p.per("mallocs") - p.per("a_probes") - p.per("created") }
+
+// callbacks is the callbacks into the filter's contexts per request.
+func (p profile) callbacks() float64 {
+	var n float64
+	for _, f := range []string{"created", "rq_headers", "rq_body", "rq_trailers", "rs_headers", "rs_body", "rs_trailers", "stream_done"} {
+		n += p.per(f)
+	}
+	return n
+}
+
+// hostCalls is the host calls the debugstats build counts per request.
+func (p profile) hostCalls() float64 {
+	var n float64
+	for _, f := range []string{"get_header", "replace_header", "remove_header", "add_header", "send_reply", "get_shared", "set_shared", "clock", "get_property"} {
+		n += p.per(f)
+	}
+	return n
+}
+
+// printRoutedProfile sets a hit on hit-routes' target route beside the plain
+// hit, both in the debugstats build (two Envoys, one after the other: the
+// CPU and p50 are not same-round figures).
+func (b *bench) printRoutedProfile() {
+	p, r := b.prof, b.profRoutes
+	fmt.Printf("\n== Profile of a hit on a named route (%s: %d Envoy routes, %d rules, route %q), beside the plain hit above\n",
+		hitRoutes, routeCount, routeCount, routeset.Target(routeCount).Name)
+	fmt.Printf("  %-52s %8s %8s %8s\n", "", "hit", "routed", "Δ")
+	row := func(what string, a, c float64) { fmt.Printf("  %-52s %8.3f %8.3f %+8.3f\n", what, a, c, c-a) }
+	row("requests in the window", float64(p.requests), float64(r.requests))
+	row("callbacks into the filter's contexts per request", p.callbacks(), r.callbacks())
+	row("host calls per request counted in the VM", p.hostCalls(), r.hostCalls())
+	_, property := r.last["get_property"] // in a debugstats build that wraps getProperty
+	if property {
+		row("  of which proxy_get_property", p.per("get_property"), r.per("get_property"))
+	}
+	if a, ok := p.headersUs(); ok {
+		if c, ok := r.headersUs(); ok {
+			row("µs in the filter's OnHttpRequestHeaders (timed)", a, c)
+			if property {
+				row("  of which proxy_get_property (+ its on_memory_allocate)", p.hostUs("t_get_property_ns", "get_property"), r.hostUs("t_get_property_ns", "get_property"))
+			}
+		}
+	}
+	row("allocations per request", p.allocsPer(), r.allocsPer())
+	if n, m := float64(p.delta["a_samples"]), float64(r.delta["a_samples"]); property && n > 0 && m > 0 {
+		row("  of which in proxy_get_property", float64(p.delta["a_get_property"])/n, float64(r.delta["a_get_property"])/m)
+	}
+	row("GC cycles per 10k requests", 1e4*p.per("num_gc"), 1e4*r.per("num_gc"))
+	row("Envoy CPU µs/request of this build (separate runs)", p.run.cpuPerReq(), r.run.cpuPerReq())
+	row("p50 µs of this build (separate runs)", p.run.p50, r.run.p50)
+	if !property {
+		fmt.Printf("  (this debugstats build does not wrap proxy_get_property: the route name's read is in the timed callback, not in the\n" +
+			"  counted host calls; measure/hostcount counts it below)\n")
+	}
+}
+
+// hostUs is the time of one kind of host call per timed sample, in µs, less
+// the half of an empty timer each of its calls carries.
+func (p profile) hostUs(ns, count string) float64 {
+	n := float64(p.delta["t_samples"])
+	if n == 0 {
+		return 0
+	}
+	empty := float64(p.delta["t_empty_ns"]) / n / 1e3
+	return float64(p.delta[ns])/n/1e3 - p.per(count)*empty/2
+}

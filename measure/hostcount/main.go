@@ -13,16 +13,21 @@
 // debugstats build counts in Envoy): context create, request headers,
 // response headers, response body twice, log, done, delete.
 //
+// With -routes N the plugin configuration has N route rules (measure/routeset)
+// and the host answers proxy_get_property of xds.route_name with the route
+// the second-to-last rule names: a cache hit on a named route.
+//
 // With a module built with -tags debugstats it also reads the module's
 // debugstats lines (proxy_log) and prints allocations per request and GC
 // cycles per 10k requests measured inside the VM.
 //
 //	make hostcount
-//	cd measure && go run ./hostcount [-wasm ../build/phantom_token.wasm] [-requests 20000]
+//	cd measure && go run ./hostcount [-wasm ../build/phantom_token.wasm] [-requests 20000] [-routes 50]
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"log"
@@ -41,12 +46,14 @@ import (
 	"github.com/phantom-token/envoy-phantom-token/internal/config"
 	"github.com/phantom-token/envoy-phantom-token/internal/tables"
 	"github.com/phantom-token/envoy-phantom-token/internal/testjwt"
+	"github.com/phantom-token/envoy-phantom-token/measure/routeset"
 )
 
 var (
 	wasmPath  = flag.String("wasm", "../build/phantom_token.wasm", "the compiled module")
 	requests  = flag.Int("requests", 20_000, "cache hits counted, after 1,000 not counted")
 	tickEvery = flag.Int("tick-every", 10_000, "requests between two proxy_on_tick of the plugin (Envoy ticks by time: at 10k req/s, a 1 s period is one tick in 10k)")
+	routes    = flag.Int("routes", 0, "route rules in the configuration (measure/routeset), the requests on the route the second-to-last names; 0: none")
 )
 
 // proxy-wasm ABI 0.2.1 values used here.
@@ -62,8 +69,19 @@ const (
 
 const (
 	token = "opaque-hostcount-2YotnFZFEjr1zCsicMW"
-	conf  = `{"introspection_url":"https://ids.example/introspect","cluster":"ids","client_id":"gw","client_secret":"s3cret","timeout":"2s","cache":true,"cache_max_entries":10000}`
+	// propRouteName is the property path of xds.route_name, serialised.
+	propRouteName = "xds\x00route_name"
 )
+
+// configuration is the plugin configuration, with n route rules.
+func configuration(n int) ([]byte, error) {
+	c := map[string]any{"introspection_url": "https://ids.example/introspect", "cluster": "ids", "client_id": "gw",
+		"client_secret": "s3cret", "timeout": "2s", "cache": true, "cache_max_entries": 10000}
+	if n > 0 {
+		c["routes"] = routeset.Rules(n)
+	}
+	return json.Marshal(c)
+}
 
 // host is the counting host's state.
 type host struct {
@@ -75,6 +93,8 @@ type host struct {
 	cas     map[string]uint32
 	logs    []string
 	jwt     string
+	conf    []byte
+	route   string   // what proxy_get_property of xds.route_name answers; empty: not found
 	memory  []uint32 // linear memory size after _initialize, proxy_on_configure, the requests
 }
 
@@ -92,6 +112,12 @@ func run() error {
 		return err
 	}
 	h := &host{calls: map[string]int{}, entries: map[string]int{}, shared: map[string][]byte{}, cas: map[string]uint32{}}
+	if h.conf, err = configuration(*routes); err != nil {
+		return err
+	}
+	if *routes > 0 {
+		h.route = routeset.Target(*routes).Name
+	}
 	h.jwt = testjwt.Make(`{"sub":"alice","scope":"read","exp":` + strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10) + `}`)
 	// The listener counts the WASI host functions the module calls.
 	ctx := experimental.WithFunctionListenerFactory(context.Background(), h)
@@ -128,7 +154,7 @@ func run() error {
 	if _, err := h.call(ctx, "proxy_on_vm_start", rootID, 0); err != nil {
 		return err
 	}
-	if res, err := h.call(ctx, "proxy_on_configure", rootID, uint64(len(conf))); err != nil || res[0] != 1 {
+	if res, err := h.call(ctx, "proxy_on_configure", rootID, uint64(len(h.conf))); err != nil || res[0] != 1 {
 		return fmt.Errorf("proxy_on_configure: %v %v; logs: %s", res, err, strings.Join(h.logs, "\n"))
 	}
 	// After the start, which empties the sets of the table it takes.
@@ -170,7 +196,7 @@ func run() error {
 // worker's answer would have: in table 0, the first plugin's (see
 // internal/tables).
 func (h *host) seed() error {
-	cfg, err := config.Parse([]byte(conf), func(string) string { return "" })
+	cfg, err := config.Parse(h.conf, func(string) string { return "" })
 	if err != nil {
 		return err
 	}
@@ -258,7 +284,7 @@ func (h *host) do(ctx context.Context, mod api.Module, name string, stack []uint
 		h.logs = append(h.logs, str(a[1], a[2]))
 	case "proxy_get_buffer_bytes":
 		if a[0] == bufferPluginConf {
-			return h.give(ctx, mem, []byte(conf), a[3], a[4])
+			return h.give(ctx, mem, h.conf, a[3], a[4])
 		}
 		return statusNotFound
 	case "proxy_get_header_map_value":
@@ -289,6 +315,9 @@ func (h *host) do(ctx context.Context, mod api.Module, name string, stack []uint
 	case "proxy_dequeue_shared_queue":
 		return statusNotFound
 	case "proxy_get_property":
+		if h.route != "" && str(a[0], a[1]) == propRouteName {
+			return h.give(ctx, mem, []byte(h.route), a[2], a[3])
+		}
 		return statusNotFound
 	}
 	return statusOK
@@ -318,7 +347,11 @@ func (h *host) print(n int, logs []string) {
 		slices.Sort(keys)
 		return keys
 	}
-	fmt.Printf("counted under wazero (%s, %d cache hits after 1,000 not counted)\n", *wasmPath, n)
+	on := ""
+	if h.route != "" {
+		on = fmt.Sprintf(" on route %q, %d route rules", h.route, *routes)
+	}
+	fmt.Printf("counted under wazero (%s, %d cache hits%s, after 1,000 not counted)\n", *wasmPath, n, on)
 	total := 0
 	fmt.Printf("host calls per request\n")
 	for _, k := range sorted(h.calls) {
