@@ -20,3 +20,4 @@ fuzz:
 	go test -run=^$$ -fuzz=^FuzzDecode$$ -fuzztime=$(FUZZTIME) ./internal/replay
 	go test -run=^$$ -fuzz=^FuzzParse$$ -fuzztime=$(FUZZTIME) ./internal/dpop
 	go test -run=^$$ -fuzz=^FuzzThumbprint$$ -fuzztime=$(FUZZTIME) ./internal/dpop
+	go test -run=^$$ -fuzz=^FuzzVerify$$ -fuzztime=$(FUZZTIME) ./internal/dpop/pss

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"strings"
 	"time"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/phantom-token/envoy-phantom-token/internal/config"
 	"github.com/phantom-token/envoy-phantom-token/internal/dpop"
+	"github.com/phantom-token/envoy-phantom-token/internal/dpop/pss"
 	"github.com/phantom-token/envoy-phantom-token/internal/replay"
 	"github.com/phantom-token/envoy-phantom-token/internal/reply"
 )
@@ -37,7 +39,7 @@ func (h *httpContext) checkProof() (action types.Action, answered bool) {
 		return h.respond(reply.ServerError, "the request has no :method, :scheme, :authority or :path"), true
 	}
 	h.method = r.method
-	proof, err := dpop.Parse(r.proof, cfg.DPoPAlgs, verifyOnHost)
+	proof, err := dpop.Parse(r.proof, cfg.DPoPAlgs, verifyProof)
 	if err != nil {
 		return h.respond(reply.InvalidDPoPProof, "DPoP proof: "+err.Error()), true
 	}
@@ -66,6 +68,23 @@ func (h *httpContext) checkProof() (action types.Action, answered bool) {
 	}
 	h.jkt = proof.JKT
 	return types.ActionContinue, false
+}
+
+// verifyProof verifies a proof's signature where it costs least (see
+// docs/sender-constrained.md, "Where signatures are verified"): ES* and RS*
+// with Envoy's verify_signature, PS* with package pss in the module, EdDSA
+// with Go's crypto/ed25519 in the module (verify_signature can check
+// neither).
+func verifyProof(k dpop.Key, input, sig []byte) bool {
+	switch k.Alg {
+	case "PS256", "PS384", "PS512":
+		return pss.Verify(k, input, sig)
+	case "EdDSA":
+		// ed25519.Verify panics on a key of another size.
+		return len(k.X) == ed25519.PublicKeySize && len(sig) == ed25519.SignatureSize &&
+			ed25519.Verify(ed25519.PublicKey(k.X), input, sig)
+	}
+	return verifyOnHost(k, input, sig)
 }
 
 // verifyOnHost verifies a proof's signature with Envoy's verify_signature

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
+	"math/big"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,34 +21,90 @@ import (
 	"github.com/phantom-token/envoy-phantom-token/internal/dpop"
 )
 
-// dpopKey is a client's ES256 key, its public JWK and thumbprint.
+// dpopKey is a client's key for one alg (ES256, PS256, RS256 or EdDSA), its
+// public JWK and thumbprint.
 type dpopKey struct {
-	priv *ecdsa.PrivateKey
+	alg  string
+	priv crypto.Signer
 	jwk  string
 	jkt  string
 }
 
-func newDPoPKey(t *testing.T) dpopKey {
+// newDPoPKey makes an ES256 key.
+func newDPoPKey(t *testing.T) dpopKey { return newDPoPKeyFor(t, "ES256") }
+
+func newDPoPKeyFor(t *testing.T, alg string) dpopKey {
 	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
+	enc := base64.RawURLEncoding.EncodeToString
+	switch alg {
+	case "ES256":
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return dpopKeyOf(k)
+	case "PS256", "RS256":
+		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return withThumbprint(alg, k, `{"kty":"RSA","n":"`+enc(k.N.Bytes())+`","e":"`+enc(big.NewInt(int64(k.E)).Bytes())+`"}`)
+	case "EdDSA":
+		pub, k, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return withThumbprint(alg, k, `{"kty":"OKP","crv":"Ed25519","x":"`+enc(pub)+`"}`)
 	}
-	return dpopKeyOf(k)
+	t.Fatalf("no test key for %s", alg)
+	return dpopKey{}
 }
 
+// dpopKeyOf is the ES256 dpopKey of k.
 func dpopKeyOf(k *ecdsa.PrivateKey) dpopKey {
 	p, err := k.PublicKey.Bytes() // 0x04 || X || Y
 	if err != nil {
 		panic(err)
 	}
 	enc := base64.RawURLEncoding.EncodeToString
-	jwk := `{"kty":"EC","crv":"P-256","x":"` + enc(p[1:33]) + `","y":"` + enc(p[33:]) + `"}`
+	return withThumbprint("ES256", k, `{"kty":"EC","crv":"P-256","x":"`+enc(p[1:33])+`","y":"`+enc(p[33:])+`"}`)
+}
+
+func withThumbprint(alg string, priv crypto.Signer, jwk string) dpopKey {
 	jkt, err := dpop.Thumbprint(gjson.Parse(jwk))
 	if err != nil {
 		panic(err)
 	}
-	return dpopKey{k, jwk, jkt}
+	return dpopKey{alg, priv, jwk, jkt}
+}
+
+// sign returns the JWS signature of input by k.
+func (k dpopKey) sign(t *testing.T, input string) []byte {
+	t.Helper()
+	digest := sha256.Sum256([]byte(input))
+	var sig []byte
+	var err error
+	switch priv := k.priv.(type) {
+	case *ecdsa.PrivateKey:
+		var r, s *big.Int
+		if r, s, err = ecdsa.Sign(rand.Reader, priv, digest[:]); err == nil {
+			sig = make([]byte, 64)
+			r.FillBytes(sig[:32])
+			s.FillBytes(sig[32:])
+		}
+	case *rsa.PrivateKey:
+		if k.alg == "PS256" {
+			sig, err = rsa.SignPSS(rand.Reader, priv, crypto.SHA256, digest[:], &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
+		} else {
+			sig, err = rsa.SignPKCS1v15(rand.Reader, priv, crypto.SHA256, digest[:])
+		}
+	case ed25519.PrivateKey:
+		sig = ed25519.Sign(priv, []byte(input))
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sig
 }
 
 // proofOpts are a proof's claims; zero values take the request's.
@@ -80,16 +140,8 @@ func (k dpopKey) proof(t *testing.T, token string, o proofOpts) string {
 	if o.nonce != "" {
 		payload += `,"nonce":"` + o.nonce + `"`
 	}
-	input := enc([]byte(`{"typ":"dpop+jwt","alg":"ES256","jwk":`+k.jwk+`}`)) + "." + enc([]byte(payload+"}"))
-	digest := sha256.Sum256([]byte(input))
-	r, s, err := ecdsa.Sign(rand.Reader, k.priv, digest[:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	sig := make([]byte, 64)
-	r.FillBytes(sig[:32])
-	s.FillBytes(sig[32:])
-	return input + "." + enc(sig)
+	input := enc([]byte(`{"typ":"dpop+jwt","alg":"`+k.alg+`","jwk":`+k.jwk+`}`)) + "." + enc([]byte(payload+"}"))
+	return input + "." + enc(k.sign(t, input))
 }
 
 // dpopReq is a request with a DPoP token and its proofs.
@@ -103,7 +155,7 @@ func dpopReq(tok string, proofs ...string) [][2]string {
 }
 
 const (
-	dpopChallenge  = `DPoP realm="api", algs="ES256 RS256"`
+	dpopChallenge  = `DPoP realm="api", algs="ES256 PS256 RS256 EdDSA"`
 	bearerNoError  = `Bearer realm="api"`
 	invalidProofCh = dpopChallenge + `, error="invalid_dpop_proof"`
 )
@@ -228,19 +280,56 @@ func TestDPoPNonce(t *testing.T) {
 	})
 }
 
+// TestDPoPAlgorithms: a proof of each default alg is verified where the
+// filter verifies it (ES256 and RS256 by verify_signature, PS256 and EdDSA in
+// the module) and admitted; the same proof with the signature of another key
+// of the alg is refused.
+func TestDPoPAlgorithms(t *testing.T) {
+	goMode(t, func(t *testing.T, m mode) {
+		h := started(t, m, withConfig(`,"dpop":"allowed"`))
+		for _, alg := range []string{"ES256", "PS256", "RS256", "EdDSA"} {
+			t.Run(alg, func(t *testing.T) {
+				key, other := newDPoPKeyFor(t, alg), newDPoPKeyFor(t, alg)
+				tok := token + "-" + alg
+				good := key.proof(t, tok, proofOpts{})
+				e := h.request(dpopReq(tok, good)...)
+				if len(e.callouts()) != 1 {
+					t.Fatalf("%d calls, reply %+v", len(e.callouts()), e.local())
+				}
+				e.answer(idsOK(""), phantomJWT(`"cnf":{"jkt":"`+key.jkt+`"}`))
+				if e.finalAction() != types.ActionContinue || e.local() != nil {
+					t.Fatalf("not forwarded: %+v", e.local())
+				}
+				fresh := key.proof(t, tok, proofOpts{})
+				dot := strings.LastIndexByte(fresh, '.')
+				forged := fresh[:dot] + "." + base64.RawURLEncoding.EncodeToString(other.sign(t, fresh[:dot]))
+				e = h.request(dpopReq(tok, forged)...)
+				wantChallenges(t, e, bearerNoError, invalidProofCh)
+				if len(e.callouts()) != 0 {
+					t.Error("a forged proof caused a call")
+				}
+			})
+		}
+	})
+}
+
 func goMode(t *testing.T, f func(t *testing.T, m mode)) { f(t, modes[0]) }
 
-// The compiled module parses a proof and has its signature verified by the
-// host (verify_signature): a proof signed by its key gets as far as the iat
-// check (the emulator's clock for the module is far in the past), one with
-// a signature of another key does not.
+// The compiled module parses a proof and has its signature verified (ES256
+// and RS256 by the host's verify_signature, PS256 and EdDSA by its own code):
+// a proof signed by its key gets as far as the iat check (the emulator's
+// clock for the module is far in the past), one with a signature of another
+// key does not.
 func TestDPoPInTheModule(t *testing.T) {
 	h := started(t, modes[1], withConfig(`,"dpop":"allowed"`))
-	key, other := newDPoPKey(t), newDPoPKey(t)
-	good := key.proof(t, token, proofOpts{})
-	forged := good[:strings.LastIndexByte(good, '.')] + other.proof(t, token, proofOpts{})[strings.LastIndexByte(good, '.'):]
-	for _, p := range []string{good, forged} {
-		wantChallenges(t, h.request(dpopReq(token, p)...), bearerNoError, invalidProofCh)
+	for _, alg := range []string{"ES256", "PS256", "RS256", "EdDSA"} {
+		key, other := newDPoPKeyFor(t, alg), newDPoPKeyFor(t, alg)
+		good := key.proof(t, token, proofOpts{})
+		dot := strings.LastIndexByte(good, '.')
+		forged := good[:dot] + "." + base64.RawURLEncoding.EncodeToString(other.sign(t, good[:dot]))
+		for _, p := range []string{good, forged} {
+			wantChallenges(t, h.request(dpopReq(token, p)...), bearerNoError, invalidProofCh)
+		}
 	}
 	var reasons []string
 	for _, line := range h.allLogs() {
@@ -248,7 +337,12 @@ func TestDPoPInTheModule(t *testing.T) {
 			reasons = append(reasons, line[i:])
 		}
 	}
-	if len(reasons) != 2 || !strings.Contains(reasons[0], "iat") || !strings.Contains(reasons[1], "signature") {
-		t.Errorf("reasons %q", reasons)
+	if len(reasons) != 8 {
+		t.Fatalf("reasons %q", reasons)
+	}
+	for i := 0; i < len(reasons); i += 2 {
+		if !strings.Contains(reasons[i], "iat") || !strings.Contains(reasons[i+1], "signature") {
+			t.Errorf("reasons %q", reasons[i:i+2])
+		}
 	}
 }

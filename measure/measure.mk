@@ -11,11 +11,13 @@
 #                     cache hit, counted under wazero (measure/hostcount;
 #                     HOSTCOUNT_FLAGS passes flags, e.g. -requests 5000)
 #   make linkcost     what linking one package adds to a no-op Go wasip1
-#                     module (measure/linkcost; builds 22 modules)
+#                     module (measure/linkcost; builds 23 modules)
 #   make sigcost      what checking one DPoP proof costs inside Envoy's V8:
-#                     internal/dpop (Go crypto in the module) and Envoy's
-#                     verify_signature foreign function (measure/sigcost;
-#                     SIGCOST_FLAGS passes flags, e.g. -n 1000)
+#                     internal/dpop with Go's crypto in the module, with
+#                     Envoy's verify_signature foreign function, and with the
+#                     filter's in-module verifiers for PS* and EdDSA
+#                     (measure/sigcost; SIGCOST_FLAGS passes flags, e.g.
+#                     -n 1000)
 #
 # `make unit` runs gofmt, go vet, staticcheck and the tests of measure/.
 

@@ -17,7 +17,7 @@ import (
 // the default dpop_algs.
 const (
 	bearerChallenge = `Bearer realm="api"`
-	dpopChallenge   = `DPoP realm="api", algs="ES256 RS256"`
+	dpopChallenge   = `DPoP realm="api", algs="ES256 PS256 RS256 EdDSA"`
 	invalidProof    = dpopChallenge + `, error="invalid_dpop_proof"`
 	useNonce        = dpopChallenge + `, error="use_dpop_nonce"`
 )

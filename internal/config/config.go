@@ -23,12 +23,12 @@ const (
 	DPoPRequired = "required"
 )
 
-// DPoPAlgorithms are the proof algorithms the filter can verify (with
-// Envoy's verify_signature: ECDSA and RSA PKCS #1 v1.5);
+// DPoPAlgorithms are the proof algorithms the filter can verify (ES* and
+// RS* with Envoy's verify_signature, PS* and EdDSA in the module);
 // DefaultDPoPAlgs those accepted unless dpop_algs says otherwise.
 var (
-	DPoPAlgorithms  = []string{"ES256", "ES384", "ES512", "RS256", "RS384", "RS512"}
-	DefaultDPoPAlgs = []string{"ES256", "RS256"}
+	DPoPAlgorithms  = []string{"ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "RS256", "RS384", "RS512", "EdDSA"}
+	DefaultDPoPAlgs = []string{"ES256", "PS256", "RS256", "EdDSA"}
 )
 
 // Bounds of the DPoP keys.

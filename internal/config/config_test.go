@@ -86,8 +86,8 @@ func TestValidValues(t *testing.T) {
 		{"disabled", `,"enabled":false`, func(c *Config) bool { return !c.Enabled }},
 		{"certificate-bound tokens required", `,"require_certificate_bound":true`, func(c *Config) bool { return c.RequireCertificateBound }},
 		{"DPoP allowed", `,"dpop":"allowed"`, func(c *Config) bool { return c.DPoP == DPoPAllowed && reflect.DeepEqual(c.DPoPAlgs, DefaultDPoPAlgs) }},
-		{"DPoP required with its settings", `,"dpop":"required","dpop_algs":"ES256 RS384","dpop_iat_window":"30s","dpop_nonce":true,"dpop_keep_header":true`, func(c *Config) bool {
-			return c.DPoP == DPoPRequired && reflect.DeepEqual(c.DPoPAlgs, []string{"ES256", "RS384"}) && c.DPoPIATWindow == 30*time.Second && c.DPoPNonce && c.DPoPKeepHeader
+		{"DPoP required with its settings", `,"dpop":"required","dpop_algs":"ES256 RS384 PS512 EdDSA","dpop_iat_window":"30s","dpop_nonce":true,"dpop_keep_header":true`, func(c *Config) bool {
+			return c.DPoP == DPoPRequired && reflect.DeepEqual(c.DPoPAlgs, []string{"ES256", "RS384", "PS512", "EdDSA"}) && c.DPoPIATWindow == 30*time.Second && c.DPoPNonce && c.DPoPKeepHeader
 		}},
 		{"DPoP nonce key and replay bound", `,"dpop_nonce_secret_env":"DPOP_SECRET","dpop_replay_max_entries":1000`, func(c *Config) bool {
 			return string(c.DPoPNonceSecret) == dpopSecret && c.DPoPReplayMaxEntries == 1000

@@ -4,12 +4,14 @@
 // server nonces (NewNonce, ValidNonce). It makes no host calls: the filter
 // reads the headers, keeps the replay cache and answers.
 //
-// The signature is verified by the Verifier the caller passes to Parse:
-// gosig.Verify (Go's crypto/ecdsa, rsa and ed25519 in the module), or Envoy's
-// verify_signature foreign function (BoringSSL in Envoy) with the arguments
-// VerifySignatureArgs makes. The package itself links no signature code, and
-// uses no fmt, encoding/json or reflection: the module's size costs Envoy
-// memory (measure/linkcost, measure/sigcost).
+// The signature is verified by the Verifier the caller passes to Parse. The
+// filter's sends ES* and RS* to Envoy's verify_signature foreign function
+// (BoringSSL in Envoy) with the arguments VerifySignatureArgs makes, PS* to
+// package pss and EdDSA to Go's crypto/ed25519, both in the module;
+// gosig.Verify (Go's crypto/ecdsa, rsa and ed25519) is the measurements'
+// reference. The package itself links no signature code, and uses no fmt,
+// encoding/json or reflection: the module's size costs Envoy memory
+// (measure/linkcost, measure/sigcost).
 //
 // Errors say what is wrong in words that are safe to log; they never quote
 // the proof, the token or key material.

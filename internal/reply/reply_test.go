@@ -83,9 +83,9 @@ func TestDPoPChallenges(t *testing.T) {
 		{"allowed, invalid DPoP token", allowed, InvalidToken, bearer.DPoP, []string{bearerPlain, dpopPlain + `, error="invalid_token"`}},
 		{"allowed, invalid proof", allowed, InvalidDPoPProof, bearer.DPoP, []string{bearerPlain, dpopPlain + `, error="invalid_dpop_proof"`}},
 		{"allowed, nonce", allowed, UseDPoPNonce, bearer.DPoP, []string{bearerPlain, dpopPlain + `, error="use_dpop_nonce"`}},
-		{"required: DPoP alone", required, NoToken, bearer.Bearer, []string{`DPoP realm="api", scope="a", algs="ES256 RS256"`}},
-		{"required, insufficient scope", required, InsufficientScope, bearer.DPoP, []string{`DPoP realm="api", scope="a", algs="ES256 RS256", error="insufficient_scope"`}},
-		{"required, a Bearer token: no error on a scheme not offered", required, InvalidToken, bearer.Bearer, []string{`DPoP realm="api", scope="a", algs="ES256 RS256"`}},
+		{"required: DPoP alone", required, NoToken, bearer.Bearer, []string{`DPoP realm="api", scope="a", algs="ES256 PS256 RS256 EdDSA"`}},
+		{"required, insufficient scope", required, InsufficientScope, bearer.DPoP, []string{`DPoP realm="api", scope="a", algs="ES256 PS256 RS256 EdDSA", error="insufficient_scope"`}},
+		{"required, a Bearer token: no error on a scheme not offered", required, InvalidToken, bearer.Bearer, []string{`DPoP realm="api", scope="a", algs="ES256 PS256 RS256 EdDSA"`}},
 		{"off: Bearer alone", cfg(t, ""), InvalidToken, bearer.Bearer, []string{bearerPlain + `, error="invalid_token"`}},
 		{"server error: none", allowed, ServerError, bearer.DPoP, nil},
 	}

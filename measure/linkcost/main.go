@@ -4,8 +4,10 @@
 // code and data sections. The uses overlap (most pull fmt, strconv, reflect),
 // so the extras do not add up; two rows combine several. The last rows are
 // DPoP's (issue 16): crypto/ecdsa, rsa and ed25519 alone and together, and
-// internal/dpop with each verifier (importing a crypto package links its
-// initialisation even where no function of it is called).
+// internal/dpop with each verifier: verify_signature alone, the filter's
+// (verify_signature, and internal/dpop/pss and crypto/ed25519 for PS* and
+// EdDSA), Go's crypto (importing a crypto package links its initialisation
+// even where no function of it is called).
 //
 //	make linkcost
 //	cd measure && go run ./linkcost
@@ -99,6 +101,16 @@ var variants = []variant{
 	sink = ed25519.Verify(ed25519.PublicKey(b), b, b)`},
 	{"internal/dpop, verify_signature (ES*, RS*)", []string{"time", "github.com/phantom-token/envoy-phantom-token/internal/dpop"},
 		`p, _ := dpop.Parse(s, dpop.Algorithms, func(k dpop.Key, in, sig []byte) bool { a, _ := dpop.VerifySignatureArgs(k, in, sig); r, err := proxywasm.CallForeignFunction("verify_signature", a); return err == nil && dpop.VerifySignatureValid(r) })
+	sink = p.Check(s, s, s, time.Now(), time.Minute); sink = dpop.ValidNonce(b, s, time.Now(), time.Minute); sink = dpop.NewNonce(b, time.Now())`},
+	{"internal/dpop, the filter's (+ pss, ed25519)", []string{"time", "crypto/ed25519", "github.com/phantom-token/envoy-phantom-token/internal/dpop", "github.com/phantom-token/envoy-phantom-token/internal/dpop/pss"},
+		`p, _ := dpop.Parse(s, dpop.Algorithms, func(k dpop.Key, in, sig []byte) bool {
+		switch k.Alg {
+		case "PS256", "PS384", "PS512":
+			return pss.Verify(k, in, sig)
+		case "EdDSA":
+			return len(k.X) == ed25519.PublicKeySize && len(sig) == ed25519.SignatureSize && ed25519.Verify(ed25519.PublicKey(k.X), in, sig)
+		}
+		a, _ := dpop.VerifySignatureArgs(k, in, sig); r, err := proxywasm.CallForeignFunction("verify_signature", a); return err == nil && dpop.VerifySignatureValid(r) })
 	sink = p.Check(s, s, s, time.Now(), time.Minute); sink = dpop.ValidNonce(b, s, time.Now(), time.Minute); sink = dpop.NewNonce(b, time.Now())`},
 	{"internal/dpop, gosig (Go's crypto)", []string{"time", "github.com/phantom-token/envoy-phantom-token/internal/dpop", "github.com/phantom-token/envoy-phantom-token/internal/dpop/gosig"},
 		`p, _ := dpop.Parse(s, dpop.Algorithms, gosig.Verify)

@@ -1,8 +1,9 @@
 // Command sigcost measures, inside Envoy's V8, what checking one DPoP proof
 // costs (issue 16 item 3): internal/dpop's Parse and Check per algorithm,
-// with the signature verified by package gosig (Go's crypto in the module)
-// or by Envoy's verify_signature foreign function (BoringSSL in Envoy, with
-// the arguments dpop.VerifySignatureArgs makes).
+// with the signature verified by package gosig (Go's crypto in the module),
+// by Envoy's verify_signature foreign function (BoringSSL in Envoy, with
+// the arguments dpop.VerifySignatureArgs makes), or, for PS* and EdDSA, as
+// the filter does in the module ("module": package pss, crypto/ed25519).
 //
 //	make sigcost                       (ENVOY_PATH from e2e.mk)
 //	cd measure && ENVOY_PATH=… go run ./sigcost [-n 300] [-rounds 5]
@@ -43,7 +44,7 @@ import (
 type testCase struct {
 	name   string
 	proof  string
-	verify string // "gosig" or "host"
+	verify string // "gosig", "host" or "module"
 }
 
 const (
@@ -67,6 +68,8 @@ func main() {
 	check(err)
 	rs, err := rsa.GenerateKey(rand.Reader, 2048)
 	check(err)
+	rs4096, err := rsa.GenerateKey(rand.Reader, 4096)
+	check(err)
 	_, ed, err := ed25519.GenerateKey(rand.Reader)
 	check(err)
 	ecPoint, err := ec.PublicKey.Bytes()
@@ -74,6 +77,7 @@ func main() {
 	ecJWK := `"kty":"EC","crv":"P-256","x":"` + b64(ecPoint[1:33]) + `","y":"` + b64(ecPoint[33:]) + `"`
 	rsaE := big.NewInt(int64(rs.E)).Bytes()
 	rsaJWK := `"kty":"RSA","n":"` + b64(rs.N.Bytes()) + `","e":"` + b64(rsaE) + `"`
+	rsa4096JWK := `"kty":"RSA","n":"` + b64(rs4096.N.Bytes()) + `","e":"` + b64(big.NewInt(int64(rs4096.E)).Bytes()) + `"`
 	edJWK := `"kty":"OKP","crv":"Ed25519","x":"` + b64(ed.Public().(ed25519.PublicKey)) + `"`
 
 	payload := `{"jti":"e1j3V_bKic8-LAEB","htm":"` + method + `","htu":"` + uri + `","iat":` + strconv.Itoa(iat) + `,"ath":"` + ath(token) + `"}`
@@ -81,6 +85,7 @@ func main() {
 		return b64([]byte(`{"typ":"dpop+jwt","alg":"`+alg+`","jwk":{`+jwk+`}}`)) + "." + b64([]byte(payload))
 	}
 	esIn, rsIn, psIn, edIn := input("ES256", ecJWK), input("RS256", rsaJWK), input("PS256", rsaJWK), input("EdDSA", edJWK)
+	ps4096In := input("PS256", rsa4096JWK)
 	digest := func(s string) []byte { d := sha256.Sum256([]byte(s)); return d[:] }
 	r, s, err := ecdsa.Sign(rand.Reader, ec, digest(esIn))
 	check(err)
@@ -90,6 +95,8 @@ func main() {
 	rsSig, err := rsa.SignPKCS1v15(rand.Reader, rs, crypto.SHA256, digest(rsIn))
 	check(err)
 	psSig, err := rsa.SignPSS(rand.Reader, rs, crypto.SHA256, digest(psIn), &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
+	check(err)
+	ps4096Sig, err := rsa.SignPSS(rand.Reader, rs4096, crypto.SHA256, digest(ps4096In), &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
 	check(err)
 	edSig := ed25519.Sign(ed, []byte(edIn))
 
@@ -105,10 +112,14 @@ func main() {
 		{"PS256", psIn + "." + b64(psSig)},
 		{"EdDSA", edIn + "." + b64(edSig)},
 		{"ES256-off-curve", offIn + "." + b64(esSig)},
+		{"PS256-4096", ps4096In + "." + b64(ps4096Sig)},
 	}
 	var cases []testCase
-	for _, v := range []string{"gosig", "host"} {
+	for _, v := range []string{"gosig", "host", "module"} {
 		for _, p := range proofs {
+			if v == "module" && !strings.HasPrefix(p.alg, "PS") && p.alg != "EdDSA" {
+				continue // the filter verifies ES* and RS* on the host
+			}
 			cases = append(cases, testCase{name: v + " " + p.alg, proof: p.proof, verify: v})
 		}
 	}
@@ -222,10 +233,12 @@ const bootstrapYAML = `bootstrap_extensions:
 `
 
 // module is the wasm module's code: each case is dpop.Parse and Check with
-// gosig.Verify or with verify_signature, as a filter would call them.
+// gosig.Verify, with verify_signature, or with the filter's in-module
+// verifiers, as the filter would call them.
 const module = `package main
 
 import (
+	"crypto/ed25519"
 	"strconv"
 	"time"
 
@@ -234,6 +247,7 @@ import (
 
 	"github.com/phantom-token/envoy-phantom-token/internal/dpop"
 	"github.com/phantom-token/envoy-phantom-token/internal/dpop/gosig"
+	"github.com/phantom-token/envoy-phantom-token/internal/dpop/pss"
 )
 
 type testCase struct{ name, proof, verify string }
@@ -258,12 +272,25 @@ func host(k dpop.Key, input, sig []byte) bool {
 	return err == nil && dpop.VerifySignatureValid(ret)
 }
 
+// inModule verifies as the filter does in the module: PS* with package pss,
+// EdDSA with crypto/ed25519.
+func inModule(k dpop.Key, input, sig []byte) bool {
+	if k.Alg == "EdDSA" {
+		return len(k.X) == ed25519.PublicKeySize && len(sig) == ed25519.SignatureSize &&
+			ed25519.Verify(ed25519.PublicKey(k.X), input, sig)
+	}
+	return pss.Verify(k, input, sig)
+}
+
 func (*plugin) OnPluginStart(int) types.OnPluginStartStatus {
 	now := time.Unix(iat, 0)
 	for _, c := range cases {
 		verify := dpop.Verifier(gosig.Verify)
-		if c.verify == "host" {
+		switch c.verify {
+		case "host":
 			verify = host
+		case "module":
+			verify = inModule
 		}
 		call := func() string {
 			p, err := dpop.Parse(c.proof, dpop.Algorithms, verify)
