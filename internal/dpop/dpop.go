@@ -31,8 +31,8 @@ import (
 	"github.com/phantom-token/envoy-phantom-token/internal/jsonlimit"
 )
 
-// Bounds on what Parse reads. A proof signed with an 8192-bit RSA key, the
-// largest accepted, is about 3.7 KB; real proofs are under 1 KB (ES256).
+// Bounds on what Parse reads. A proof signed with a 4096-bit RSA key, the
+// largest accepted, is about 2 KB; real proofs are under 1 KB (ES256).
 const (
 	MaxProofLen = 8192
 	MaxJTILen   = 256 // the replay cache keeps jti values
