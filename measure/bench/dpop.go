@@ -235,21 +235,7 @@ func ownLoad(addr string, next func() []byte, d time.Duration, n, pid int) (samp
 		}
 	}
 	res := r.Run()
-	var cpu float64
-	if pid > 0 {
-		cpu1, err := cpuSeconds(pid)
-		if err != nil {
-			return sample{}, err
-		}
-		cpu = cpu1 - cpu0
-	}
-	all := slices.Concat(lat.per...)
-	slices.Sort(all)
-	if len(all) == 0 {
-		return sample{}, fmt.Errorf("own client on %s: no requests", addr)
-	}
-	pct := func(p float64) float64 { return 1e6 * all[min(len(all)-1, int(p*float64(len(all))))] }
-	return sample{rps: res.ActualQPS, p50: pct(0.50), p99: pct(0.99), count: ok.Load() + fails.Load(), bad: fails.Load(), cpu: cpu}, nil
+	return measured(sample{rps: res.ActualQPS, count: ok.Load() + fails.Load(), bad: fails.Load()}, lat, pid, cpu0, "own client on "+addr)
 }
 
 // checkDPoP makes sure hit-dpop verifies what it is sent before it is

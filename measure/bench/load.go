@@ -64,22 +64,28 @@ func load(u, tok string, d time.Duration, n, pid int) (sample, error) {
 	if err != nil {
 		return sample{}, fmt.Errorf("fortio on %s: %w", u, err)
 	}
-	var cpu float64
+	count := res.DurationHistogram.Count
+	return measured(sample{rps: res.ActualQPS, count: count, bad: count - res.RetCodes[http.StatusOK]}, lat, pid, cpu0, "fortio on "+u)
+}
+
+// measured completes a run's sample: pid's CPU time since cpu0 (when pid >
+// 0) and the latency percentiles. what names the run in an error.
+func measured(s sample, lat *latencies, pid int, cpu0 float64, what string) (sample, error) {
 	if pid > 0 {
 		cpu1, err := cpuSeconds(pid)
 		if err != nil {
 			return sample{}, err
 		}
-		cpu = cpu1 - cpu0
+		s.cpu = cpu1 - cpu0
 	}
 	all := slices.Concat(lat.per...)
 	slices.Sort(all)
 	if len(all) == 0 {
-		return sample{}, fmt.Errorf("fortio on %s: no requests", u)
+		return sample{}, fmt.Errorf("%s: no requests", what)
 	}
 	pct := func(p float64) float64 { return 1e6 * all[min(len(all)-1, int(p*float64(len(all))))] }
-	count := res.DurationHistogram.Count
-	return sample{rps: res.ActualQPS, p50: pct(0.50), p99: pct(0.99), count: count, bad: count - res.RetCodes[http.StatusOK], cpu: cpu}, nil
+	s.p50, s.p99 = pct(0.50), pct(0.99)
+	return s, nil
 }
 
 // median of f over xs.
