@@ -39,7 +39,7 @@ func (h *httpContext) checkProof() (action types.Action, answered bool) {
 		return h.respond(reply.ServerError, "the request has no :method, :scheme, :authority or :path"), true
 	}
 	h.method = r.method
-	proof, err := dpop.Parse(r.proof, cfg.DPoPAlgs, verifyProof)
+	proof, err := p.proofHeaders.Parse(r.proof, cfg.DPoPAlgs, verifyProof)
 	if err != nil {
 		return h.respond(reply.InvalidDPoPProof, "DPoP proof: "+err.Error()), true
 	}

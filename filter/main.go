@@ -15,6 +15,7 @@ import (
 
 	"github.com/phantom-token/envoy-phantom-token/internal/cache"
 	"github.com/phantom-token/envoy-phantom-token/internal/config"
+	"github.com/phantom-token/envoy-phantom-token/internal/dpop"
 	"github.com/phantom-token/envoy-phantom-token/internal/routemeta"
 )
 
@@ -54,6 +55,9 @@ type pluginContext struct {
 	// dpopNonceKey is the proxy's key for DPoP nonces, once read (see
 	// nonceKey).
 	dpopNonceKey []byte
+	// proofHeaders are the DPoP proof headers this worker verified (nil
+	// without DPoP): a client's header, its key, is parsed once.
+	proofHeaders *dpop.HeaderCache
 	// resolver finds a request's configuration from its route; nil
 	// without routes and route_metadata (nothing of the route is read).
 	resolver *config.Resolver
@@ -121,6 +125,7 @@ func (p *pluginContext) OnPluginStart(int) (status types.OnPluginStartStatus) {
 	}
 	if dpopPossible(cfg) {
 		p.createReplaySets()
+		p.proofHeaders = dpop.NewHeaderCache()
 	}
 	// Each VM has a queue of its own: a shared queue wakes only the VM that
 	// registered its name last.
@@ -254,6 +259,9 @@ func (p *pluginContext) OnPluginDone() bool {
 		p.local = cache.NewLocal(p.cfg.CacheMaxEntries)
 	}
 	p.spare = nil
+	if p.proofHeaders != nil {
+		p.proofHeaders = dpop.NewHeaderCache()
+	}
 	return true
 }
 

@@ -76,6 +76,36 @@ var (
 // (a NumericDate), and optional ath and nonce strings; and a signature that
 // verify accepts. The cheap checks come first; verify is called last.
 func Parse(proof string, algs []string, verify Verifier) (Proof, error) {
+	return (*HeaderCache)(nil).Parse(proof, algs, verify)
+}
+
+// HeaderCache remembers the headers of proofs whose signature verified: a
+// client puts the same header (its key) in every proof, so the header's
+// decoding, its JWK's checks and its thumbprint are done once per key and
+// worker rather than on every request. It holds at most MaxCachedHeaders,
+// and starts over when full. Only the header is remembered: every proof is
+// still checked whole (its alg against algs, its payload, its signature).
+type HeaderCache struct {
+	m map[string]parsedHeader
+}
+
+type parsedHeader struct {
+	alg *algorithm
+	key Key
+	jkt string
+}
+
+// MaxCachedHeaders bounds a HeaderCache.
+const MaxCachedHeaders = 1024
+
+// Len is the number of headers held.
+func (c *HeaderCache) Len() int { return len(c.m) }
+
+// NewHeaderCache is an empty cache.
+func NewHeaderCache() *HeaderCache { return &HeaderCache{m: map[string]parsedHeader{}} }
+
+// Parse is the package's Parse, with the headers of c (nil: none).
+func (c *HeaderCache) Parse(proof string, algs []string, verify Verifier) (Proof, error) {
 	var p Proof
 	if len(proof) > MaxProofLen {
 		return p, errors.New("proof longer than " + strconv.Itoa(MaxProofLen) + " bytes")
@@ -85,47 +115,84 @@ func Parse(proof string, algs []string, verify Verifier) (Proof, error) {
 	if !ok1 || !ok2 || strings.IndexByte(sig, '.') >= 0 {
 		return p, errors.New("proof is not three dot-separated parts")
 	}
-	h, err := decodeObject(header, headerMembers)
-	if err != nil {
-		return p, errors.New("proof header: " + err.Error())
+	ph, cached := parsedHeader{}, false
+	if c != nil {
+		ph, cached = c.m[header]
 	}
-	if typ := h.Get("typ"); typ.Type != gjson.String || typ.Str != "dpop+jwt" {
-		return p, errors.New(`proof typ is not "dpop+jwt"`)
-	}
-	alg, err := algorithmOf(h.Get("alg"), algs)
-	if err != nil {
-		return p, err
-	}
-	if h.Get("crit").Exists() {
-		return p, errors.New("proof header has crit")
-	}
-	jwk := h.Get("jwk")
-	if !jwk.IsObject() {
-		return p, errors.New("proof jwk: not a JSON object")
-	}
-	fields := readJWK(jwk)
-	key, err := publicKey(alg, &fields)
-	if err != nil {
-		return p, errors.New("proof jwk: " + err.Error())
+	if cached {
+		if !accepted(ph.alg.name, algs) {
+			return p, errors.New("proof alg is not an accepted algorithm")
+		}
+	} else {
+		var err error
+		if ph, err = parseHeader(header, algs); err != nil {
+			return p, err
+		}
 	}
 	sigBytes, err := decodePart(sig)
 	if err != nil {
 		return p, errors.New("proof signature: " + err.Error())
 	}
-	c, err := decodeObject(payload, payloadMembers)
+	claims, err := decodeObject(payload, payloadMembers)
 	if err != nil {
 		return p, errors.New("proof payload: " + err.Error())
 	}
-	if err := p.readClaims(c); err != nil {
+	if err := p.readClaims(claims); err != nil {
 		return Proof{}, err
 	}
-	if !verify(key, []byte(proof[:len(header)+1+len(payload)]), sigBytes) {
+	if !verify(ph.key, []byte(proof[:len(header)+1+len(payload)]), sigBytes) {
 		return Proof{}, errors.New("proof signature is not valid")
 	}
-	if p.JKT, err = thumbprint(&fields); err != nil {
-		return Proof{}, errors.New("proof jwk: " + err.Error()) // not reached: publicKey checked the members
+	p.JKT = ph.jkt
+	if c != nil && !cached {
+		if len(c.m) >= MaxCachedHeaders {
+			clear(c.m)
+		}
+		c.m[header] = ph
 	}
 	return p, nil
+}
+
+// parseHeader checks a proof's header: typ, an accepted alg, no crit, and a
+// public jwk of the alg's type and size; it returns the key and its
+// thumbprint.
+func parseHeader(header string, algs []string) (parsedHeader, error) {
+	var ph parsedHeader
+	h, err := decodeObject(header, headerMembers)
+	if err != nil {
+		return ph, errors.New("proof header: " + err.Error())
+	}
+	if typ := h.Get("typ"); typ.Type != gjson.String || typ.Str != "dpop+jwt" {
+		return ph, errors.New(`proof typ is not "dpop+jwt"`)
+	}
+	if ph.alg, err = algorithmOf(h.Get("alg"), algs); err != nil {
+		return ph, err
+	}
+	if h.Get("crit").Exists() {
+		return ph, errors.New("proof header has crit")
+	}
+	jwk := h.Get("jwk")
+	if !jwk.IsObject() {
+		return ph, errors.New("proof jwk: not a JSON object")
+	}
+	fields := readJWK(jwk)
+	if ph.key, err = publicKey(ph.alg, &fields); err != nil {
+		return ph, errors.New("proof jwk: " + err.Error())
+	}
+	if ph.jkt, err = thumbprint(&fields); err != nil {
+		return ph, errors.New("proof jwk: " + err.Error()) // not reached: publicKey checked the members
+	}
+	return ph, nil
+}
+
+// accepted reports whether alg is in algs.
+func accepted(alg string, algs []string) bool {
+	for _, a := range algs {
+		if a == alg {
+			return true
+		}
+	}
+	return false
 }
 
 // readClaims reads the payload's claims into p.

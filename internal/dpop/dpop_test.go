@@ -3,6 +3,7 @@ package dpop_test
 import (
 	"crypto/rsa"
 	"math/big"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -199,6 +200,9 @@ func TestParse(t *testing.T) {
 		{"RS256 signature presented as PS256", psAsRS(t, rs, pl), nil, "signature is not valid"},
 		{"EdDSA signature of 63 bytes", b64s(ed.header("", "")) + "." + p + "." + b64(make([]byte, 63)), nil, "signature is not valid"},
 	}
+	// One header cache for every row: rows whose header an earlier row
+	// verified are parsed with it, and must get what Parse gives.
+	cache := dpop.NewHeaderCache()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			algs := tt.algs
@@ -206,6 +210,12 @@ func TestParse(t *testing.T) {
 				algs = allAlgs
 			}
 			got, err := dpop.Parse(tt.proof, algs, gosig.Verify)
+			for range 2 { // the first may fill the cache, the second reads it
+				cached, cerr := cache.Parse(tt.proof, algs, gosig.Verify)
+				if cached != got || (cerr == nil) != (err == nil) || err != nil && cerr.Error() != err.Error() {
+					t.Fatalf("with the header cache: %+v, %v; without: %+v, %v", cached, cerr, got, err)
+				}
+			}
 			switch {
 			case tt.err == "" && err != nil:
 				t.Fatalf("Parse: %v", err)
@@ -388,4 +398,27 @@ func psAsRS(t *testing.T, rs clientKey, pl string) string {
 	ps := key(t, "PS256")
 	input := b64s(rs.header("", "")) + "." + b64s(pl)
 	return input + "." + b64(ps.signature(input))
+}
+
+// A cached header is checked against each call's algorithms, and the cache
+// is bounded.
+func TestHeaderCache(t *testing.T) {
+	es := key(t, "ES256")
+	proof := es.sign(es.header("", ""), payload())
+	c := dpop.NewHeaderCache()
+	if _, err := c.Parse(proof, []string{"ES256"}, gosig.Verify); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Parse(proof, []string{"RS256"}, gosig.Verify); err == nil || !strings.Contains(err.Error(), "not an accepted algorithm") {
+		t.Errorf("a cached ES256 header where only RS256 is accepted: %v", err)
+	}
+	for i := range dpop.MaxCachedHeaders + 5 {
+		h := es.header(`"kid":"`+strconv.Itoa(i)+`"`, "")
+		if _, err := c.Parse(es.sign(h, payload()), []string{"ES256"}, gosig.Verify); err != nil {
+			t.Fatal(err)
+		}
+		if n := c.Len(); n > dpop.MaxCachedHeaders {
+			t.Fatalf("%d headers cached", n)
+		}
+	}
 }
