@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -669,11 +670,7 @@ func (p *parser) scopeList(key string) []string {
 func (p *parser) algList(key string) []string {
 	algs := p.scopeList(key)
 	for _, a := range algs {
-		known := false
-		for _, k := range DPoPAlgorithms {
-			known = known || a == k
-		}
-		if !known {
+		if !slices.Contains(DPoPAlgorithms, a) {
 			p.setErr(p.fail(key, "has "+strconv.Quote(a)+": the algorithms are "+strings.Join(DPoPAlgorithms, ", ")))
 			return nil
 		}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 
@@ -144,7 +145,7 @@ func (s *parseState) claimHeaders(v gjson.Result, prefix string) ([]ClaimHeader,
 			return nil, err
 		}
 		out = append(out, ClaimHeader{Header: name, Claim: index})
-		if !contains(s.strip, name) {
+		if !slices.Contains(s.strip, name) {
 			s.strip = append(s.strip, name)
 		}
 	}
@@ -182,7 +183,7 @@ func claimPath(v gjson.Result) (path []string, problem string) {
 // when new.
 func (s *parseState) claimIndex(path []string, at string) (int, error) {
 	for i, p := range s.paths {
-		if equal(p, path) {
+		if slices.Equal(p, path) {
 			return i, nil
 		}
 	}
@@ -191,27 +192,6 @@ func (s *parseState) claimIndex(path []string, at string) (int, error) {
 	}
 	s.paths = append(s.paths, path)
 	return len(s.paths) - 1, nil
-}
-
-func equal(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // ForRoute is the configuration for a request on the route named name: the

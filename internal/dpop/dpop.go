@@ -22,6 +22,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -29,6 +30,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/phantom-token/envoy-phantom-token/internal/jsonlimit"
+	"github.com/phantom-token/envoy-phantom-token/internal/jwt"
 )
 
 // Bounds on what Parse reads. A proof signed with a 4096-bit RSA key, the
@@ -186,14 +188,7 @@ func parseHeader(header string, algs []string) (parsedHeader, error) {
 }
 
 // accepted reports whether alg is in algs.
-func accepted(alg string, algs []string) bool {
-	for _, a := range algs {
-		if a == alg {
-			return true
-		}
-	}
-	return false
-}
+func accepted(alg string, algs []string) bool { return slices.Contains(algs, alg) }
 
 // readClaims reads the payload's claims into p.
 func (p *Proof) readClaims(c gjson.Result) error {
@@ -290,7 +285,7 @@ func decodeObject(part string, unique []string) (gjson.Result, error) {
 // skips CR and LF), no padding, and zero unused bits in the last character
 // (Strict), so that one value has one encoding.
 func decodePart(s string) ([]byte, error) {
-	if !isBase64URL(s) {
+	if !jwt.IsBase64URL(s) {
 		return nil, errors.New("empty or not base64url")
 	}
 	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
@@ -298,15 +293,4 @@ func decodePart(s string) ([]byte, error) {
 		return nil, errors.New("not canonical base64url")
 	}
 	return b, nil
-}
-
-// isBase64URL: s is non-empty and only of the base64url alphabet.
-func isBase64URL(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return s != ""
 }

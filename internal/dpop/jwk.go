@@ -45,10 +45,8 @@ func algorithmOf(alg gjson.Result, algs []string) (*algorithm, error) {
 		if algorithms[i].name != alg.Str {
 			continue
 		}
-		for _, a := range algs {
-			if a == alg.Str {
-				return &algorithms[i], nil
-			}
+		if accepted(alg.Str, algs) {
+			return &algorithms[i], nil
 		}
 		return nil, errors.New("proof alg is not an accepted algorithm")
 	}

@@ -73,21 +73,33 @@ func ReadBinding(v gjson.Result) (Binding, error) {
 		return b, errors.New("cnf has a duplicate member " + strconv.Quote(name))
 	}
 	if x := v.Get(gjson.Escape("x5t#S256")); x.Exists() {
-		raw, err := base64.RawURLEncoding.Strict().DecodeString(x.Str)
-		if x.Type != gjson.String || !isBase64URL(x.Str) || err != nil || len(raw) != 32 {
+		if !readSHA256(x, &b.CertSHA256) {
 			return b, errors.New("cnf.x5t#S256 is not a base64url SHA-256")
 		}
 		b.CertBound = true
-		copy(b.CertSHA256[:], raw)
 	}
 	if j := v.Get("jkt"); j.Exists() {
-		raw, err := base64.RawURLEncoding.Strict().DecodeString(j.Str)
-		if j.Type != gjson.String || !isBase64URL(j.Str) || err != nil || len(raw) != 32 {
+		var d [32]byte
+		if !readSHA256(j, &d) {
 			return b, errors.New("cnf.jkt is not a base64url SHA-256 thumbprint")
 		}
 		b.JKT = j.Str
 	}
 	return b, nil
+}
+
+// readSHA256 reads a SHA-256 written in canonical base64url (43 characters)
+// into d.
+func readSHA256(v gjson.Result, d *[32]byte) bool {
+	if v.Type != gjson.String || !IsBase64URL(v.Str) {
+		return false
+	}
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(v.Str)
+	if err != nil || len(raw) != len(d) {
+		return false
+	}
+	copy(d[:], raw)
+	return true
 }
 
 // Merge is the binding of a token described twice (an RFC 9701 JWT's own
@@ -123,7 +135,7 @@ func Parse(s string) (Claims, error) {
 	}
 	// Go's base64 decoder skips CR and LF: the alphabet is checked first so
 	// that no line break inside a part reaches the upstream header.
-	if !isBase64URL(header) || !isBase64URL(payload) || !isBase64URL(sig) || len(sig)%4 == 1 {
+	if !IsBase64URL(header) || !IsBase64URL(payload) || !IsBase64URL(sig) || len(sig)%4 == 1 {
 		return c, errors.New("empty or non-base64url part")
 	}
 	h, err := decodeJSONObject(header, "alg")
@@ -238,8 +250,9 @@ func decodeJSONObject(part string, unique ...string) (gjson.Result, error) {
 	return jsonlimit.Object(string(raw), unique...)
 }
 
-// isBase64URL: s is non-empty and only of the base64url alphabet.
-func isBase64URL(s string) bool {
+// IsBase64URL: s is non-empty and only of the base64url alphabet. (Go's
+// base64 decoder skips CR and LF: check this before decoding.)
+func IsBase64URL(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
