@@ -35,7 +35,10 @@ SIGCOST_FLAGS ?=
 # per request) and without cache, side by side in one Envoy (1 connection: p50, p99, Envoy CPU per request;
 # 32 connections: req/s); the filter's profile in the VM (-tags debugstats,
 # measure/hostcount); RSS of separate Envoys at 1, 2 and 8 workers; the
-# module's size by package. Prints PASS/MISS per target. About 11 minutes.
+# module's size by package; a hot token whose answers have max-age=2 under 32
+# connections for 20 s, with and without refresh_ahead (requests that waited
+# for an introspection, p50/p99/max). Prints PASS/MISS per target. About 12
+# minutes.
 bench: build $(E2E_ENVOY_DEP)
 	cd $(MEASURE_DIR) && ENVOY_PATH='$(ENVOY_PATH)' WASM_PATH='$(MEASURE_WASM)' \
 		go run ./bench $(BENCH_FLAGS)

@@ -42,11 +42,15 @@
 //     bounded cache (flat RSS).
 //  4. The modules: section sizes of the filter and the no-op, and the
 //     filter's code section by Go package (from the name section).
+//  5. Refresh-ahead (issue 17): one hot token whose answers carry
+//     max-age=2, under -sat-conns connections for 20 s, with and without
+//     refresh_ahead, in one Envoy of two workers; see refresh.go.
 //
 // Everything (load generator, identity server, upstream, Envoy) shares one
 // machine, so absolute numbers describe this machine under this load; the
 // differences and ratios between listeners measured in the same rounds are
-// what the targets are about. -quick runs a shorter version (~3 minutes).
+// what the targets are about. -quick runs a shorter version (~3 minutes; its
+// refresh-ahead runs last 6 s).
 package main
 
 import (
@@ -128,7 +132,7 @@ var (
 	root         = flag.String("root", "..", "the repository root, where the debugstats module is built from")
 	top          = flag.Int("top", 25, "packages listed in the module breakdown")
 	gogc         = flag.String("gogc", "25", "GOGC of one more filter configuration in the memory phase (empty: none)")
-	phases       = flag.String("phases", "side,profile,memory", "phases to run, of side, profile, memory (the module breakdown always prints)")
+	phases       = flag.String("phases", "side,profile,memory,refresh", "phases to run, of side, profile, memory, refresh (the module breakdown always prints)")
 	only         = flag.String("listeners", "", "listeners of the side-by-side phase, a subset of all with hit among them (e.g. hit,hit-table,hit-routes); empty: all")
 )
 
@@ -151,6 +155,8 @@ func main() {
 		quickDefault("profile", "4s")
 		quickDefault("tokens", "20000")
 		quickDefault("mem-budget", "30s")
+		quickDefault("refresh-dur", "6s")
+		quickDefault("refresh-warmup", "1s")
 	}
 	log.SetFlags(0)
 	if *only != "" {
@@ -190,6 +196,7 @@ type bench struct {
 	flat                          flatness
 	churned                       bool
 	loadBefore, loadAfterSideSide string
+	refreshRuns                   []refreshRun
 }
 
 func run() (err error) {
@@ -243,7 +250,7 @@ func run() (err error) {
 	for _, p := range []struct {
 		name string
 		run  func() error
-	}{{"side", b.sideBySide}, {"profile", b.profile}, {"memory", b.memory}} {
+	}{{"side", b.sideBySide}, {"profile", b.profile}, {"memory", b.memory}, {"refresh", b.refresh}} {
 		if phase(p.name) {
 			if err := p.run(); err != nil {
 				return err
@@ -701,6 +708,7 @@ func (b *bench) targets() {
 	if len(b.sideOne[hitRoutes]) > 0 {
 		b.routeTarget()
 	}
+	b.refreshTarget()
 	f, n := b.rss["filter"][targetWorkers], b.rss[noop][targetWorkers]
 	if f.rss > 0 && n.rss > 0 {
 		d := float64(f.rss-n.rss) / 1024
