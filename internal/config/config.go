@@ -95,6 +95,17 @@ type Config struct {
 	// default) caches none.
 	CacheNegativeTTL time.Duration
 
+	// StaleIfError is how long past its cache lifetime an active answer
+	// may be served when the call for its token fails for a reason that is
+	// not the identity server's verdict; 0 (the default): never.
+	StaleIfError time.Duration
+	// StaleHeader, when set, marks a request admitted with a stale answer
+	// to the upstream (value "1"); it is one of StripHeaders.
+	StaleHeader string
+	// RefreshAhead is the last part of an answer's cache lifetime in which
+	// a hit starts a refresh; 0 (the default): never.
+	RefreshAhead float64
+
 	// MaxInFlight bounds the introspections one VM has under way; a request
 	// that would need one more is answered 503 with Retry-After.
 	MaxInFlight int
@@ -169,6 +180,14 @@ const (
 	// verdict is never kept long, and neither is a mistaken one.
 	MaxCacheNegativeTTL = 60 * time.Second
 
+	// MaxStaleIfError bounds stale_if_error: a revoked token's JWT is
+	// served at most this much longer while the identity server fails.
+	MaxStaleIfError = 10 * time.Minute
+
+	// MaxRefreshAhead bounds refresh_ahead: a refresh starts in the last
+	// half of an answer's life at the earliest.
+	MaxRefreshAhead = 0.5
+
 	// MaxCacheEntries bounds cache_max_entries.
 	MaxCacheEntries = 1_000_000
 
@@ -228,7 +247,8 @@ var (
 		"response_type", "jwt_member", "timeout"}
 	pluginKeys = []string{"max_jwt_size", "max_token_length", "cache", "cache_max_ttl", "cache_max_entries",
 		"cache_ignore_cache_control", "cache_negative_ttl", "max_in_flight", "forward_cors_preflight",
-		"routes", "route_metadata", "reject_claim_headers", "dpop_nonce_secret_env", "dpop_replay_max_entries"}
+		"routes", "route_metadata", "reject_claim_headers", "dpop_nonce_secret_env", "dpop_replay_max_entries",
+		"stale_if_error", "stale_header", "refresh_ahead"}
 	ruleKeys = []string{"route", "route_prefix"}
 )
 
@@ -276,11 +296,30 @@ func Parse(data []byte, getenv func(string) string) (*Config, error) {
 	if c.Routes, err = s.rules(root.Get("routes"), c); err != nil {
 		return nil, err
 	}
+	if c.StaleHeader != "" {
+		if err := s.checkStaleHeader(c); err != nil {
+			return nil, err
+		}
+		s.strip = append(s.strip, c.StaleHeader)
+	}
 	c.ClaimPaths, c.StripHeaders = s.paths, s.strip
 	for _, r := range c.Routes {
 		r.Config.ClaimPaths, r.Config.StripHeaders = s.paths, s.strip
 	}
 	return c, nil
+}
+
+// checkStaleHeader checks that stale_header is a header the filter may set
+// and that nothing else of the configuration sets.
+func (s *parseState) checkStaleHeader(c *Config) error {
+	name := c.StaleHeader
+	if problem := checkUpstreamHeader(name); problem != "" {
+		return fail("stale_header", problem)
+	}
+	if name == "authorization" || slices.Contains(s.strip, name) {
+		return fail("stale_header", "must not be "+strconv.Quote(name)+": the client's credentials or a claim header travel there")
+	}
+	return nil
 }
 
 // parseObject checks that data is one JSON object, within the nesting bound
@@ -408,6 +447,11 @@ func (s *parseState) apply(obj gjson.Result, c *Config, where place, prefix stri
 		if has("cache_negative_ttl") {
 			c.CacheNegativeTTL = p.duration("cache_negative_ttl", 0)
 		}
+		if has("stale_if_error") {
+			c.StaleIfError = p.duration("stale_if_error", 0)
+		}
+		c.StaleHeader = strings.ToLower(p.optionalString("stale_header", ""))
+		c.RefreshAhead = p.fraction("refresh_ahead", MaxRefreshAhead)
 		c.MaxInFlight = p.count("max_in_flight", DefaultMaxInFlight)
 		c.ForwardCORSPreflight = p.boolean("forward_cors_preflight", true)
 		c.RouteMetadata = p.boolean("route_metadata", false)
@@ -497,6 +541,9 @@ func (c *Config) check(p *parser) error {
 	if err := checkUpstreamHeader(c.UpstreamHeader); err != "" {
 		return p.fail("upstream_header", err)
 	}
+	if c.UpstreamHeader == c.StaleHeader {
+		return p.fail("stale_header", "must differ from upstream_header "+strconv.Quote(c.UpstreamHeader))
+	}
 	for _, h := range c.ClaimHeaders {
 		if h.Header == c.UpstreamHeader {
 			return p.fail("claim_headers", "names "+strconv.Quote(h.Header)+", the upstream_header that carries the JWT")
@@ -514,6 +561,14 @@ func (c *Config) checkPlugin(p *parser) error {
 		return p.fail("cache_max_ttl", "must be at most "+MaxCacheMaxTTL.String())
 	case c.CacheNegativeTTL > MaxCacheNegativeTTL:
 		return p.fail("cache_negative_ttl", "must be at most "+MaxCacheNegativeTTL.String())
+	case c.StaleIfError > MaxStaleIfError:
+		return p.fail("stale_if_error", "must be at most "+MaxStaleIfError.String())
+	case c.StaleIfError > 0 && !c.CacheEnabled:
+		return p.fail("stale_if_error", "needs the cache (\"cache\": true)")
+	case c.RefreshAhead > 0 && !c.CacheEnabled:
+		return p.fail("refresh_ahead", "needs the cache (\"cache\": true)")
+	case c.StaleHeader != "" && c.StaleIfError == 0:
+		return p.fail("stale_header", "needs stale_if_error")
 	case c.MaxInFlight > maxInFlight:
 		return p.fail("max_in_flight", "must be at most "+strconv.Itoa(maxInFlight))
 	case c.DPoPReplayMaxEntries > MaxCacheEntries:
@@ -696,6 +751,19 @@ func (p *parser) duration(key string, def time.Duration) time.Duration {
 	}
 	p.setErr(p.fail(key, "must be a positive duration such as \"2s\" or a number of seconds"))
 	return def
+}
+
+// fraction reads a number above 0 and at most limit (0 when absent).
+func (p *parser) fraction(key string, limit float64) float64 {
+	v := p.get(key)
+	if !v.Exists() {
+		return 0
+	}
+	if v.Type != gjson.Number || !(v.Num > 0 && v.Num <= limit) {
+		p.setErr(p.fail(key, "must be a number above 0 and at most "+strconv.FormatFloat(limit, 'g', -1, 64)+" (the last part of an answer's cache lifetime)"))
+		return 0
+	}
+	return v.Num
 }
 
 // count accepts a positive whole number of things (entries, calls,

@@ -93,6 +93,12 @@ func TestValidValues(t *testing.T) {
 			return string(c.DPoPNonceSecret) == dpopSecret && c.DPoPReplayMaxEntries == 1000
 		}},
 		{"certificate from XFCC", `,"client_certificate_source":"x-forwarded-client-cert"`, func(c *Config) bool { return c.ClientCertificateSource == CertificateFromXFCC }},
+		{"stale-if-error with its header, stripped from every request", `,"stale_if_error":"45s","stale_header":"X-Stale"`, func(c *Config) bool {
+			return c.StaleIfError == 45*time.Second && c.StaleHeader == "x-stale" && reflect.DeepEqual(c.StripHeaders, []string{"x-stale"})
+		}},
+		{"stale-if-error at its bound, in seconds", `,"stale_if_error":600`, func(c *Config) bool { return c.StaleIfError == MaxStaleIfError && c.StaleHeader == "" }},
+		{"refresh ahead", `,"refresh_ahead":0.25`, func(c *Config) bool { return c.RefreshAhead == 0.25 }},
+		{"refresh ahead at its bound", `,"refresh_ahead":0.5`, func(c *Config) bool { return c.RefreshAhead == 0.5 }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -257,6 +263,20 @@ func TestInvalid(t *testing.T) {
 		{"URL with bad port", `{"introspection_url":"http://a:99999/b","cluster":"c","client_id":"i","client_secret":"s"}`, "introspection_url"},
 		{"empty cluster", `{"introspection_url":"http://a/b","cluster":"","client_id":"i","client_secret":"s"}`, "cluster"},
 		{"realm with quote", `{` + minimal + `,"realm":"a\"b"}`, "realm"},
+		{"stale-if-error past its bound", `{` + minimal + `,"stale_if_error":"11m"}`, "stale_if_error"},
+		{"stale-if-error of zero", `{` + minimal + `,"stale_if_error":0}`, "stale_if_error"},
+		{"stale-if-error without the cache", `{` + minimal + `,"stale_if_error":"30s","cache":false}`, "stale_if_error"},
+		{"stale-if-error in a rule", `{` + minimal + `,"routes":[{"route":"r","stale_if_error":"30s"}]}`, "routes[0].stale_if_error"},
+		{"stale header without stale-if-error", `{` + minimal + `,"stale_header":"x-stale"}`, "stale_header"},
+		{"stale header that is not a header name", `{` + minimal + `,"stale_if_error":"30s","stale_header":"x stale"}`, "stale_header"},
+		{"stale header Authorization", `{` + minimal + `,"stale_if_error":"30s","stale_header":"authorization","upstream_header":"x-jwt"}`, "stale_header"},
+		{"stale header the upstream header", `{` + minimal + `,"stale_if_error":"30s","stale_header":"x-jwt","upstream_header":"x-jwt"}`, "stale_header"},
+		{"stale header a rule's upstream header", `{` + minimal + `,"stale_if_error":"30s","stale_header":"x-jwt","routes":[{"route":"r","upstream_header":"x-jwt"}]}`, "routes[0].stale_header"},
+		{"stale header a claim header", `{` + minimal + `,"stale_if_error":"30s","stale_header":"x-sub","claim_headers":[{"claim":"sub","header":"x-sub"}]}`, "stale_header"},
+		{"refresh ahead of zero", `{` + minimal + `,"refresh_ahead":0}`, "refresh_ahead"},
+		{"refresh ahead past its bound", `{` + minimal + `,"refresh_ahead":0.6}`, "refresh_ahead"},
+		{"refresh ahead as a string", `{` + minimal + `,"refresh_ahead":"25%"}`, "refresh_ahead"},
+		{"refresh ahead without the cache", `{` + minimal + `,"refresh_ahead":0.2,"cache":false}`, "refresh_ahead"},
 		{"scopes wrong type", `{` + minimal + `,"scopes":42}`, "scopes"},
 		{"scope with quote", `{` + minimal + `,"scopes":"a\"b"}`, "scopes"},
 		{"required scopes array of numbers", `{` + minimal + `,"required_scopes":[1]}`, "required_scopes"},
@@ -345,6 +365,15 @@ func document(c *Config) []byte {
 	if c.CacheNegativeTTL != 0 {
 		m["cache_negative_ttl"] = c.CacheNegativeTTL.String()
 	}
+	if c.StaleIfError != 0 {
+		m["stale_if_error"] = c.StaleIfError.String()
+	}
+	if c.StaleHeader != "" {
+		m["stale_header"] = c.StaleHeader
+	}
+	if c.RefreshAhead != 0 {
+		m["refresh_ahead"] = c.RefreshAhead
+	}
 	if c.DPoPNonceSecret != nil {
 		m["dpop_nonce_secret_env"] = "DPOP_SECRET"
 	}
@@ -411,6 +440,7 @@ func TestDocumentWritesEveryField(t *testing.T) {
 		"RequireCertificateBound": true, "ClientCertificateSource": true,
 		"DPoP": true, "DPoPAlgs": true, "DPoPIATWindow": true, "DPoPNonce": true, "DPoPKeepHeader": true,
 		"DPoPNonceSecret": true, "DPoPReplayMaxEntries": true,
+		"StaleIfError": true, "StaleHeader": true, "RefreshAhead": true,
 		"ClaimHeaders": true, "Routes": true, "RouteMetadata": true, "RejectClaimHeaders": true,
 		"Authority": true, "Path": true, "CacheNamespace": true, "ClaimPaths": true, "StripHeaders": true, // derived
 	}

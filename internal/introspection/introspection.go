@@ -93,6 +93,14 @@ type Answer struct {
 	Claims  jwt.Claims
 	// CacheTTL is how long the answer may be cached; 0 means not at all.
 	CacheTTL time.Duration
+	// StaleFor is how long past CacheTTL the answer may still be served
+	// when a later call for the token fails (stale_if_error, narrowed by
+	// the identity server's stale-if-error and the JWT's exp); 0: never.
+	StaleFor time.Duration
+	// Transient is true for a failure that is not the identity server's
+	// verdict: no answer, a 5xx, a 429, or a call that could not be made.
+	// A stale answer may stand in for it.
+	Transient bool
 	// BindingBeside is true when part of the token's binding came from
 	// beside its JWT (a JSON answer's cnf): the JWT alone must never be
 	// handed to another worker, in the cache or to its waiters.
@@ -152,6 +160,7 @@ func Classify(c *config.Config, headers [][2]string, body []byte, now time.Time)
 	}
 	a := classify(c, status, fromUpstream, cacheControl, body, now)
 	a.Status = status
+	a.Transient = a.Outcome != Active && a.Outcome != Inactive && (status == 0 || status == 429 || status >= 500 && status <= 599)
 	return a
 }
 
@@ -231,6 +240,7 @@ func jsonAnswer(c *config.Config, text string, cacheControl []string, now time.T
 	if !exp.IsZero() && (a.Claims.Exp.IsZero() || exp.Before(a.Claims.Exp)) {
 		a.Claims.Exp = exp
 		a.CacheTTL = cacheTTL(c, cacheControl, exp, now)
+		a.StaleFor = staleFor(c, cacheControl, a.CacheTTL, exp, now)
 	}
 	// A binding beside the JWT (RFC 7662 §2.2 answers carry cnf) binds the
 	// token as one in it does. The cache keeps only the JWT: an answer whose
@@ -245,7 +255,7 @@ func jsonAnswer(c *config.Config, text string, cacheControl []string, now time.T
 		return Answer{Outcome: BadGateway, Reason: "introspection JSON answer and its JWT: " + err.Error()}
 	}
 	if merged != a.Claims.Binding {
-		a.Claims.Binding, a.CacheTTL, a.BindingBeside = merged, 0, true
+		a.Claims.Binding, a.CacheTTL, a.StaleFor, a.BindingBeside = merged, 0, 0, true
 	}
 	return a
 }
@@ -268,7 +278,9 @@ func jwtAnswer(c *config.Config, text string, cacheControl []string, now time.Ti
 	if !claims.Exp.IsZero() && !now.Before(claims.Exp) {
 		return Answer{Outcome: Inactive, Reason: "JWT has expired"}
 	}
-	return Answer{Outcome: Active, JWT: text, Claims: claims, CacheTTL: cacheTTL(c, cacheControl, claims.Exp, now)}
+	a := Answer{Outcome: Active, JWT: text, Claims: claims, CacheTTL: cacheTTL(c, cacheControl, claims.Exp, now)}
+	a.StaleFor = staleFor(c, cacheControl, a.CacheTTL, claims.Exp, now)
+	return a
 }
 
 // ExpirySkew is taken off the JWT's exp so that a cached JWT is never handed
@@ -297,6 +309,55 @@ func cacheTTL(c *config.Config, cacheControl []string, exp, now time.Time) time.
 		return 0
 	}
 	return ttl
+}
+
+// staleFor is how long past its cache lifetime (ttl) a cached answer may be
+// served when a call fails: stale_if_error, narrowed by the identity server's
+// own stale-if-error directive (RFC 5861 §4) unless its cache directives are
+// ignored, and ending ExpirySkew before the JWT's exp as the lifetime does.
+// Under a second is none.
+func staleFor(c *config.Config, cacheControl []string, ttl time.Duration, exp, now time.Time) time.Duration {
+	if c.StaleIfError == 0 || ttl == 0 {
+		return 0
+	}
+	stale := c.StaleIfError
+	if !c.CacheIgnoreCacheControl {
+		if d, ok := directive(cacheControl, "stale-if-error"); ok && d < stale {
+			stale = d
+		}
+	}
+	if !exp.IsZero() {
+		if left := exp.Sub(now) - ExpirySkew - ttl; left < stale {
+			stale = left
+		}
+	}
+	if stale < time.Second {
+		return 0
+	}
+	return stale
+}
+
+// directive returns the delta-seconds argument of the named Cache-Control
+// directive; an unparsable one counts as 0 (be conservative), and the
+// smallest wins when it repeats.
+func directive(values []string, name string) (d time.Duration, ok bool) {
+	for _, v := range values {
+		for _, part := range strings.Split(v, ",") {
+			n, arg, _ := strings.Cut(strings.TrimSpace(part), "=")
+			if !strings.EqualFold(strings.TrimSpace(n), name) {
+				continue
+			}
+			x, valid := deltaSeconds(strings.Trim(strings.TrimSpace(arg), `"`))
+			if !valid {
+				x = 0
+			}
+			if !ok || x < d {
+				d = x
+			}
+			ok = true
+		}
+	}
+	return d, ok
 }
 
 // parseCacheControl reads the directives that matter to a shared cache and
