@@ -451,7 +451,7 @@ func (s *parseState) apply(obj gjson.Result, c *Config, where place, prefix stri
 			c.StaleIfError = p.duration("stale_if_error", 0)
 		}
 		c.StaleHeader = strings.ToLower(p.optionalString("stale_header", ""))
-		c.RefreshAhead = p.fraction("refresh_ahead", MaxRefreshAhead)
+		c.RefreshAhead = p.fraction("refresh_ahead", MaxRefreshAhead, "0.5")
 		c.MaxInFlight = p.count("max_in_flight", DefaultMaxInFlight)
 		c.ForwardCORSPreflight = p.boolean("forward_cors_preflight", true)
 		c.RouteMetadata = p.boolean("route_metadata", false)
@@ -753,14 +753,15 @@ func (p *parser) duration(key string, def time.Duration) time.Duration {
 	return def
 }
 
-// fraction reads a number above 0 and at most limit (0 when absent).
-func (p *parser) fraction(key string, limit float64) float64 {
+// fraction reads a number above 0 and at most limit, written limitText (0
+// when absent). strconv's float formatting would add 60 kB to the module.
+func (p *parser) fraction(key string, limit float64, limitText string) float64 {
 	v := p.get(key)
 	if !v.Exists() {
 		return 0
 	}
 	if v.Type != gjson.Number || !(v.Num > 0 && v.Num <= limit) {
-		p.setErr(p.fail(key, "must be a number above 0 and at most "+strconv.FormatFloat(limit, 'g', -1, 64)+" (the last part of an answer's cache lifetime)"))
+		p.setErr(p.fail(key, "must be a number above 0 and at most "+limitText+" (the last part of an answer's cache lifetime)"))
 		return 0
 	}
 	return v.Num
