@@ -46,6 +46,9 @@ type flight struct {
 	// on the monotonic clock: a wall clock stepped back never makes a wait
 	// longer.
 	since time.Duration
+	// trace are the trace headers of the request that started it, which its
+	// call carries (a coalesced call: its first request's).
+	trace [][2]string
 }
 
 type flightState int
@@ -284,6 +287,9 @@ func (p *pluginContext) start(h *httpContext, f *flight, step cache.Step) types.
 	if f.key != "" {
 		p.flights[f.hash] = f
 	}
+	// Read here, with the flight in place: never on a hit, and a panic of
+	// the read abandons the flight and its claim.
+	f.trace = h.traceContext()
 	if step == cache.Wait {
 		f.state, f.since = watching, monotonic()
 		p.metrics.coalesced.inc()
@@ -345,7 +351,7 @@ func (p *pluginContext) dispatch(f *flight) {
 		p.release(f)
 		return
 	}
-	headers, body := introspection.Request(f.cfg, f.token)
+	headers, body := introspection.Request(f.cfg, f.token, f.trace)
 	f.state, f.since = calling, monotonic()
 	_, err := dispatchCall(f.cfg.Cluster, headers, body, nil, uint32(f.cfg.Timeout.Milliseconds()),
 		func(numHeaders, bodySize, _ int) { p.onAnswer(f, numHeaders, bodySize) })

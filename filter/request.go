@@ -39,6 +39,9 @@ type httpContext struct {
 	scheme bearer.Scheme
 	jkt    string
 	nonce  string
+	// headers are the request's headers when a check read them all (a
+	// DPoP proof's), kept for the trace context of a call it starts.
+	headers [][2]string
 	// flight is the introspection the request waits for; refresh the one
 	// it took the lease of, until it is started (see admitThenRefresh).
 	flight, refresh *flight

@@ -163,6 +163,9 @@ type Config struct {
 	// give, removed from every request.
 	ClaimPaths   [][]string
 	StripHeaders []string
+	// TraceHeaders are the request headers (lower-case) copied from the
+	// request that starts an introspection call to that call; nil: none.
+	TraceHeaders []string
 }
 
 // Defaults, chosen to be safe rather than permissive.
@@ -248,7 +251,7 @@ var (
 	pluginKeys = []string{"max_jwt_size", "max_token_length", "cache", "cache_max_ttl", "cache_max_entries",
 		"cache_ignore_cache_control", "cache_negative_ttl", "max_in_flight", "forward_cors_preflight",
 		"routes", "route_metadata", "reject_claim_headers", "dpop_nonce_secret_env", "dpop_replay_max_entries",
-		"stale_if_error", "stale_header", "refresh_ahead"}
+		"stale_if_error", "stale_header", "refresh_ahead", "trace_headers"}
 	ruleKeys = []string{"route", "route_prefix"}
 )
 
@@ -288,6 +291,7 @@ func Parse(data []byte, getenv func(string) string) (*Config, error) {
 		Realm: DefaultRealm, ResponseType: ResponseTypeJWT, Timeout: DefaultTimeout, Enabled: true,
 		UpstreamHeader: DefaultUpstreamHeader, ClientCertificateSource: CertificateFromConnection,
 		DPoP: DPoPOff, DPoPAlgs: DefaultDPoPAlgs, DPoPIATWindow: DefaultDPoPIATWindow,
+		TraceHeaders: DefaultTraceHeaders,
 	}
 	s := &parseState{getenv: getenv, secrets: secretsOf(root, getenv)}
 	if err := s.apply(root, c, topLevel, ""); err != nil {
@@ -456,6 +460,7 @@ func (s *parseState) apply(obj gjson.Result, c *Config, where place, prefix stri
 		c.ForwardCORSPreflight = p.boolean("forward_cors_preflight", true)
 		c.RouteMetadata = p.boolean("route_metadata", false)
 		c.RejectClaimHeaders = p.boolean("reject_claim_headers", false)
+		c.TraceHeaders = p.traceHeaders("trace_headers", c.TraceHeaders)
 	}
 	if p.err != nil {
 		return p.err

@@ -40,6 +40,7 @@ func TestDefaults(t *testing.T) {
 		ForwardCORSPreflight: true, Enabled: true, CacheNamespace: c.CacheNamespace,
 		ClientCertificateSource: CertificateFromConnection,
 		DPoP:                    DPoPOff, DPoPAlgs: DefaultDPoPAlgs, DPoPIATWindow: DefaultDPoPIATWindow, DPoPReplayMaxEntries: DefaultDPoPReplayMaxEntries,
+		TraceHeaders: []string{"traceparent", "tracestate", "x-request-id"},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got  %+v\nwant %+v", c, want)
@@ -359,6 +360,7 @@ func document(c *Config) []byte {
 		"forward_cors_preflight": c.ForwardCORSPreflight, "max_in_flight": c.MaxInFlight,
 		"route_metadata": c.RouteMetadata, "reject_claim_headers": c.RejectClaimHeaders,
 		"dpop_replay_max_entries": c.DPoPReplayMaxEntries,
+		"trace_headers":           append([]string{}, c.TraceHeaders...), // [] for none
 	} {
 		m[k] = v
 	}
@@ -441,7 +443,7 @@ func TestDocumentWritesEveryField(t *testing.T) {
 		"DPoP": true, "DPoPAlgs": true, "DPoPIATWindow": true, "DPoPNonce": true, "DPoPKeepHeader": true,
 		"DPoPNonceSecret": true, "DPoPReplayMaxEntries": true,
 		"StaleIfError": true, "StaleHeader": true, "RefreshAhead": true,
-		"ClaimHeaders": true, "Routes": true, "RouteMetadata": true, "RejectClaimHeaders": true,
+		"ClaimHeaders": true, "Routes": true, "RouteMetadata": true, "RejectClaimHeaders": true, "TraceHeaders": true,
 		"Authority": true, "Path": true, "CacheNamespace": true, "ClaimPaths": true, "StripHeaders": true, // derived
 	}
 	for _, f := range reflect.VisibleFields(reflect.TypeOf(Config{})) {
@@ -463,6 +465,8 @@ func FuzzConfig(f *testing.F) {
 		`{"route_prefix":"b","required_scopes":"x","claim_headers":[{"claim":["c.d","e"],"header":"X-E"}]},` +
 		`{"route":"c","introspection_url":"http://o/i","cluster":"o","client_id":"g","client_secret":"s3cret","jwt_member":"jwt"}]}`))
 	f.Add([]byte(`{` + minimal + `,"route_metadata":true,"reject_claim_headers":true}`))
+	f.Add([]byte(`{` + minimal + `,"trace_headers":["X-B3-TraceId","traceparent"]}`))
+	f.Add([]byte(`{` + minimal + `,"trace_headers":[]}`))
 	f.Add([]byte(`{` + minimal + `,"x":` + nest(jsonlimit.MaxDepth) + `}`))
 	f.Add([]byte(`{` + minimal + `,"x":` + nest(10000) + `}`))
 	f.Add([]byte(`{` + minimal + `,"x":` + strings.Repeat(`{"a":`, 10000) + `}`))

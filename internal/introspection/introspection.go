@@ -16,19 +16,59 @@ import (
 )
 
 // Request returns the callout's headers and body. Only these headers reach the
-// identity server: nothing of the client's request is copied.
+// identity server: of the client's request, only the trace headers given
+// (see TraceContext) are copied, after the call's own.
 //
 // The token is form-encoded: the NGINX module concatenates it raw, so a "+" or
 // "&" in a token changes the request there.
-func Request(c *config.Config, token string) (headers [][2]string, body []byte) {
-	return [][2]string{
-		{":method", "POST"},
-		{":path", c.Path},
-		{":authority", c.Authority},
-		{"content-type", "application/x-www-form-urlencoded"},
-		{"accept", c.ResponseType},
-		{"authorization", BasicCredentials(c.ClientID, c.ClientSecret)},
-	}, []byte("token=" + FormEncode(token))
+func Request(c *config.Config, token string, trace [][2]string) (headers [][2]string, body []byte) {
+	headers = append(make([][2]string, 0, 6+len(trace)),
+		[2]string{":method", "POST"},
+		[2]string{":path", c.Path},
+		[2]string{":authority", c.Authority},
+		[2]string{"content-type", "application/x-www-form-urlencoded"},
+		[2]string{"accept", c.ResponseType},
+		[2]string{"authorization", BasicCredentials(c.ClientID, c.ClientSecret)},
+	)
+	return append(headers, trace...), []byte("token=" + FormEncode(token))
+}
+
+// MaxTraceValue bounds the value of a trace header copied to the call.
+const MaxTraceValue = 512
+
+// TraceContext picks the trace headers of the request that starts a call
+// from its headers as the host gives them (lower-case names, a repeated
+// header as several pairs): the first value of each of c.TraceHeaders, in
+// that order, when it is 1 to MaxTraceValue bytes of printable ASCII. A
+// value that is not is left out, and never replaced by a later one: the
+// client's headers are not a channel to the identity server.
+func TraceContext(c *config.Config, headers [][2]string) [][2]string {
+	var trace [][2]string
+	for _, name := range c.TraceHeaders {
+		for _, kv := range headers {
+			if kv[0] == name {
+				if traceValue(kv[1]) {
+					trace = append(trace, kv)
+				}
+				break
+			}
+		}
+	}
+	return trace
+}
+
+// traceValue reports whether v may be copied: short, printable ASCII
+// (spaces included, no control character).
+func traceValue(v string) bool {
+	if v == "" || len(v) > MaxTraceValue {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] < 0x20 || v[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 // BasicCredentials encodes client credentials as RFC 6749 §2.3.1 says: each

@@ -24,7 +24,7 @@ func cfg(t *testing.T, extra string) *config.Config {
 }
 
 func TestRequest(t *testing.T) {
-	headers, body := Request(cfg(t, ""), "a+b/c=")
+	headers, body := Request(cfg(t, ""), "a+b/c=", nil)
 	want := [][2]string{
 		{":method", "POST"},
 		{":path", "/introspect?v=1"},
@@ -39,7 +39,7 @@ func TestRequest(t *testing.T) {
 	if string(body) != "token=a%2Bb%2Fc%3D" {
 		t.Errorf("body %q", body)
 	}
-	headers, _ = Request(cfg(t, `,"response_type":"application/token-introspection+jwt"`), "x")
+	headers, _ = Request(cfg(t, `,"response_type":"application/token-introspection+jwt"`), "x", nil)
 	if headers[4][1] != "application/token-introspection+jwt" {
 		t.Errorf("accept %q", headers[4][1])
 	}
