@@ -22,11 +22,15 @@ const (
 	// The identity server's CA, at a listener whose certificate, of that
 	// CA, is for another name.
 	scIdSTLSWrongName = "ids-tls-wrong-name"
-	// A listener that requires a client certificate of the CA (RFC 8705
-	// §2.1, tls_client_auth): the cluster presents the gateway's.
+	// A listener that requires a client certificate of the CA: the cluster
+	// presents the gateway's, and the filter authenticates with it alone
+	// (client_auth tls_client_auth, RFC 8705 §2.1: client_id in the body,
+	// no secret).
 	scIdSMTLS = "ids-mtls"
 	// The same listener, the cluster without a client certificate.
 	scIdSMTLSNoCert = "ids-mtls-no-cert"
+	// The same listener and certificate, with client_secret_basic too.
+	scIdSMTLSBasic = "ids-mtls-basic"
 )
 
 // idsServerName is the identity server's name in its certificate, the SNI and
@@ -87,7 +91,7 @@ func idsTLSSetUp(dir string) error {
 	idsTLS.pki = pki
 	idsTLS.clusters = map[string]string{
 		scIdSTLS: serverOnly, scIdSTLSWrongCA: serverOnly, scIdSTLSWrongName: otherName,
-		scIdSMTLS: clientCerts, scIdSMTLSNoCert: clientCerts,
+		scIdSMTLS: clientCerts, scIdSMTLSNoCert: clientCerts, scIdSMTLSBasic: clientCerts,
 	}
 	idsTLS.tls = map[string]harness.ClusterTLS{
 		scIdSTLS:          {CAFile: pki.CAFile, ServerName: idsServerName},
@@ -95,6 +99,7 @@ func idsTLSSetUp(dir string) error {
 		scIdSTLSWrongName: {CAFile: pki.CAFile, ServerName: idsServerName},
 		scIdSMTLS:         {CAFile: pki.CAFile, ServerName: idsServerName, CertFile: gateway.CertFile, KeyFile: gateway.KeyFile},
 		scIdSMTLSNoCert:   {CAFile: pki.CAFile, ServerName: idsServerName},
+		scIdSMTLSBasic:    {CAFile: pki.CAFile, ServerName: idsServerName, CertFile: gateway.CertFile, KeyFile: gateway.KeyFile},
 	}
 	return nil
 }
@@ -103,12 +108,16 @@ func idsTLSSetUp(dir string) error {
 // of their name.
 func idsTLSScenarios() []harness.Scenario {
 	var s []harness.Scenario
-	for _, name := range []string{scIdSTLS, scIdSTLSWrongCA, scIdSTLSWrongName, scIdSMTLS, scIdSMTLSNoCert} {
-		s = append(s, harness.Scenario{Name: name, Plugin: plugin(map[string]any{
+	for _, name := range []string{scIdSTLS, scIdSTLSWrongCA, scIdSTLSWrongName, scIdSMTLS, scIdSMTLSNoCert, scIdSMTLSBasic} {
+		keys := map[string]any{
 			"introspection_url": "https://" + idsServerName + fixtures.IntrospectionPath,
 			"cluster":           name,
 			"timeout":           "2s",
-		})})
+		}
+		if name == scIdSMTLS || name == scIdSMTLSNoCert {
+			keys["client_auth"], keys["client_secret"] = "tls_client_auth", nil
+		}
+		s = append(s, harness.Scenario{Name: name, Plugin: plugin(keys)})
 	}
 	return s
 }
@@ -130,15 +139,19 @@ func TestIdentityServerOverTLS(t *testing.T) {
 		// clientCert is the certificate the identity server must have seen
 		// (200 rows); nil for none.
 		clientCert *fixtures.Cert
+		// basic: the call authenticated with HTTP Basic, else with its
+		// certificate alone and client_id in the body (200 rows).
+		basic bool
 		// refusedBy is the cluster's stat that counts the failed handshake
 		// (502 rows).
 		refusedBy string
 	}{
-		{"its CA and name: the API gets the JWT", scIdSTLS, http.StatusOK, nil, ""},
-		{"another CA: 502", scIdSTLSWrongCA, http.StatusBadGateway, nil, "ssl.fail_verify_error"},
-		{"a certificate for another name: 502", scIdSTLSWrongName, http.StatusBadGateway, nil, "ssl.fail_verify_san"},
-		{"tls_client_auth, the gateway's certificate: the API gets the JWT", scIdSMTLS, http.StatusOK, gateway, ""},
-		{"tls_client_auth, no client certificate: 502", scIdSMTLSNoCert, http.StatusBadGateway, nil, "ssl.connection_error"},
+		{"its CA and name: the API gets the JWT", scIdSTLS, http.StatusOK, nil, true, ""},
+		{"another CA: 502", scIdSTLSWrongCA, http.StatusBadGateway, nil, true, "ssl.fail_verify_error"},
+		{"a certificate for another name: 502", scIdSTLSWrongName, http.StatusBadGateway, nil, true, "ssl.fail_verify_san"},
+		{"tls_client_auth, the gateway's certificate: the API gets the JWT", scIdSMTLS, http.StatusOK, gateway, false, ""},
+		{"tls_client_auth, no client certificate: 502", scIdSMTLSNoCert, http.StatusBadGateway, nil, false, "ssl.connection_error"},
+		{"a client certificate and Basic too: the API gets the JWT", scIdSMTLSBasic, http.StatusOK, gateway, true, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			stat := "cluster." + tc.scenario + "." + tc.refusedBy
@@ -176,6 +189,10 @@ func TestIdentityServerOverTLS(t *testing.T) {
 			}
 			if len(calls) != 1 || calls[0].TLS == nil || calls[0].Local != idsTLS.clusters[tc.scenario] {
 				t.Fatalf("%d introspections (TLS %v), want one over TLS at %s", len(calls), len(calls) == 1 && calls[0].TLS != nil, idsTLS.clusters[tc.scenario])
+			}
+			_, _, basic := (&http.Request{Header: calls[0].Header}).BasicAuth()
+			if form := calls[0].Form; basic != tc.basic || !tc.basic && (len(form["client_id"]) != 1 || form.Get("client_id") != gatewayID) {
+				t.Errorf("Basic credentials %v, client_id in the body %q; want Basic %v", basic, form["client_id"], tc.basic)
 			}
 			st := calls[0].TLS
 			if st.ServerName != idsServerName {

@@ -49,6 +49,18 @@ const (
 	CertificateFromXFCC = "x-forwarded-client-cert"
 )
 
+// How the filter authenticates to the identity server (client_auth, the
+// RFC 7591 token_endpoint_auth_method names).
+const (
+	// ClientSecretBasic: HTTP Basic with client_id and client_secret
+	// (RFC 6749 §2.3.1).
+	ClientSecretBasic = "client_secret_basic"
+	// ClientTLS: mutual TLS with the certificate of the Envoy cluster that
+	// reaches the identity server, and client_id in the request body
+	// (RFC 8705 §2); no secret.
+	ClientTLS = "tls_client_auth"
+)
+
 // Response types the introspection endpoint may be asked for.
 const (
 	// ResponseTypeJWT is Curity's phantom token response: the body is the JWT.
@@ -70,6 +82,10 @@ type Config struct {
 
 	ClientID     string
 	ClientSecret string
+	// ClientAuth is how the filter authenticates to the identity server:
+	// ClientSecretBasic, or ClientTLS (the cluster's client certificate,
+	// with client_id in the body; no secret).
+	ClientAuth string
 
 	Realm          string
 	Scopes         []string // advertised in the challenge
@@ -246,7 +262,7 @@ var (
 	policyKeys = []string{"enabled", "realm", "scopes", "required_scopes", "upstream_header",
 		"require_certificate_bound", "client_certificate_source",
 		"dpop", "dpop_algs", "dpop_iat_window", "dpop_nonce", "dpop_keep_header"}
-	serverKeys = []string{"introspection_url", "cluster", "client_id", "client_secret", "client_secret_env",
+	serverKeys = []string{"introspection_url", "cluster", "client_id", "client_secret", "client_secret_env", "client_auth",
 		"response_type", "jwt_member", "timeout"}
 	pluginKeys = []string{"max_jwt_size", "max_token_length", "cache", "cache_max_ttl", "cache_max_entries",
 		"cache_ignore_cache_control", "cache_negative_ttl", "max_in_flight", "forward_cors_preflight",
@@ -288,7 +304,7 @@ func Parse(data []byte, getenv func(string) string) (*Config, error) {
 		return nil, err
 	}
 	c := &Config{
-		Realm: DefaultRealm, ResponseType: ResponseTypeJWT, Timeout: DefaultTimeout, Enabled: true,
+		ClientAuth: ClientSecretBasic, Realm: DefaultRealm, ResponseType: ResponseTypeJWT, Timeout: DefaultTimeout, Enabled: true,
 		UpstreamHeader: DefaultUpstreamHeader, ClientCertificateSource: CertificateFromConnection,
 		DPoP: DPoPOff, DPoPAlgs: DefaultDPoPAlgs, DPoPIATWindow: DefaultDPoPIATWindow,
 		TraceHeaders: DefaultTraceHeaders,
@@ -390,10 +406,15 @@ func (s *parseState) apply(obj gjson.Result, c *Config, where place, prefix stri
 		c.IntrospectionURL = p.requiredString("introspection_url")
 		c.Cluster = p.requiredString("cluster")
 		c.ClientID = p.requiredString("client_id")
-		c.ResponseType, c.JWTMember, c.Timeout, c.ClientSecret = ResponseTypeJWT, "", DefaultTimeout, ""
+		c.ResponseType, c.JWTMember, c.Timeout, c.ClientSecret, c.ClientAuth = ResponseTypeJWT, "", DefaultTimeout, "", ClientSecretBasic
 	} else {
 		c.Cluster = p.optionalString("cluster", c.Cluster)
 		c.ClientID = p.optionalString("client_id", c.ClientID)
+	}
+	if auth := p.optionalString("client_auth", c.ClientAuth); auth == ClientSecretBasic || auth == ClientTLS {
+		c.ClientAuth = auth
+	} else {
+		p.setErr(p.fail("client_auth", "must be "+strconv.Quote(ClientSecretBasic)+" or "+strconv.Quote(ClientTLS)))
 	}
 	c.ResponseType = p.optionalString("response_type", c.ResponseType)
 	c.JWTMember = p.optionalString("jwt_member", c.JWTMember)
@@ -468,6 +489,12 @@ func (s *parseState) apply(obj gjson.Result, c *Config, where place, prefix stri
 
 	switch {
 	case where == inMetadata:
+	case c.ClientAuth == ClientTLS && secret != "":
+		return p.fail("client_secret", notWithTLS)
+	case c.ClientAuth == ClientTLS && secretEnv != "":
+		return p.fail("client_secret_env", notWithTLS)
+	case c.ClientAuth == ClientTLS:
+		c.ClientSecret = ""
 	case secret != "" && secretEnv != "":
 		return p.fail("client_secret_env", "cannot be combined with client_secret: give one of them")
 	case secretEnv != "":
@@ -480,6 +507,9 @@ func (s *parseState) apply(obj gjson.Result, c *Config, where place, prefix stri
 		return p.fail("client_secret", "is required (or client_secret_env naming a VM environment variable)")
 	case has("client_id"):
 		return p.fail("client_secret", "is required with client_id in a rule (or client_secret_env): a rule's client has its own secret")
+	}
+	if where != inMetadata && c.ClientAuth == ClientSecretBasic && c.ClientSecret == "" {
+		return p.fail("client_secret", "is required with client_auth "+strconv.Quote(ClientSecretBasic)+" (or client_secret_env)")
 	}
 	if where == inRule && !has("client_id") && (secret != "" || secretEnv != "") {
 		return p.fail("client_id", "is required with a client secret in a rule")
@@ -507,6 +537,8 @@ func (s *parseState) apply(obj gjson.Result, c *Config, where place, prefix stri
 	c.CacheNamespace = namespace(c)
 	return nil
 }
+
+const notWithTLS = "is not used with client_auth \"" + ClientTLS + "\": the cluster's client certificate authenticates the filter"
 
 // notHere says why a key known elsewhere is refused at this place.
 func notHere(key string, where place) string {

@@ -34,7 +34,7 @@ func TestDefaults(t *testing.T) {
 	want := &Config{
 		IntrospectionURL: "https://login.example.com:8443/oauth/v2/introspect",
 		Cluster:          "idsvr", Authority: "login.example.com:8443", Path: "/oauth/v2/introspect",
-		ClientID: "gateway", ClientSecret: "s3cret", Realm: "api", ResponseType: ResponseTypeJWT,
+		ClientID: "gateway", ClientSecret: "s3cret", ClientAuth: ClientSecretBasic, Realm: "api", ResponseType: ResponseTypeJWT,
 		Timeout: 5 * time.Second, MaxJWTSize: 16384, MaxTokenLength: 4096, UpstreamHeader: "authorization",
 		CacheEnabled: true, CacheMaxTTL: 300 * time.Second, CacheMaxEntries: 10000, MaxInFlight: 100,
 		ForwardCORSPreflight: true, Enabled: true, CacheNamespace: c.CacheNamespace,
@@ -93,6 +93,10 @@ func TestValidValues(t *testing.T) {
 		{"DPoP nonce key and replay bound", `,"dpop_nonce_secret_env":"DPOP_SECRET","dpop_replay_max_entries":1000`, func(c *Config) bool {
 			return string(c.DPoPNonceSecret) == dpopSecret && c.DPoPReplayMaxEntries == 1000
 		}},
+		{"tls_client_auth: no secret", `,"client_auth":"tls_client_auth"`, func(c *Config) bool { return c.ClientAuth == ClientTLS && c.ClientSecret == "" }},
+		{"tls_client_auth in a rule drops the top-level secret", `,"routes":[{"route":"r","client_auth":"tls_client_auth"}]`, func(c *Config) bool {
+			return c.ClientAuth == ClientSecretBasic && c.Routes[0].Config.ClientAuth == ClientTLS && c.Routes[0].Config.ClientSecret == ""
+		}},
 		{"certificate from XFCC", `,"client_certificate_source":"x-forwarded-client-cert"`, func(c *Config) bool { return c.ClientCertificateSource == CertificateFromXFCC }},
 		{"stale-if-error with its header, stripped from every request", `,"stale_if_error":"45s","stale_header":"X-Stale"`, func(c *Config) bool {
 			return c.StaleIfError == 45*time.Second && c.StaleHeader == "x-stale" && reflect.DeepEqual(c.StripHeaders, []string{"x-stale"})
@@ -104,7 +108,7 @@ func TestValidValues(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			js := `{` + minimal + tt.extra + `}`
-			if strings.Contains(tt.extra, "client_secret_env") {
+			if strings.Contains(tt.extra, "client_secret_env") || strings.HasPrefix(tt.extra, `,"client_auth":"tls_client_auth"`) {
 				js = strings.Replace(js, `,"client_secret":"s3cret"`, "", 1)
 			}
 			c, err := Parse([]byte(js), env)
@@ -254,6 +258,10 @@ func TestInvalid(t *testing.T) {
 		{"missing cluster", `{"introspection_url":"http://a/b","client_id":"i","client_secret":"s"}`, "cluster"},
 		{"missing client id", `{"introspection_url":"http://a/b","cluster":"c","client_secret":"s"}`, "client_id"},
 		{"missing secret", `{"introspection_url":"http://a/b","cluster":"c","client_id":"i"}`, "client_secret"},
+		{"unknown client_auth", `{` + minimal + `,"client_auth":"private_key_jwt"}`, "client_auth"},
+		{"a secret with tls_client_auth", `{` + minimal + `,"client_auth":"tls_client_auth"}`, "client_secret"},
+		{"a secret from the VM with tls_client_auth", `{"introspection_url":"http://a/b","cluster":"c","client_id":"i","client_auth":"tls_client_auth","client_secret_env":"PHANTOM_SECRET"}`, "client_secret_env"},
+		{"a rule back to Basic without a secret", `{"introspection_url":"http://a/b","cluster":"c","client_id":"i","client_auth":"tls_client_auth","routes":[{"route":"r","client_auth":"client_secret_basic"}]}`, "routes[0].client_secret"},
 		{"secret env not set", `{"introspection_url":"http://a/b","cluster":"c","client_id":"i","client_secret_env":"NOPE"}`, "client_secret_env"},
 		{"secret twice", `{` + minimal + `,"client_secret_env":"PHANTOM_SECRET"}`, "client_secret_env"},
 		{"URL wrong type", `{"introspection_url":42,"cluster":"c","client_id":"i","client_secret":"s"}`, "introspection_url"},
@@ -404,12 +412,15 @@ func document(c *Config) []byte {
 func policyDocument(c *Config) map[string]any {
 	m := map[string]any{
 		"introspection_url": c.IntrospectionURL, "cluster": c.Cluster,
-		"client_id": c.ClientID, "client_secret": c.ClientSecret,
+		"client_id": c.ClientID, "client_auth": c.ClientAuth,
 		"realm": c.Realm, "response_type": c.ResponseType,
 		"timeout": c.Timeout.String(), "upstream_header": c.UpstreamHeader, "enabled": c.Enabled,
 		"require_certificate_bound": c.RequireCertificateBound, "client_certificate_source": c.ClientCertificateSource,
 		"dpop": c.DPoP, "dpop_algs": c.DPoPAlgs, "dpop_iat_window": c.DPoPIATWindow.String(), "dpop_nonce": c.DPoPNonce,
 		"dpop_keep_header": c.DPoPKeepHeader,
+	}
+	if c.ClientAuth != ClientTLS {
+		m["client_secret"] = c.ClientSecret
 	}
 	if c.ClaimHeaders != nil {
 		var list []any
@@ -434,7 +445,7 @@ func policyDocument(c *Config) map[string]any {
 // Config field must be written back by document, or be derived from others.
 func TestDocumentWritesEveryField(t *testing.T) {
 	handled := map[string]bool{
-		"IntrospectionURL": true, "Cluster": true, "ClientID": true, "ClientSecret": true,
+		"IntrospectionURL": true, "Cluster": true, "ClientID": true, "ClientSecret": true, "ClientAuth": true,
 		"Realm": true, "Scopes": true, "RequiredScopes": true, "ResponseType": true, "JWTMember": true,
 		"Timeout": true, "MaxJWTSize": true, "MaxTokenLength": true, "UpstreamHeader": true,
 		"CacheEnabled": true, "CacheMaxTTL": true, "CacheMaxEntries": true, "CacheIgnoreCacheControl": true,

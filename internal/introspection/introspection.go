@@ -21,6 +21,10 @@ import (
 //
 // The token is form-encoded: the NGINX module concatenates it raw, so a "+" or
 // "&" in a token changes the request there.
+//
+// With client_auth tls_client_auth the cluster's client certificate
+// authenticates the filter: no Authorization header, and client_id in the
+// body (RFC 8705 §2).
 func Request(c *config.Config, token string, trace [][2]string) (headers [][2]string, body []byte) {
 	headers = append(make([][2]string, 0, 6+len(trace)),
 		[2]string{":method", "POST"},
@@ -28,9 +32,14 @@ func Request(c *config.Config, token string, trace [][2]string) (headers [][2]st
 		[2]string{":authority", c.Authority},
 		[2]string{"content-type", "application/x-www-form-urlencoded"},
 		[2]string{"accept", c.ResponseType},
-		[2]string{"authorization", BasicCredentials(c.ClientID, c.ClientSecret)},
 	)
-	return append(headers, trace...), []byte("token=" + FormEncode(token))
+	body = []byte("token=" + FormEncode(token))
+	if c.ClientAuth == config.ClientTLS {
+		body = append(append(body, "&client_id="...), FormEncode(c.ClientID)...)
+	} else {
+		headers = append(headers, [2]string{"authorization", BasicCredentials(c.ClientID, c.ClientSecret)})
+	}
+	return append(headers, trace...), body
 }
 
 // MaxTraceValue bounds the value of a trace header copied to the call.

@@ -43,7 +43,20 @@ func TestRequest(t *testing.T) {
 	if headers[4][1] != "application/token-introspection+jwt" {
 		t.Errorf("accept %q", headers[4][1])
 	}
+	// tls_client_auth (RFC 8705 §2): the certificate authenticates; no
+	// Authorization, and client_id in the body, form-encoded.
+	c, err := config.Parse([]byte(`{"introspection_url":"https://ids/i","cluster":"ids","client_id":"gate way&x","client_auth":"tls_client_auth"}`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	headers, body = Request(c, "a+b", nil)
+	wantTLS := [][2]string{{":method", "POST"}, {":path", "/i"}, {":authority", "ids"},
+		{"content-type", "application/x-www-form-urlencoded"}, {"accept", "application/jwt"}}
+	if !reflect.DeepEqual(headers, wantTLS) || string(body) != "token=a%2Bb&client_id=gate+way%26x" {
+		t.Errorf("tls_client_auth: headers %q, body %q", headers, body)
+	}
 }
+
 
 func TestStatusTable(t *testing.T) {
 	want := func(s int) Outcome {
