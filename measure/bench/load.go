@@ -12,13 +12,14 @@ import (
 	"fortio.org/fortio/periodic"
 )
 
-// sample is one fortio run: its rate, exact latency percentiles and maximum
-// in µs, the number of answers and of answers other than 200, and Envoy's CPU
-// time per answer in µs over the run (0 when not measured).
+// sample is one fortio run: its rate, exact latency percentiles (p99.9 in
+// p999) and maximum in µs, the number of answers and of answers other than
+// 200, and Envoy's CPU time per answer in µs over the run (0 when not
+// measured).
 type sample struct {
-	rps, p50, p99, max float64
-	count, bad         int64
-	cpu                float64 // Envoy CPU seconds over the run
+	rps, p50, p99, p999, max float64
+	count, bad               int64
+	cpu                      float64 // Envoy CPU seconds over the run
 }
 
 func (s sample) cpuPerReq() float64 { return 1e6 * s.cpu / float64(max(s.count, 1)) }
@@ -84,7 +85,7 @@ func measured(s sample, lat *latencies, pid int, cpu0 float64, what string) (sam
 		return sample{}, fmt.Errorf("%s: no requests", what)
 	}
 	pct := func(p float64) float64 { return 1e6 * all[min(len(all)-1, int(p*float64(len(all))))] }
-	s.p50, s.p99, s.max = pct(0.50), pct(0.99), 1e6*all[len(all)-1]
+	s.p50, s.p99, s.p999, s.max = pct(0.50), pct(0.99), pct(0.999), 1e6*all[len(all)-1]
 	return s, nil
 }
 

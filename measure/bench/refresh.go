@@ -19,11 +19,11 @@ import (
 // -refresh-dur, through two listeners of one Envoy, one after the other:
 // refresh-off (hit's configuration) and refresh-on (the same with
 // refresh_ahead). Each listener has a token of its own, so that neither run
-// finds the other's entry. Per run: req/s, p50, p99 and the slowest request
-// (fortio's per-request latencies, see load), the requests that waited for an
-// introspection after the warm-up (the filter's requests.waited between the
-// end of the warm-up and the end, read from the admin /stats) and the
-// identity server's calls for the token in that time.
+// finds the other's entry. Per run: req/s, p50, p99, p99.9 and the slowest
+// request (fortio's per-request latencies, see load), the requests that
+// waited for an introspection after the warm-up (the filter's
+// requests.waited between the end of the warm-up and the end, read from the
+// admin /stats) and the identity server's calls for the token in that time.
 const (
 	refreshOff = "refresh-off"
 	refreshOn  = "refresh-on"
@@ -186,8 +186,8 @@ func waited(before, end map[string]int) (n int, counted bool) {
 
 // printRefresh prints the refresh-ahead runs.
 func (b *bench) printRefresh() {
-	fmt.Printf("%-12s | %8s %8s %8s %9s | %7s %9s | %-28s | %7s\n",
-		"listener", "req/s", "p50 µs", "p99 µs", "max µs", "waited", "IdS calls", "refresh started/renewed/failed", "non-200")
+	fmt.Printf("%-12s | %8s %8s %8s %9s %9s | %7s %9s | %-28s | %7s\n",
+		"listener", "req/s", "p50 µs", "p99 µs", "p99.9 µs", "max µs", "waited", "IdS calls", "refresh started/renewed/failed", "non-200")
 	for _, x := range b.refreshRuns {
 		w := strconv.Itoa(x.waited)
 		if !x.counted {
@@ -197,8 +197,8 @@ func (b *bench) printRefresh() {
 		if _, ok := x.stats["refresh.started"]; ok {
 			r = fmt.Sprintf("%d/%d/%d", x.stats["refresh.started"], x.stats["refresh.renewed"], x.stats["refresh.failed"])
 		}
-		fmt.Printf("%-12s | %8.0f %8.0f %8.0f %9.0f | %7s %9d | %-28s | %7d\n",
-			x.listener, x.s.rps, x.s.p50, x.s.p99, x.s.max, w, x.calls, r, x.s.bad)
+		fmt.Printf("%-12s | %8.0f %8.0f %8.0f %9.0f %9.0f | %7s %9d | %-28s | %7d\n",
+			x.listener, x.s.rps, x.s.p50, x.s.p99, x.s.p999, x.s.max, w, x.calls, r, x.s.bad)
 	}
 	fmt.Printf("(after the warm-up; waited: the filter's requests.waited, ~ where it has none: admitted less cache hits;\n" +
 		" counters are read at the end of the warm-up, so waits of its last second may be counted: never fewer)\n")
