@@ -33,18 +33,20 @@
 //     and host calls per request; then the same for a hit on hit-routes'
 //     target route and for a DPoP hit; then measure/hostcount's exact counts under wazero, for
 //     a plain hit and for a hit on that route.
-//  3. Memory: Envoy's RSS with passthrough only, noop only and the filter only
+//  3. Refresh-ahead (issue 17): one hot token whose answers carry
+//     max-age=2, under -sat-conns connections for 20 s, with and without
+//     refresh_ahead, in one Envoy of two workers; see refresh.go. It runs
+//     before the memory phase, whose churn leaves this process (the load
+//     generator) with a larger heap.
+//  4. Memory: Envoy's RSS with passthrough only, noop only and the filter only
 //     (three separate Envoys) at 1, 2 and 8 workers, with where it is from
 //     /proc/<pid>/smaps (Envoy's binary, V8's compiled code, wasm linear
 //     memories, the rest of the anonymous memory) and tcmalloc's figures;
 //     then, on the filter's two-worker Envoy, 256 simultaneous requests with
 //     one new token (one introspection) and many distinct tokens through a
 //     bounded cache (flat RSS).
-//  4. The modules: section sizes of the filter and the no-op, and the
+//  5. The modules: section sizes of the filter and the no-op, and the
 //     filter's code section by Go package (from the name section).
-//  5. Refresh-ahead (issue 17): one hot token whose answers carry
-//     max-age=2, under -sat-conns connections for 20 s, with and without
-//     refresh_ahead, in one Envoy of two workers; see refresh.go.
 //
 // Everything (load generator, identity server, upstream, Envoy) shares one
 // machine, so absolute numbers describe this machine under this load; the
@@ -132,7 +134,7 @@ var (
 	root         = flag.String("root", "..", "the repository root, where the debugstats module is built from")
 	top          = flag.Int("top", 25, "packages listed in the module breakdown")
 	gogc         = flag.String("gogc", "25", "GOGC of one more filter configuration in the memory phase (empty: none)")
-	phases       = flag.String("phases", "side,profile,memory,refresh", "phases to run, of side, profile, memory, refresh (the module breakdown always prints)")
+	phases       = flag.String("phases", "side,profile,refresh,memory", "phases to run, of side, profile, refresh, memory, in that order (the module breakdown always prints)")
 	only         = flag.String("listeners", "", "listeners of the side-by-side phase, a subset of all with hit among them (e.g. hit,hit-table,hit-routes); empty: all")
 )
 
@@ -250,7 +252,7 @@ func run() (err error) {
 	for _, p := range []struct {
 		name string
 		run  func() error
-	}{{"side", b.sideBySide}, {"profile", b.profile}, {"memory", b.memory}, {"refresh", b.refresh}} {
+	}{{"side", b.sideBySide}, {"profile", b.profile}, {"refresh", b.refresh}, {"memory", b.memory}} {
 		if phase(p.name) {
 			if err := p.run(); err != nil {
 				return err
