@@ -21,34 +21,3 @@ func TestParseStats(t *testing.T) {
 		}
 	}
 }
-
-// Requests that waited: the filter's own count when it has one; else every
-// admitted request that was not a cache hit (a filter before issue 17).
-func TestWaited(t *testing.T) {
-	for _, c := range []struct {
-		name        string
-		before, end map[string]int
-		want        int
-		counted     bool
-	}{
-		{"the filter counts them",
-			map[string]int{"requests.waited": 40, "requests.allowed": 100, "cache.hits": 50},
-			map[string]int{"requests.waited": 40, "requests.allowed": 1100, "cache.hits": 1000},
-			0, true},
-		{"its count grew",
-			map[string]int{"requests.waited": 40},
-			map[string]int{"requests.waited": 72},
-			32, true},
-		{"no such stat: admitted less hits",
-			map[string]int{"requests.allowed": 100, "cache.hits": 60},
-			map[string]int{"requests.allowed": 1100, "cache.hits": 1028},
-			32, false},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			got, counted := waited(c.before, c.end)
-			if got != c.want || counted != c.counted {
-				t.Errorf("waited = %d, %v; want %d, %v", got, counted, c.want, c.counted)
-			}
-		})
-	}
-}
