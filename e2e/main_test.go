@@ -140,6 +140,9 @@ func setUp(dir string) (cleanup func(), err error) {
 	if err := certBoundSetUp(dir); err != nil {
 		return cleanup, err
 	}
+	if err := idsTLSSetUp(dir); err != nil {
+		return cleanup, err
+	}
 	clusters := map[string]string{
 		"echo":    suite.echo.Addr.String(),
 		"ids":     suite.ids.Addr.String(),
@@ -149,6 +152,10 @@ func setUp(dir string) (cleanup func(), err error) {
 	for name, addr := range certBoundClusters() {
 		clusters[name] = addr
 	}
+	clusterTLS := certBoundClusterTLS()
+	for name, addr := range idsTLS.clusters {
+		clusters[name], clusterTLS[name] = addr, idsTLS.tls[name]
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	suite.envoy, err = harness.Start(ctx, harness.Config{
@@ -156,7 +163,7 @@ func setUp(dir string) (cleanup func(), err error) {
 		WasmPath:   suite.wasmPath,
 		Dir:        dir,
 		Clusters:   clusters,
-		ClusterTLS: certBoundClusterTLS(),
+		ClusterTLS: clusterTLS,
 		Upstream:   "echo",
 		Scenarios:  scenarios(refused),
 	})
@@ -222,5 +229,5 @@ func scenarios(refusedPort int) []harness.Scenario {
 		}},
 		routesScenario(), // the route scenarios are in routes_test.go
 		rejectClaimHeadersScenario(),
-	}, certBoundScenarios()...) // in certbound_test.go
+	}, append(certBoundScenarios(), idsTLSScenarios()...)...) // in certbound_test.go and idstls_test.go
 }

@@ -31,6 +31,7 @@ func (h *httpContext) checkProof() (action types.Action, answered bool) {
 	if err != nil {
 		return h.respond(reply.ServerError, "cannot read the request's headers: "+err.Error()), true
 	}
+	h.headers = headers
 	r := readProofRequest(headers)
 	if r.proofs != 1 {
 		return h.respond(reply.InvalidDPoPProof, "not exactly one DPoP header"), true

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/proxytest"
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
@@ -284,6 +285,21 @@ func faultScenario(t *testing.T, h *host, cfg string) []*exchange {
 	send(preflightRequest...)                                                      // a preflight
 	send(append(append([][2]string{}, preflightRequest...), authBearer(token))...) // an OPTIONS with a token: a hit
 	send([2]string{":method", "HEAD"}, [2]string{":path", "/"})                    // 401 without a body
+	if strings.Contains(cfg, `"stale_if_error"`) {
+		// A token whose answer is stale: its call fails (500, below), the
+		// stale answer stands in. One due for a refresh: served, and its
+		// refresh is called from the plugin's context. Calls still
+		// outstanding are answered first: the emulator numbers a call by
+		// the calls outstanding, so a new one could take a live call's ID.
+		for len(calls) > 0 {
+			answerNext(status(500), "")
+		}
+		slotOf(t, cfg, token+"-stale").write(cache.Record{Kind: cache.Active, Expires: time.Now().Add(-time.Second), StaleUntil: farFuture, JWT: jwt})
+		send(req(authBearer(token + "-stale"))...)
+		slotOf(t, cfg, token+"-ahead").write(cache.Record{Kind: cache.Active, Expires: farFuture, RefreshAt: longAgo, JWT: jwt})
+		send(req(authBearer(token + "-ahead"))...)
+		send(req(authBearer(token + "-ahead"))...)
+	}
 	h.Tick()
 	collect()
 	for range 8 { // calls made after a fault
@@ -310,6 +326,7 @@ var faultConfigs = []struct{ name, upstream, cfg string }{
 	{"claims", "x-jwt", withConfig(`,"cache_max_entries":8,"upstream_header":"x-jwt","claim_headers":[{"claim":"sub","header":"x-user"}],` +
 		`"routes":[{"route":"health","enabled":false}],"route_metadata":true`)},
 	{"dpop", "authorization", withConfig(`,"cache_max_entries":8,"dpop":"allowed","dpop_replay_max_entries":8`)},
+	{"bad-day", "authorization", withConfig(`,"cache_max_entries":8,"stale_if_error":"60s","stale_header":"x-stale","refresh_ahead":0.5`)},
 }
 
 // faultKey signs the DPoP proofs of the fault scenario.

@@ -35,10 +35,20 @@ type flight struct {
 	state   flightState
 	// claimed: this flight's Pending record stands in the set.
 	claimed bool
+	// refresh: a refresh ahead of the token's answer's end (refresh_ahead),
+	// made whether or not any request waits on it.
+	refresh bool
+	// stale is the token's answer past its cache lifetime, found when the
+	// flight looked (Kind None when none): it stands in when the call fails
+	// for a reason that is not the identity server's verdict.
+	stale cache.Record
 	// since is when the flight started waiting on another VM, or calling,
 	// on the monotonic clock: a wall clock stepped back never makes a wait
 	// longer.
 	since time.Duration
+	// trace are the trace headers of the request that started it, which its
+	// call carries (a coalesced call: its first request's).
+	trace [][2]string
 }
 
 type flightState int
@@ -78,23 +88,69 @@ func (p *pluginContext) authenticate(h *httpContext) types.Action {
 	t := now()
 	lk := p.local.Key(h.cfg.CacheNamespace, h.token)
 	if e, ok := p.local.Get(lk, t); ok {
+		if !e.RefreshAt.IsZero() && !t.Before(e.RefreshAt) {
+			return p.hitDueForRefresh(h, lk, e, t)
+		}
 		p.metrics.cacheHits.inc()
 		return h.admitted(h.admit(e, t))
 	}
+	return p.lookup(h, lk, t)
+}
+
+// hitDueForRefresh serves a hit on this VM's copy in the last part of its
+// entry's lifetime, and starts its refresh when this worker takes the lease
+// (see refreshAhead); a token that lost its answer is looked up again.
+func (p *pluginContext) hitDueForRefresh(h *httpContext, lk cache.LocalKey, e cache.LocalEntry, t time.Time) types.Action {
+	refresh, ok := p.refreshAhead(h, lk, e, t)
+	if !ok {
+		return p.lookup(h, lk, t)
+	}
+	p.metrics.cacheHits.inc()
+	return p.admitThenRefresh(h, e, t, refresh)
+}
+
+// admitThenRefresh admits h, then starts the refresh it took (nil: none):
+// after the request's own host calls, as a host may wake the plugin's
+// context at once and leave it current (the SDK's emulator does). If
+// admitting panics, the request's recovery ends the refresh (h.refresh).
+func (p *pluginContext) admitThenRefresh(h *httpContext, e cache.LocalEntry, t time.Time, refresh *flight) types.Action {
+	h.refresh = refresh
+	action := h.admitted(h.admit(e, t))
+	if refresh != nil {
+		h.refresh = nil
+		p.startRefresh(refresh)
+	}
+	return action
+}
+
+// lookup finds the answer for h's token past this VM's copy of the cache:
+// in a flight of this VM, in the shared cache, or from a new call.
+func (p *pluginContext) lookup(h *httpContext, lk cache.LocalKey, t time.Time) types.Action {
+	cfg := p.cfg
 	hash := h.tokenHash()
 	if f := p.flights[hash]; f != nil {
 		f.waiters = append(f.waiters, h)
 		h.flight = f
 		p.metrics.coalesced.inc()
+		p.metrics.waited.inc()
 		return types.ActionPause
 	}
 	f := &flight{hash: hash, keys: cache.Keys(p.table, hash, cfg.CacheMaxEntries), token: h.token, local: lk, cfg: h.cfg}
-	step, a, expires := p.look(f, t, cache.NewRequest)
+	step, a, rec := p.look(f, t, cache.NewRequest)
 	switch step {
 	case cache.Serve:
-		e := p.entry(a, expires)
+		e := p.entry(a, rec)
 		p.local.Put(f.local, e)
 		p.metrics.cacheHits.inc()
+		if rec.RefreshDue(t) && p.lease(f, rec, nil, 0, t) {
+			return p.admitThenRefresh(h, e, t, f)
+		}
+		return h.admitted(h.admit(e, t))
+	case cache.ServeStale:
+		p.metrics.cacheHits.inc()
+		e := p.entry(a, rec)
+		e.Stale = true
+		p.logStale("the last introspection call for the token failed")
 		return h.admitted(h.admit(e, t))
 	case cache.Refuse:
 		p.metrics.cacheHits.inc()
@@ -102,9 +158,112 @@ func (p *pluginContext) authenticate(h *httpContext) types.Action {
 	}
 	p.metrics.cacheMisses.inc()
 	if step == refused {
+		if a, e, ok := p.staleEntry(f.stale, t, "max_in_flight introspections under way in this worker"); ok {
+			return h.admitted(h.finish(a, &e, t))
+		}
 		return h.respond(reply.Overloaded, "max_in_flight introspections under way in this worker")
 	}
 	return p.start(h, f, step)
+}
+
+// refreshAhead is the check of a hit in the last part of its entry's
+// lifetime (refresh_ahead); this worker checks a token at most once per
+// refreshRetry. It reads the token's record: while it is the answer the
+// worker holds, it takes the refresh lease (see lease); when another
+// worker's refresh replaced it, the worker keeps the new answer. When the
+// token has no live answer any more (a refresh found it inactive, or it was
+// displaced), the worker's copy goes and ok is false: the request looks
+// again. refresh is the flight of a lease taken, whose call the caller
+// queues (see lease).
+func (p *pluginContext) refreshAhead(h *httpContext, lk cache.LocalKey, e cache.LocalEntry, t time.Time) (refresh *flight, ok bool) {
+	p.local.Postpone(lk, t.Add(refreshRetry))
+	hash := h.tokenHash()
+	if p.flights[hash] != nil { // a call for the token is under way here
+		return nil, true
+	}
+	f := &flight{hash: hash, keys: cache.Keys(p.table, hash, p.cfg.CacheMaxEntries), token: h.token, local: lk, cfg: h.cfg}
+	step, _, raw, cas, rec, read := p.read(f, t, cache.NewRequest)
+	switch {
+	case !read, step == cache.Wait:
+		return nil, true
+	case step != cache.Serve:
+		p.local.Delete(lk)
+		return nil, false
+	case rec.Expires.After(e.Expires):
+		if a, ok := fromCache(rec.JWT); ok {
+			p.local.Put(lk, p.entry(a, rec))
+		}
+		return nil, true
+	}
+	if p.lease(f, rec, raw, cas, t) {
+		return f, true
+	}
+	return nil, true
+}
+
+// refreshRetry is how often a worker checks a token whose entry is due for
+// a refresh that another worker makes, or that could not start.
+const refreshRetry = time.Second
+
+// lease makes f the refresh of the token's answer rec, found at t, when
+// this VM has room for a call: it writes the lease (a Pending record beside
+// the answer, see cache.Lease) with the compare-and-swap of the set read
+// (raw nil: read again), so that one worker of all refreshes the token. The
+// caller starts the call (startRefresh).
+func (p *pluginContext) lease(f *flight, rec cache.Record, raw []byte, cas uint32, t time.Time) bool {
+	if p.calls >= p.cfg.MaxInFlight || p.flights[f.hash] != nil {
+		return false
+	}
+	f.claimed = p.updateSet(f.key, raw, cas, func(set []cache.Record) ([]cache.Record, bool) {
+		return cache.Lease(set, f.hash, rec.Expires, t, t.Add(cache.PendingFor(f.cfg.Timeout)))
+	})
+	if !f.claimed {
+		return false
+	}
+	f.refresh = true
+	p.flights[f.hash] = f
+	p.metrics.refreshStarted.inc()
+	return true
+}
+
+// startRefresh queues the call of refresh f (see admitThenRefresh). A
+// refresh that cannot start is ended and its lease released; it never
+// panics, so the request's outcome stands whatever happens here.
+func (p *pluginContext) startRefresh(f *flight) {
+	defer func() {
+		if r := recover(); r != nil {
+			proxywasm.LogCritical("phantom-token: panic while starting a refresh: " + panicText(r))
+			p.abandon(f)
+		}
+	}()
+	if a, ok := p.queueCall(f); !ok {
+		p.settle(f, a, nil)
+	}
+}
+
+// staleEntry is what a request gets in place of a failed call: the token's
+// stale answer rec, while it may still be served at t. why the call failed
+// is logged, at most once a second per worker.
+func (p *pluginContext) staleEntry(rec cache.Record, t time.Time, why string) (introspection.Answer, cache.LocalEntry, bool) {
+	if !rec.Stale(t) {
+		return introspection.Answer{}, cache.LocalEntry{}, false
+	}
+	a, ok := fromCache(rec.JWT)
+	if !ok {
+		return a, cache.LocalEntry{}, false
+	}
+	e := p.entry(a, rec)
+	e.Stale = true
+	p.logStale(why)
+	return a, e, true
+}
+
+// logStale logs that requests are served stale, at most once a second.
+func (p *pluginContext) logStale(why string) {
+	if m := monotonic(); p.staleLogged == 0 || m-p.staleLogged >= time.Second {
+		p.staleLogged = m
+		proxywasm.LogWarn("phantom-token: serving a stale answer: " + why)
+	}
 }
 
 // refused is the step of a request that would call when this VM already has
@@ -124,35 +283,51 @@ func (h *httpContext) admitted(a types.Action) types.Action {
 // for a call of this VM's (the caller checked max_in_flight).
 func (p *pluginContext) start(h *httpContext, f *flight, step cache.Step) types.Action {
 	f.waiters, h.flight = []*httpContext{h}, f
+	p.metrics.waited.inc()
 	if f.key != "" {
 		p.flights[f.hash] = f
 	}
+	// Read here, with the flight in place: never on a hit, and a panic of
+	// the read abandons the flight and its claim.
+	f.trace = h.traceContext()
 	if step == cache.Wait {
 		f.state, f.since = watching, monotonic()
 		p.metrics.coalesced.inc()
 		p.updateTick()
 		return types.ActionPause
 	}
-	p.queueCall(f)
+	if a, ok := p.queueCall(f); !ok {
+		// Still in h's header callback: h is answered, or admitted with a
+		// stale answer, by what it returns.
+		f.waiters = nil
+		p.end(f)
+		a, e := p.substitute(f, a)
+		return h.admitted(h.finish(a, e, now()))
+	}
+	if h.resumed { // served already: the host woke the plugin at once (the SDK's emulator does)
+		return types.ActionContinue
+	}
 	return types.ActionPause
 }
 
 // queueCall has the plugin make f's call from its own context: the SDK
 // delivers an answer only to the context that made the call, and a request's
 // context can end before its answer comes, when the other requests still need
-// it. A call that cannot be queued is not made: f's requests get 503.
-func (p *pluginContext) queueCall(f *flight) {
+// it. A call that cannot be queued is not made: its claim is released, and
+// the caller settles f with a (503, or a stale answer).
+func (p *pluginContext) queueCall(f *flight) (a introspection.Answer, ok bool) {
 	f.state = queued
 	p.calls++
 	p.queued = append(p.queued, f)
 	if err := enqueue(p.queue, wakeup); err != nil {
 		p.queued = p.queued[:len(p.queued)-1]
 		p.release(f)
-		p.settle(f, introspection.Answer{Outcome: introspection.Unavailable,
-			Reason: "cannot queue the introspection call: " + err.Error()}, nil)
+		return introspection.Answer{Outcome: introspection.Unavailable, Transient: true,
+			Reason: "cannot queue the introspection call: " + err.Error()}, false
 	}
 	// Queued: the host wakes the plugin (at once, re-entrantly, in the
 	// emulator).
+	return a, true
 }
 
 var wakeup = []byte{1}
@@ -171,18 +346,18 @@ func (p *pluginContext) dispatchQueued() {
 // dispatch calls the identity server for f, unless every request that needed
 // it went away.
 func (p *pluginContext) dispatch(f *flight) {
-	if len(f.waiters) == 0 {
+	if len(f.waiters) == 0 && !f.refresh {
 		p.end(f)
 		p.release(f)
 		return
 	}
-	headers, body := introspection.Request(f.cfg, f.token)
+	headers, body := introspection.Request(f.cfg, f.token, f.trace)
 	f.state, f.since = calling, monotonic()
 	_, err := dispatchCall(f.cfg.Cluster, headers, body, nil, uint32(f.cfg.Timeout.Milliseconds()),
 		func(numHeaders, bodySize, _ int) { p.onAnswer(f, numHeaders, bodySize) })
 	if err != nil {
 		p.release(f)
-		p.settle(f, introspection.Answer{Outcome: introspection.BadGateway,
+		p.settle(f, introspection.Answer{Outcome: introspection.BadGateway, Transient: true,
 			Reason: "cannot dispatch the introspection call to cluster " + f.cfg.Cluster + ": " + err.Error()}, nil)
 	}
 }
@@ -220,17 +395,24 @@ func (p *pluginContext) onAnswer(f *flight, numHeaders, bodySize int) {
 		proxywasm.LogWarn("phantom-token: cannot record the introspection latency: " + err.Error())
 	}
 	var e *cache.LocalEntry
+	rec, _ := cache.ToStore(f.hash, answer, t, p.policy(), true)
 	if answer.Outcome == introspection.Active {
-		entry := p.entry(answer, t.Add(answer.CacheTTL))
+		entry := p.entry(answer, rec)
 		e = &entry
 	}
 	if f.key != "" {
 		p.store(f, answer, t)
 		p.release(f) // a claim the answer could not replace: nobody waits on it
-		if e != nil && answer.CacheTTL > 0 {
+		switch {
+		case e != nil && answer.CacheTTL > 0:
 			// Kept by this worker even where the table had no place for it.
 			p.local.Put(f.local, *e)
+		case answer.Outcome == introspection.Inactive:
+			p.local.Delete(f.local)
 		}
+	}
+	if f.refresh {
+		p.metrics.refreshed(answer)
 	}
 	p.settle(f, answer, e)
 	letCollectorRun() // an answer is where the filter allocates most
@@ -240,10 +422,13 @@ func (p *pluginContext) onAnswer(f *flight, numHeaders, bodySize int) {
 // e is what an active answer gives a request (nil: made here).
 func (p *pluginContext) settle(f *flight, a introspection.Answer, e *cache.LocalEntry) {
 	p.end(f)
+	if len(f.waiters) > 0 {
+		a, e = p.substitute(f, a)
+	}
 	var t time.Time
 	if a.Outcome == introspection.Active {
 		if e == nil {
-			entry := p.entry(a, time.Time{})
+			entry := p.entry(a, cache.Record{})
 			e = &entry
 		}
 		t = now()
@@ -257,12 +442,24 @@ func (p *pluginContext) settle(f *flight, a introspection.Answer, e *cache.Local
 				if err := resume(); err != nil {
 					proxywasm.LogError("phantom-token: cannot resume the request: " + err.Error())
 				}
-				w.done = true
+				w.done, w.resumed = true, true
 			}
 		}
 		f.waiters = f.waiters[1:]
 	}
 	p.updateTick()
+}
+
+// substitute is what f's requests get for a, when f's call failed for a
+// reason that is not the identity server's verdict: the token's stale answer,
+// while it may be served; else a itself (e nil).
+func (p *pluginContext) substitute(f *flight, a introspection.Answer) (introspection.Answer, *cache.LocalEntry) {
+	if a.Transient && f.stale.Kind == cache.Active {
+		if sa, se, ok := p.staleEntry(f.stale, now(), a.Reason); ok {
+			return sa, &se
+		}
+	}
+	return a, nil
 }
 
 // end takes f out of the flight table; its call, if any, is no longer awaited.
@@ -342,12 +539,17 @@ func (p *pluginContext) poll(f *flight, t time.Time, mono time.Duration) {
 	if mono-f.since >= cache.PendingFor(f.cfg.Timeout) {
 		who = cache.WaitOver
 	}
-	step, a, expires := p.look(f, t, who)
+	step, a, rec := p.look(f, t, who)
 	switch step {
 	case cache.Wait:
 	case cache.Serve:
-		e := p.entry(a, expires)
+		e := p.entry(a, rec)
 		p.local.Put(f.local, e)
+		p.settle(f, a, &e)
+	case cache.ServeStale:
+		e := p.entry(a, rec)
+		e.Stale = true
+		p.logStale("another worker's introspection call for the token failed")
 		p.settle(f, a, &e)
 	case cache.Refuse:
 		p.settle(f, introspection.Answer{Outcome: introspection.Inactive, Reason: "token is not active (cached verdict)"}, nil)
@@ -356,7 +558,9 @@ func (p *pluginContext) poll(f *flight, t time.Time, mono time.Duration) {
 	case refused:
 		p.answerAll(f, reply.Overloaded, "max_in_flight introspections under way in this worker")
 	default:
-		p.queueCall(f)
+		if a, ok := p.queueCall(f); !ok {
+			p.settle(f, a, nil)
+		}
 	}
 }
 
@@ -398,49 +602,51 @@ func (p *pluginContext) updateSet(key string, raw []byte, cas uint32, change fun
 // record of the token's. A Call step has written its Pending claim
 // (f.claimed), unless this VM already has max_in_flight calls under way: then
 // the step is refused and nothing is written. A record that cannot be used (a
-// JWT that does not parse) counts as absent. For Serve and Deliver, a is the
-// answer found and expires the record's expiry. A flight that waits on
-// another VM's claim (f.key set) reads only that set.
-func (p *pluginContext) look(f *flight, t time.Time, who cache.Asker) (step cache.Step, a introspection.Answer, expires time.Time) {
+// JWT that does not parse) counts as absent. For Serve, ServeStale and
+// Deliver, a is the answer found and rec its record. For a call, the token's
+// stale answer, if any, is kept in f.stale. A flight that waits on another
+// VM's claim (f.key set) reads only that set.
+func (p *pluginContext) look(f *flight, t time.Time, who cache.Asker) (step cache.Step, a introspection.Answer, rec cache.Record) {
 	for range claimAttempts {
-		set, raw, cas, ok := []cache.Record(nil), []byte(nil), uint32(0), false
-		if step, set, raw, cas, ok = p.read(f, t, who); !ok {
-			step = cache.CallUnclaimed // no set to claim in (see createSets)
+		raw, cas, ok := []byte(nil), uint32(0), false
+		if step, _, raw, cas, rec, ok = p.read(f, t, who); !ok {
+			step, rec = cache.CallUnclaimed, cache.Record{} // no set to claim in (see createSets)
 		}
-		rec := cache.Find(set, f.hash, t)
 		switch step {
-		case cache.Serve:
+		case cache.Serve, cache.ServeStale:
 			if a, ok := fromCache(rec.JWT); ok {
-				return step, a, rec.Expires
+				return step, a, rec
 			}
-			step = cache.Call // unreadable: as absent, and its place is the token's own
+			// unreadable: as absent, and its place is the token's own
+			step, rec = cache.Call, cache.Record{}
 		case cache.Deliver:
 			a = introspection.Answer{Outcome: rec.Settled(), Reason: "answer of another worker's call"}
 			if a.Outcome != introspection.Active {
-				return step, a, rec.Expires
+				return step, a, rec
 			}
 			if a, ok := fromCache(rec.JWT); ok {
-				return step, a, rec.Expires
+				return step, a, rec
 			}
-			step = cache.Call
+			step, rec = cache.Call, cache.Record{}
 		case cache.Refuse:
 			p.updateSet(f.key, raw, cas, func(set []cache.Record) ([]cache.Record, bool) { return cache.MarkSeen(set, f.hash, t) })
-			return step, a, expires
+			return step, a, rec
 		case cache.Wait:
-			return step, a, expires
+			return step, a, rec
 		}
+		f.stale = rec // the token's stale answer, or none
 		if p.calls >= p.cfg.MaxInFlight {
-			return refused, a, expires
+			return refused, a, rec
 		}
 		if step == cache.CallUnclaimed {
-			return step, a, expires
+			return step, a, rec
 		}
 		var evicted, changed bool
 		f.claimed = p.updateSet(f.key, raw, cas, func(set []cache.Record) ([]cache.Record, bool) {
 			// Another VM may have written a record of the token's since read:
-			// then look again (an unreadable answer, seen before, is replaced).
+			// then look again.
 			if s, r := cache.Next(set, f.hash, t, who); s == cache.Wait || s == cache.Refuse || s == cache.Deliver ||
-				s == cache.Serve && r.Expires != rec.Expires {
+				s == cache.ServeStale || s == cache.Serve && r.Expires != rec.Expires {
 				changed = true
 				return nil, false
 			}
@@ -455,54 +661,54 @@ func (p *pluginContext) look(f *flight, t time.Time, who cache.Asker) (step cach
 			p.metrics.evictions.inc()
 		}
 		if !f.claimed {
-			return cache.CallUnclaimed, a, expires
+			return cache.CallUnclaimed, a, rec
 		}
-		return cache.Call, a, expires
+		return cache.Call, a, rec
 	}
 	if p.calls >= p.cfg.MaxInFlight {
-		return refused, a, expires
+		return refused, a, rec
 	}
-	return cache.CallUnclaimed, a, expires
+	return cache.CallUnclaimed, a, rec
 }
 
 // read reads the set look decides on, sets f.key to it and returns the step
-// cache.Lookup gives, the set as DecodeFor reads it (only the token's own
-// JWT copied) and its raw value, for a writer to decode whole. ok is false
-// when a set cannot be read.
-func (p *pluginContext) read(f *flight, t time.Time, who cache.Asker) (step cache.Step, set []cache.Record, raw []byte, cas uint32, ok bool) {
+// cache.Lookup gives with its record, the set as DecodeFor reads it (only
+// the token's own JWT copied) and its raw value, for a writer to decode
+// whole. ok is false when a set cannot be read.
+func (p *pluginContext) read(f *flight, t time.Time, who cache.Asker) (step cache.Step, set []cache.Record, raw []byte, cas uint32, rec cache.Record, ok bool) {
 	if f.key != "" && who != cache.NewRequest { // a waiter: the set of the claim it waits on
 		raw, cas, err := getShared(f.key)
 		if err != nil {
-			return 0, nil, nil, 0, false
+			return 0, nil, nil, 0, rec, false
 		}
 		set = cache.DecodeFor(raw, f.hash)
-		step, _ = cache.Next(set, f.hash, t, who)
-		return step, set, raw, cas, true
+		step, rec = cache.Next(set, f.hash, t, who)
+		return step, set, raw, cas, rec, true
 	}
 	f.key = f.keys[0]
 	raw, cas, err := getShared(f.keys[0])
 	if err != nil {
-		return 0, nil, nil, 0, false
+		return 0, nil, nil, 0, rec, false
 	}
 	set = cache.DecodeFor(raw, f.hash)
-	if step, _ = cache.Next(set, f.hash, t, who); step.Found() || f.keys[1] == f.keys[0] {
-		return step, set, raw, cas, true
+	if step, rec = cache.Next(set, f.hash, t, who); step.Found() || rec.Kind != cache.None || f.keys[1] == f.keys[0] {
+		return step, set, raw, cas, rec, true
 	}
 	raw2, cas2, err := getShared(f.keys[1])
 	if err != nil {
-		return step, set, raw, cas, true // the first set alone
+		return step, set, raw, cas, rec, true // the first set alone
 	}
 	second := cache.DecodeFor(raw2, f.hash)
-	which, step, _ := cache.Lookup(set, second, f.hash, t, who)
+	which, step, rec := cache.Lookup(set, second, f.hash, t, who)
 	if which == 1 {
 		f.key, set, raw, cas = f.keys[1], second, raw2, cas2
 	}
-	return step, set, raw, cas, true
+	return step, set, raw, cas, rec, true
 }
 
 // store writes what f's answer leaves in the set (see cache.ToStore).
 func (p *pluginContext) store(f *flight, a introspection.Answer, t time.Time) {
-	rec, ok := cache.ToStore(f.hash, a, t, p.cfg.CacheNegativeTTL, f.claimed)
+	rec, ok := cache.ToStore(f.hash, a, t, p.policy(), f.claimed)
 	if !ok {
 		return
 	}
@@ -530,11 +736,17 @@ func (p *pluginContext) release(f *flight) {
 }
 
 // entry is what an active answer gives the requests it admits, ready to
-// keep in this VM's copy of the cache until expires: the upstream value and
-// the claim headers' values, made once.
-func (p *pluginContext) entry(a introspection.Answer, expires time.Time) cache.LocalEntry {
+// keep in this VM's copy of the cache as its record rec says (until its
+// expiry, refreshed from its refresh time): the upstream value and the claim
+// headers' values, made once.
+func (p *pluginContext) entry(a introspection.Answer, rec cache.Record) cache.LocalEntry {
 	return cache.LocalEntry{Claims: a.Claims, Upstream: bearerPrefix + a.JWT,
-		Headers: claims.FromJWT(a.JWT, p.cfg.ClaimPaths), Expires: expires}
+		Headers: claims.FromJWT(a.JWT, p.cfg.ClaimPaths), Expires: rec.Expires, RefreshAt: rec.RefreshAt}
+}
+
+// policy is what the configuration says of the records answers leave.
+func (p *pluginContext) policy() cache.Policy {
+	return cache.Policy{NegativeTTL: p.cfg.CacheNegativeTTL, RefreshAhead: p.cfg.RefreshAhead}
 }
 
 const bearerPrefix = "Bearer "

@@ -89,6 +89,8 @@ type pluginContext struct {
 	// nextVisit and nextRenew are when the tick next reads the registry and
 	// renews the lease (see visitTables).
 	nextVisit, nextRenew time.Time
+	// staleLogged is when a stale answer was last logged (monotonic).
+	staleLogged time.Duration
 }
 
 // OnPluginStart implements types.PluginContext: it validates the

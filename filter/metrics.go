@@ -6,6 +6,7 @@ import (
 
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
 
+	"github.com/phantom-token/envoy-phantom-token/internal/introspection"
 	"github.com/phantom-token/envoy-phantom-token/internal/reply"
 )
 
@@ -23,9 +24,13 @@ type metrics struct {
 	coalesced          *counter
 	evictions          *counter
 	claimOmitted       *counter
-	calls              [6]*counter // [0]: no response; [n]: status class nxx
-	latency            uint32      // histogram, milliseconds
-	all                []*counter
+	staleServed        *counter
+	waited             *counter
+	// refreshes started, and how they ended: renewed, revoked, failed.
+	refreshStarted, refreshRenewed, refreshRevoked, refreshFailed *counter
+	calls                                                         [6]*counter // [0]: no response; [n]: status class nxx
+	latency                                                       uint32      // histogram, milliseconds
+	all                                                           []*counter
 	// direct: no tick to flush on (it could not be set); every count goes
 	// to Envoy at once.
 	direct bool
@@ -101,6 +106,9 @@ func defineMetrics() (*metrics, error) {
 	m.cacheHits, m.cacheMisses = c("cache.hits"), c("cache.misses")
 	m.coalesced, m.evictions = c("cache.coalesced"), c("cache.evictions")
 	m.claimOmitted = c("claim_header_omitted")
+	m.staleServed, m.waited = c("cache.stale_served"), c("requests.waited")
+	m.refreshStarted, m.refreshRenewed = c("refresh.started"), c("refresh.renewed")
+	m.refreshRevoked, m.refreshFailed = c("refresh.revoked"), c("refresh.failed")
 	m.latency = define(metricHistogram, latencyMetric)
 	for _, k := range []reply.Kind{reply.InvalidRequest, reply.NoToken, reply.InsufficientScope, reply.ServerError, reply.BadGateway, reply.Unavailable, reply.Overloaded} {
 		s := reply.Status(k)
@@ -113,6 +121,20 @@ func defineMetrics() (*metrics, error) {
 		m.calls[i] = c("introspection." + strconv.Itoa(i) + "xx")
 	}
 	return m, failed
+}
+
+// refreshed counts how a refresh ended: its answer replaced the entry
+// (renewed), found the token inactive and removed it (revoked), or neither
+// (failed: the entry stays).
+func (m *metrics) refreshed(a introspection.Answer) {
+	switch {
+	case a.Outcome == introspection.Active && a.CacheTTL > 0:
+		m.refreshRenewed.inc()
+	case a.Outcome == introspection.Inactive:
+		m.refreshRevoked.inc()
+	default:
+		m.refreshFailed.inc()
+	}
 }
 
 // call counts an introspection answer by status class; 0 is no response.

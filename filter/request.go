@@ -39,11 +39,16 @@ type httpContext struct {
 	scheme bearer.Scheme
 	jkt    string
 	nonce  string
-	// flight is the introspection the request waits for.
-	flight *flight
+	// headers are the request's headers when a check read them all (a
+	// DPoP proof's), kept for the trace context of a call it starts.
+	headers [][2]string
+	// flight is the introspection the request waits for; refresh the one
+	// it took the lease of, until it is started (see admitThenRefresh).
+	flight, refresh *flight
 	// done is set once the request was let through or answered, so that a
-	// panic or a late answer never acts on it twice.
-	done bool
+	// panic or a late answer never acts on it twice; resumed once it was let
+	// through after a pause.
+	done, resumed bool
 }
 
 // OnHttpRequestHeaders implements types.HttpContext: it lets the request
@@ -302,6 +307,14 @@ func (h *httpContext) admit(e cache.LocalEntry, t time.Time) types.Action {
 			h.plugin.metrics.claimOmitted.inc()
 		}
 	}
+	if e.Stale {
+		h.plugin.metrics.staleServed.inc()
+		if h.cfg.StaleHeader != "" {
+			if err := addHeader(h.cfg.StaleHeader, "1"); err != nil {
+				return h.respond(reply.ServerError, "cannot add the "+h.cfg.StaleHeader+" header: "+err.Error())
+			}
+		}
+	}
 	h.plugin.metrics.allowed.inc()
 	return types.ActionContinue
 }
@@ -461,6 +474,7 @@ func (h *httpContext) recoverPanic(action *types.Action) {
 		}
 		if h.plugin != nil {
 			h.plugin.abandon(h.flight)
+			h.plugin.abandon(h.refresh)
 		}
 	}()
 	if !h.done {

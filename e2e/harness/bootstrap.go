@@ -190,20 +190,30 @@ func downstreamTLS(t TLS) (obj, error) {
 }
 
 // upstreamTLS is the transport socket of a cluster that connects with TLS,
-// validates the endpoint's certificate against t.CAFile and presents t's
-// client certificate, if any.
+// validates the endpoint's certificate against t.CAFile (and its name
+// against t.ServerName, which it also sends as SNI) and presents t's client
+// certificate, if any.
 func upstreamTLS(t ClusterTLS) obj {
-	common := obj{"validation_context": obj{"trusted_ca": obj{"filename": t.CAFile}}}
+	validation := obj{"trusted_ca": obj{"filename": t.CAFile}}
+	common := obj{"validation_context": validation}
 	if t.CertFile != "" {
 		common["tls_certificates"] = []any{obj{
 			"certificate_chain": obj{"filename": t.CertFile},
 			"private_key":       obj{"filename": t.KeyFile},
 		}}
 	}
-	return obj{"name": "envoy.transport_sockets.tls", "typed_config": obj{
+	tlsContext := obj{
 		"@type":              "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
 		"common_tls_context": common,
-	}}
+	}
+	if t.ServerName != "" {
+		tlsContext["sni"] = t.ServerName
+		validation["match_typed_subject_alt_names"] = []any{obj{
+			"san_type": "DNS",
+			"matcher":  obj{"exact": t.ServerName},
+		}}
+	}
+	return obj{"name": "envoy.transport_sockets.tls", "typed_config": tlsContext}
 }
 
 // clientCertForwarding sets the connection manager's handling of

@@ -151,8 +151,9 @@ func TestBootstrapRoutes(t *testing.T) {
 // sets the handling of x-forwarded-client-cert (and the details of the
 // element Envoy makes, never the certificate); Upstream and Port route one
 // listener to another; a scenario without them has none of these keys. A
-// cluster with TLS validates its endpoint against a CA and presents a client
-// certificate.
+// cluster with TLS validates its endpoint against a CA, presents a client
+// certificate when it has one, and with a server name sends it as SNI and
+// requires it among the certificate's DNS names.
 func TestBootstrapTLSAndClientCerts(t *testing.T) {
 	cfg := Config{Clusters: map[string]string{"echo": "127.0.0.1:1", "gateway": "127.0.0.1:4431"}, Upstream: "echo", Scenarios: []Scenario{
 		{Name: "plain"},
@@ -161,7 +162,10 @@ func TestBootstrapTLSAndClientCerts(t *testing.T) {
 		{Name: "server-only", TLS: &TLS{CertFile: "/s.pem", KeyFile: "/s-key.pem"}},
 		{Name: "gateway", Port: 4431, ForwardClientCert: "FORWARD_ONLY"},
 		{Name: "untrusted", TLS: &TLS{CertFile: "/s.pem", KeyFile: "/s-key.pem", ClientCAFile: "/ca.pem", AcceptUntrusted: true}},
-	}, ClusterTLS: map[string]ClusterTLS{"gateway": {CAFile: "/ca.pem", CertFile: "/c.pem", KeyFile: "/c-key.pem"}}}
+	}, ClusterTLS: map[string]ClusterTLS{
+		"gateway": {CAFile: "/ca.pem", CertFile: "/c.pem", KeyFile: "/c-key.pem"},
+		"echo":    {CAFile: "/ca.pem", ServerName: "api.internal"},
+	}}
 	b, _, err := Bootstrap(cfg, "")
 	if err != nil {
 		t.Fatal(err)
@@ -224,9 +228,13 @@ func TestBootstrapTLSAndClientCerts(t *testing.T) {
 	for _, c := range v.StaticResources.Clusters {
 		got, _ := json.Marshal(c.TransportSocket)
 		want := "null"
-		if c.Name == "gateway" {
+		switch c.Name {
+		case "gateway":
 			want = `{"name":"envoy.transport_sockets.tls","typed_config":{"@type":"type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",` +
 				`"common_tls_context":{"tls_certificates":[{"certificate_chain":{"filename":"/c.pem"},"private_key":{"filename":"/c-key.pem"}}],"validation_context":{"trusted_ca":{"filename":"/ca.pem"}}}}}`
+		case "echo":
+			want = `{"name":"envoy.transport_sockets.tls","typed_config":{"@type":"type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",` +
+				`"common_tls_context":{"validation_context":{"match_typed_subject_alt_names":[{"matcher":{"exact":"api.internal"},"san_type":"DNS"}],"trusted_ca":{"filename":"/ca.pem"}}},"sni":"api.internal"}}`
 		}
 		if string(got) != want {
 			t.Errorf("cluster %s: transport socket\n%s\nwant\n%s", c.Name, got, want)

@@ -175,6 +175,10 @@ type ClusterTLS struct {
 	// CertFile and KeyFile, when set, are the client certificate and key
 	// Envoy presents, PEM.
 	CertFile, KeyFile string
+	// ServerName, when set, is the name Envoy sends as SNI and requires
+	// among the endpoint certificate's DNS subject alternative names (an
+	// exact match); without it any certificate of the CA is accepted.
+	ServerName string
 }
 
 // CircuitBreakers are an Envoy cluster's thresholds; zero leaves Envoy's

@@ -1,15 +1,19 @@
 package quickstart
 
 import (
+	"context"
 	"encoding/json"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/phantom-token/envoy-phantom-token/e2e/fixtures"
 )
@@ -201,5 +205,99 @@ func TestPortInUseIsNamed(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not say %q", err, want)
 		}
+	}
+}
+
+// TestEnvoyYAMLTLSCluster: the TLS cluster that envoy.yaml shows, commented
+// out, is the one docs/configuration.md shows, and Envoy accepts envoy.yaml
+// with it in place of the plain cluster and its client certificate lines
+// uncommented (Envoy's validate mode, which also opens the certificate
+// files: without the CA file it refuses).
+func TestEnvoyYAMLTLSCluster(t *testing.T) {
+	envoyPath := os.Getenv("ENVOY_PATH")
+	if envoyPath == "" {
+		t.Fatal("ENVOY_PATH is not set (make e2e sets it)")
+	}
+	root := repoRoot(t)
+	yaml, err := os.ReadFile(filepath.Join(root, "envoy.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs, err := os.ReadFile(filepath.Join(root, "docs", "configuration.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The commented-out cluster: its name and the indented lines after it.
+	var cluster strings.Builder
+	lines := strings.Split(string(yaml), "\n")
+	for i, line := range lines {
+		if line != "  # - name: idsvr" {
+			continue
+		}
+		cluster.WriteString("- name: idsvr\n")
+		for _, l := range lines[i+1:] {
+			rest, ok := strings.CutPrefix(l, "  #  ")
+			if !ok {
+				break
+			}
+			cluster.WriteString(" " + rest + "\n")
+		}
+		break
+	}
+	if !strings.Contains(cluster.String(), "UpstreamTlsContext") {
+		t.Fatalf("envoy.yaml has no commented-out TLS cluster for idsvr:\n%s", cluster.String())
+	}
+	if !strings.Contains(string(docs), "```yaml\n"+cluster.String()+"```") {
+		t.Errorf("docs/configuration.md does not show envoy.yaml's TLS cluster:\n%s", cluster.String())
+	}
+
+	// With the client certificate, indented as a cluster of envoy.yaml, in
+	// place of the plain idsvr cluster (its lines up to the next comment).
+	withCert := regexp.MustCompile(`(?m)^(\s*)# (tls_certificates:|- certificate_chain:|  private_key:)`).
+		ReplaceAllString(cluster.String(), "$1$2")
+	if strings.Count(withCert, "tls_certificates:\n") != 1 || strings.Contains(withCert, "# - certificate_chain") || strings.Contains(withCert, "#   private_key") {
+		t.Fatalf("cannot uncomment the client certificate:\n%s", withCert)
+	}
+	start := strings.Index(string(yaml), "\n  - name: idsvr\n")
+	end := strings.Index(string(yaml), "\n  # A real identity server")
+	if start < 0 || end < start {
+		t.Fatal("envoy.yaml: cannot find the plain idsvr cluster followed by the TLS one")
+	}
+	dir := t.TempDir()
+	tlsYAML := string(yaml[:start+1]) +
+		regexp.MustCompile(`(?m)^(.)`).ReplaceAllString(strings.ReplaceAll(withCert, "/etc/envoy/", dir+"/"), "  $1") +
+		string(yaml[end+1:])
+	config := filepath.Join(dir, "envoy.yaml")
+	if err := os.WriteFile(config, []byte(tlsYAML), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pki, err := fixtures.NewPKI(dir, "pki", "gateway")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for from, to := range map[string]string{
+		pki.CAFile: "idsvr-ca.pem", pki.Clients["gateway"].CertFile: "gateway.pem", pki.Clients["gateway"].KeyFile: "gateway-key.pem",
+	} {
+		if err := os.Rename(from, filepath.Join(dir, to)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	validate := func() (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, envoyPath, "--mode", "validate", "-c", config, "--disable-hot-restart", "--log-level", "warn")
+		cmd.Dir = root // the module's path in envoy.yaml is relative
+		cmd.Env = append(os.Environ(), "PHANTOM_TOKEN_CLIENT_SECRET=validate")
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := validate(); err != nil {
+		t.Fatalf("Envoy refuses envoy.yaml with the TLS cluster: %v\n%s\n%s", err, out, tlsYAML)
+	}
+	if err := os.Remove(filepath.Join(dir, "idsvr-ca.pem")); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := validate(); err == nil || !strings.Contains(out, "idsvr-ca.pem") {
+		t.Errorf("without its CA file: %v\n%s", err, out)
 	}
 }

@@ -24,7 +24,17 @@
 // Besides answers, a record can say that a worker is introspecting the token
 // right now (Pending), or what that introspection concluded, for the requests
 // of other workers that waited for it (Settled). This is how workers share one
-// introspection per token.
+// introspection per token. A token has at most one answer and one such flight
+// record in a set: a call for a token whose answer still stands (a refresh
+// ahead of its end, or a stale answer kept for stale-if-error) leaves the
+// answer in place until the call's own answer replaces it.
+//
+// An active answer has three times: it is served until Expires (its cache
+// lifetime); a hit from RefreshAt on starts a refresh (refresh_ahead); and
+// between Expires and StaleUntil it is stale: kept only to be served when
+// the call for the token fails for a reason that is not the identity
+// server's verdict (stale_if_error), and its place is free for any new
+// answer.
 package cache
 
 import (
@@ -38,7 +48,7 @@ import (
 // Version is part of every key. Any change to the record format, or to what a
 // record may hold, bumps it, so that a module never reads another version's
 // records (several module versions can share one vm_id, see keyPrefix).
-const Version = "v3"
+const Version = "v4"
 
 // keyPrefix also keeps our keys apart from other plugins: Istio gives every
 // WasmPlugin the same empty vm_id.
@@ -107,11 +117,19 @@ const (
 type Record struct {
 	Kind    Kind
 	Outcome Outcome // Settled only
+	// Transient: a Settled failure that is not the identity server's
+	// verdict (no answer, 5xx, 429): a stale answer may stand in for it.
+	Transient bool
 	// Seen: a request was refused by this Inactive verdict since it was
 	// stored, so it belongs to a token being replayed (see Put).
 	Seen    bool
 	Hash    TokenHash
 	Expires time.Time
+	// Active only: a hit from RefreshAt on starts a refresh (zero: never);
+	// the answer may be served stale until StaleUntil (zero or Expires:
+	// never).
+	RefreshAt  time.Time
+	StaleUntil time.Time
 	// JWT is set for Active, and for a Settled active answer (see
 	// DecodeFor for where it is not).
 	JWT string
@@ -122,6 +140,24 @@ func (r Record) answer() bool { return r.Kind == Active || r.Kind == Inactive }
 
 // live reports whether r still counts at now.
 func (r Record) live(now time.Time) bool { return r.Kind != None && now.Before(r.Expires) }
+
+// stale reports whether r is an active answer past its cache lifetime that
+// may still be served when a call fails (stale-if-error).
+func (r Record) stale(now time.Time) bool {
+	return r.Kind == Active && !now.Before(r.Expires) && now.Before(r.StaleUntil)
+}
+
+// kept reports whether r holds its place at now: live, or stale.
+func (r Record) kept(now time.Time) bool { return r.live(now) || r.stale(now) }
+
+// Stale reports whether r may be served in place of a failed call at now:
+// an active answer within its stale-if-error window (or still fresh).
+func (r Record) Stale(now time.Time) bool { return r.Kind == Active && now.Before(r.StaleUntil) }
+
+// RefreshDue reports whether a hit on r at now starts a refresh.
+func (r Record) RefreshDue(now time.Time) bool {
+	return r.Kind == Active && !r.RefreshAt.IsZero() && !now.Before(r.RefreshAt)
+}
 
 // TokenHash identifies a token within a configuration's namespace. The raw
 // token is never stored or logged.
@@ -165,15 +201,21 @@ func SetKey(namespace string, n uint64) string {
 }
 
 // A record on the wire: kind, detail (a Settled record's outcome; 1 for a Seen
-// Inactive verdict; else 0), token hash, expiry (unix ms), JWT length, JWT. A
-// set is its records one after the other.
+// Inactive verdict; else 0), flags (flagTransient for a Settled record), token
+// hash, expiry, refresh time, end of the stale window (unix ms; 0 for none),
+// JWT length, JWT. A set is its records one after the other.
 const (
 	offKind    = 0
 	offDetail  = 1
-	offHash    = 2
+	offFlags   = 2
+	offHash    = 3
 	offExpires = offHash + sha256.Size
-	offLen     = offExpires + 8
+	offRefresh = offExpires + 8
+	offStale   = offRefresh + 8
+	offLen     = offStale + 8
 	headerLen  = offLen + 4
+
+	flagTransient = 1
 )
 
 // Decode reads every record of a set. A set that does not decode whole (a
@@ -207,7 +249,7 @@ func decode(set []byte, only *TokenHash) []Record {
 			answers++
 		}
 		for _, o := range out {
-			if o.Hash == r.Hash {
+			if o.Hash == r.Hash && o.answer() == r.answer() {
 				return nil
 			}
 		}
@@ -232,19 +274,30 @@ func decodeOne(b []byte, only *TokenHash) (Record, int, bool) {
 	if n > len(b)-headerLen || (k == Active) != (n > 0) && k != Settled {
 		return Record{}, 0, false
 	}
-	d := b[offDetail]
+	d, flags := b[offDetail], b[offFlags]
+	refresh, stale := binary.BigEndian.Uint64(b[offRefresh:]), binary.BigEndian.Uint64(b[offStale:])
 	switch o := Outcome(d); {
 	case k == Settled && (o < OutcomeActive || o > OutcomeServerError || (o == OutcomeActive) != (n > 0)):
 		return Record{}, 0, false
 	case k == Inactive && d > 1, k == Active && d != 0, k == Pending && d != 0:
 		return Record{}, 0, false
+	case flags&^flagTransient != 0, flags != 0 && (k != Settled || o == OutcomeActive || o == OutcomeInactive):
+		return Record{}, 0, false
+	case k != Active && (refresh != 0 || stale != 0):
+		return Record{}, 0, false
 	}
 	r := Record{Kind: k, Hash: TokenHash(b[offHash:offExpires])}
 	if k == Settled {
-		r.Outcome = Outcome(d)
+		r.Outcome, r.Transient = Outcome(d), flags == flagTransient
 	}
 	r.Seen = k == Inactive && d == 1
 	r.Expires = time.UnixMilli(int64(binary.BigEndian.Uint64(b[offExpires:])))
+	if refresh != 0 {
+		r.RefreshAt = time.UnixMilli(int64(refresh))
+	}
+	if stale != 0 {
+		r.StaleUntil = time.UnixMilli(int64(stale))
+	}
 	if n > 0 && (only == nil || *only == r.Hash) {
 		r.JWT = string(b[headerLen : headerLen+n])
 	}
@@ -264,42 +317,67 @@ func Encode(records []Record) []byte {
 		if r.Kind == Inactive && r.Seen {
 			h[offDetail] = 1
 		}
+		if r.Transient {
+			h[offFlags] = flagTransient
+		}
 		copy(h[offHash:], r.Hash[:])
 		binary.BigEndian.PutUint64(h[offExpires:], uint64(r.Expires.UnixMilli()))
+		if !r.RefreshAt.IsZero() {
+			binary.BigEndian.PutUint64(h[offRefresh:], uint64(r.RefreshAt.UnixMilli()))
+		}
+		if !r.StaleUntil.IsZero() {
+			binary.BigEndian.PutUint64(h[offStale:], uint64(r.StaleUntil.UnixMilli()))
+		}
 		binary.BigEndian.PutUint32(h[offLen:], uint32(len(r.JWT)))
 		out = append(append(out, h[:]...), r.JWT...)
 	}
 	return out
 }
 
-// Find returns the token's live record in the set, or a record of Kind None.
-func Find(set []Record, h TokenHash, now time.Time) Record {
+// Of returns the token's records in the set: its answer, live or stale, and
+// its live Pending or Settled record; Kind None where there is none.
+func Of(set []Record, h TokenHash, now time.Time) (answer, flight Record) {
 	for _, r := range set {
-		if r.Hash == h && r.live(now) {
-			return r
+		switch {
+		case r.Hash != h || !r.kept(now):
+		case r.answer():
+			answer = r
+		default:
+			flight = r
 		}
 	}
-	return Record{}
+	return answer, flight
 }
 
-// Put writes r as the token's one record in the set and returns the new set;
-// the token's earlier record, whatever it held, goes, and so do expired
-// records. A record takes a place of its own area (answers: Ways places;
-// Pending and Settled: FlightWays) when one is free, else it displaces:
+// Find returns the token's live record in the set: its live answer, else its
+// live Pending or Settled record, else a record of Kind None.
+func Find(set []Record, h TokenHash, now time.Time) Record {
+	answer, flight := Of(set, h, now)
+	if answer.live(now) {
+		return answer
+	}
+	return flight
+}
+
+// Put writes r into the set and returns the new set. An answer (Active,
+// Inactive) replaces both records of the token's; a Pending or Settled record
+// replaces the token's earlier one of those, and leaves its answer as
+// keepsAnswer says. Expired records go. A record takes a place of its own area (answers: Ways places; Pending
+// and Settled: FlightWays) when one is free, else it displaces:
 //
-//	new record        displaces (the one that expires first)
-//	Active            another token's Inactive verdict, else another token's Active answer
-//	Inactive          another token's Inactive verdict that no request was refused by yet
+//	new record        displaces (first stale answers, then the one that expires first)
+//	Active            another token's stale answer, else its Inactive verdict, else its Active answer
+//	Inactive          another token's stale answer, else its Inactive verdict that no request was refused by yet
 //	Pending, Settled  nothing: a claim never displaces anything
 //
 // ok is false when the set has no place for r (the set is returned
 // unchanged); evicted reports that a live answer of another token was
-// displaced.
+// displaced (a stale one is not counted).
 func Put(set []Record, r Record, now time.Time) (out []Record, evicted, ok bool) {
 	out = make([]Record, 0, len(set)+1)
 	used := 0
 	for _, o := range set {
-		if o.Hash != r.Hash && o.live(now) {
+		if o.kept(now) && (o.Hash != r.Hash || keepsAnswer(r, o, now)) {
 			out = append(out, o)
 			if o.answer() == r.answer() {
 				used++
@@ -315,45 +393,72 @@ func Put(set []Record, r Record, now time.Time) (out []Record, evicted, ok bool)
 	}
 	victim := -1
 	for i, o := range out {
-		if displaces(r, o) && (victim < 0 || rank(o) < rank(out[victim]) ||
-			rank(o) == rank(out[victim]) && o.Expires.Before(out[victim].Expires)) {
+		if displaces(r, o, now) && (victim < 0 || rank(o, now) < rank(out[victim], now) ||
+			rank(o, now) == rank(out[victim], now) && o.Expires.Before(out[victim].Expires)) {
 			victim = i
 		}
 	}
 	if victim < 0 {
 		return set, false, false
 	}
+	evicted = out[victim].live(now)
 	out[victim] = r
-	return out, true, true
+	return out, evicted, true
 }
 
-// displaces reports whether new record r may take live record o's place.
-func displaces(r, o Record) bool {
+// keepsAnswer reports whether the token's answer o stays beside its new
+// Pending or Settled record r:
+//
+//	new record                   live answer   stale answer
+//	Pending                      stays         stays (served if the call fails)
+//	Settled, transient failure   stays         stays (served in its place)
+//	Settled, inactive verdict    goes          goes (never served stale)
+//	Settled, anything else       stays         goes
+func keepsAnswer(r, o Record, now time.Time) bool {
+	switch {
+	case !o.answer() || r.answer():
+		return false
+	case r.Kind == Pending || r.Transient:
+		return true
+	case r.Outcome == OutcomeInactive:
+		return false
+	}
+	return o.live(now)
+}
+
+// displaces reports whether new record r may take kept record o's place at
+// now.
+func displaces(r, o Record, now time.Time) bool {
 	switch r.Kind {
 	case Active:
 		return o.answer()
 	case Inactive:
-		return o.Kind == Inactive && !o.Seen
+		return o.Kind == Inactive && !o.Seen || o.stale(now)
 	}
 	return false
 }
 
-// rank orders the records an active answer may displace: verdicts first.
-func rank(o Record) int {
-	if o.Kind == Inactive {
+// rank orders the records an answer may displace: stale answers first, then
+// verdicts, then live answers.
+func rank(o Record, now time.Time) int {
+	switch {
+	case o.stale(now):
 		return 0
+	case o.Kind == Inactive:
+		return 1
 	}
-	return 1
+	return 2
 }
 
 // Room reports whether token h could claim a place in the set (see Put).
 func Room(set []Record, h TokenHash, now time.Time) bool {
 	n := 0
 	for _, o := range set {
-		if o.Hash == h {
+		switch {
+		case o.answer():
+		case o.Hash == h:
 			return true
-		}
-		if o.live(now) && !o.answer() {
+		case o.live(now):
 			n++
 		}
 	}

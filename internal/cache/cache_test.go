@@ -230,33 +230,44 @@ func TestStoreAndRelease(t *testing.T) {
 
 func TestToStore(t *testing.T) {
 	active := introspection.Answer{Outcome: introspection.Active, JWT: "h.p.s", CacheTTL: 30 * time.Second}
+	staleToo := active
+	staleToo.StaleFor = time.Minute
+	negative := Policy{NegativeTTL: 5 * time.Second}
+	ahead := Policy{RefreshAhead: 0.25}
+	transient := introspection.Answer{Outcome: introspection.BadGateway, Transient: true}
 	tests := []struct {
-		name     string
-		a        introspection.Answer
-		negative time.Duration
-		claimed  bool
-		want     Record
-		stored   bool
+		name    string
+		a       introspection.Answer
+		p       Policy
+		claimed bool
+		want    Record
+		stored  bool
 	}{
-		{"active and cacheable", active, 0, true, Record{Kind: Active, Hash: mine, Expires: t0.Add(30 * time.Second), JWT: "h.p.s"}, true},
-		{"active, not cacheable, claimed", introspection.Answer{Outcome: introspection.Active, JWT: "h.p.s"}, 0, true,
+		{"active and cacheable", active, Policy{}, true, Record{Kind: Active, Hash: mine, Expires: t0.Add(30 * time.Second), JWT: "h.p.s"}, true},
+		{"active, stale-if-error: kept a minute past its lifetime", staleToo, Policy{}, true,
+			Record{Kind: Active, Hash: mine, Expires: t0.Add(30 * time.Second), StaleUntil: t0.Add(90 * time.Second), JWT: "h.p.s"}, true},
+		{"active, refresh ahead: refreshed in its last quarter", active, ahead, false,
+			Record{Kind: Active, Hash: mine, Expires: t0.Add(30 * time.Second), RefreshAt: t0.Add(22500 * time.Millisecond), JWT: "h.p.s"}, true},
+		{"active, not cacheable, claimed", introspection.Answer{Outcome: introspection.Active, JWT: "h.p.s"}, Policy{}, true,
 			Record{Kind: Settled, Outcome: OutcomeActive, Hash: mine, Expires: t0.Add(SettledFor), JWT: "h.p.s"}, true},
-		{"active, not cacheable, unclaimed", introspection.Answer{Outcome: introspection.Active, JWT: "h.p.s"}, 0, false, Record{}, false},
-		{"inactive, negative cache on", introspection.Answer{Outcome: introspection.Inactive}, 5 * time.Second, true,
+		{"active, not cacheable, unclaimed", introspection.Answer{Outcome: introspection.Active, JWT: "h.p.s"}, Policy{}, false, Record{}, false},
+		{"inactive, negative cache on", introspection.Answer{Outcome: introspection.Inactive}, negative, true,
 			Record{Kind: Inactive, Hash: mine, Expires: t0.Add(5 * time.Second)}, true},
-		{"inactive, negative cache off, claimed", introspection.Answer{Outcome: introspection.Inactive}, 0, true,
+		{"inactive, negative cache off, claimed", introspection.Answer{Outcome: introspection.Inactive}, Policy{}, true,
 			Record{Kind: Settled, Outcome: OutcomeInactive, Hash: mine, Expires: t0.Add(SettledFor)}, true},
-		{"an error is never cached: settled for the waiters", introspection.Answer{Outcome: introspection.BadGateway, JWT: "ignored"}, 5 * time.Second, true,
+		{"an error is never cached: settled for the waiters", introspection.Answer{Outcome: introspection.BadGateway, JWT: "ignored"}, negative, true,
 			Record{Kind: Settled, Outcome: OutcomeBadGateway, Hash: mine, Expires: t0.Add(SettledFor)}, true},
-		{"503", introspection.Answer{Outcome: introspection.Unavailable}, 0, true,
+		{"a failure that is not the identity server's verdict says so", transient, Policy{}, true,
+			Record{Kind: Settled, Outcome: OutcomeBadGateway, Transient: true, Hash: mine, Expires: t0.Add(SettledFor)}, true},
+		{"503", introspection.Answer{Outcome: introspection.Unavailable}, Policy{}, true,
 			Record{Kind: Settled, Outcome: OutcomeUnavailable, Hash: mine, Expires: t0.Add(SettledFor)}, true},
-		{"500", introspection.Answer{Outcome: introspection.ServerError}, 0, true,
+		{"500", introspection.Answer{Outcome: introspection.ServerError}, Policy{}, true,
 			Record{Kind: Settled, Outcome: OutcomeServerError, Hash: mine, Expires: t0.Add(SettledFor)}, true},
-		{"an error, unclaimed", introspection.Answer{Outcome: introspection.BadGateway}, 0, false, Record{}, false},
+		{"an error, unclaimed", introspection.Answer{Outcome: introspection.BadGateway}, Policy{}, false, Record{}, false},
 	}
 	for _, tt := range tests {
-		got, stored := ToStore(mine, tt.a, t0, tt.negative, tt.claimed)
-		if stored != tt.stored || got != tt.want {
+		got, stored := ToStore(mine, tt.a, t0, tt.p, tt.claimed)
+		if stored != tt.stored || !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("%s: %+v %v\n want %+v %v", tt.name, got, stored, tt.want, tt.stored)
 		}
 		if stored && got.Kind == Settled && got.Settled() != tt.a.Outcome {
@@ -317,6 +328,19 @@ func TestLocal(t *testing.T) {
 	}
 	if c.Len() != 0 {
 		t.Error("an expired entry is kept")
+	}
+	c.Put(a, LocalEntry{Upstream: "A", Expires: later, RefreshAt: t0})
+	c.Postpone(a, t0.Add(time.Second))
+	if e, _ := c.Get(a, t0); e.RefreshAt != t0.Add(time.Second) || e.Upstream != "A" {
+		t.Errorf("postponed: %+v", e)
+	}
+	if c.Delete(a); c.Len() != 0 || c.Bytes() != 0 {
+		t.Error("a deleted entry is kept")
+	}
+	c.Postpone(a, later) // of an absent entry: nothing
+	c.Delete(a)
+	if c.Len() != 0 {
+		t.Error("postponing an absent entry made one")
 	}
 	c.Put(a, LocalEntry{Expires: later})
 	c.Put(b, LocalEntry{Expires: later})
@@ -385,7 +409,7 @@ func TestDecodeForCopiesOnlyTheTokensJWT(t *testing.T) {
 func TestBindingBesideIsNeverStored(t *testing.T) {
 	a := introspection.Answer{Outcome: introspection.Active, JWT: "j", CacheTTL: time.Minute, BindingBeside: true}
 	for _, claimed := range []bool{false, true} {
-		if r, ok := ToStore(Hash("ns", "t"), a, t0, 0, claimed); ok {
+		if r, ok := ToStore(Hash("ns", "t"), a, t0, Policy{}, claimed); ok {
 			t.Errorf("claimed %v: stored %+v", claimed, r)
 		}
 	}

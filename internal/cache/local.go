@@ -46,6 +46,12 @@ type LocalEntry struct {
 	// read once per entry.
 	Headers []claims.Value
 	Expires time.Time
+	// RefreshAt is when a hit starts a refresh (zero: never; see
+	// Record.RefreshAt), or checks again for one (Postpone).
+	RefreshAt time.Time
+	// Stale marks an answer served in place of a failed call; such an entry
+	// is made for the requests it admits and never kept.
+	Stale bool
 }
 
 // LocalMax and LocalMaxBytes bound a worker's copy; the shared table holds
@@ -124,6 +130,22 @@ func (c *Local) Put(k LocalKey, e LocalEntry) {
 	}
 	c.entries[k] = e
 	c.bytes += n
+}
+
+// Postpone moves the entry's refresh time to until, so that its hits look
+// for a refresh at most once until then.
+func (c *Local) Postpone(k LocalKey, until time.Time) {
+	if e, ok := c.entries[k]; ok {
+		e.RefreshAt = until
+		c.entries[k] = e
+	}
+}
+
+// Delete forgets the token's entry.
+func (c *Local) Delete(k LocalKey) {
+	if e, ok := c.entries[k]; ok {
+		c.remove(k, e)
+	}
 }
 
 func (c *Local) remove(k LocalKey, e LocalEntry) {

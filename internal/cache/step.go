@@ -25,11 +25,16 @@ const (
 	// CallUnclaimed: the set has no place to claim; call without telling
 	// other workers (they may call too).
 	CallUnclaimed
+	// ServeStale: the token's last call failed for a reason that is not the
+	// identity server's verdict, and its stale answer may stand in.
+	ServeStale
 )
 
 // Found reports whether the step comes from a record of the token's own, so
 // that its other set need not be looked at.
-func (s Step) Found() bool { return s == Serve || s == Refuse || s == Wait || s == Deliver }
+func (s Step) Found() bool {
+	return s == Serve || s == Refuse || s == Wait || s == Deliver || s == ServeStale
+}
 
 func (s Step) String() string {
 	switch s {
@@ -45,6 +50,8 @@ func (s Step) String() string {
 		return "Call"
 	case CallUnclaimed:
 		return "CallUnclaimed"
+	case ServeStale:
+		return "ServeStale"
 	}
 	return "Step(" + strconv.Itoa(int(s)) + ")"
 }
@@ -62,34 +69,47 @@ const (
 	WaitOver
 )
 
-// Next is what a request does with the token's record in the set:
+// Next is what a request does with the token's records in the set:
 //
-//	record        new request     waiting         waiting past its bound
-//	Active        Serve           Serve           Serve
-//	Inactive      Refuse          Refuse          Refuse
-//	Pending       Wait            Wait            Call (takes the place over)
-//	Settled       Call            Deliver         Deliver
-//	none          Call, or CallUnclaimed when the set has no room for a claim
+//	records                          new request     waiting         waiting past its bound
+//	Active                           Serve           Serve           Serve
+//	Inactive                         Refuse          Refuse          Refuse
+//	Pending                          Wait            Wait            Call (takes the place over)
+//	Settled, transient, stale answer ServeStale      ServeStale      ServeStale
+//	Settled                          Call            Deliver         Deliver
+//	none                             Call, or CallUnclaimed when the set has no room for a claim
 //
-// A new request never uses a Settled record: it may be the outcome of a call
-// that ended before the request came (an error, an answer that may not be
-// cached).
+// A new request never uses a Settled record of another kind: it may be the
+// outcome of a call that ended before the request came (an error, an answer
+// that may not be cached). A failed call's Settled record stands for
+// SettledFor, so a token whose calls fail is called at most about once per
+// SettledFor while its stale answer is served.
+//
+// The record returned is the one the step uses: the answer served, the
+// Settled record delivered, or, for a call, the token's stale answer (Kind
+// None when it has none), which stands in if the call fails.
 func Next(set []Record, h TokenHash, now time.Time, w Asker) (Step, Record) {
-	r := Find(set, h, now)
+	answer, flight := Of(set, h, now)
 	switch {
-	case r.Kind == Active:
-		return Serve, r
-	case r.Kind == Inactive:
-		return Refuse, r
-	case r.Kind == Pending && w != WaitOver:
-		return Wait, r
-	case r.Kind == Settled && w != NewRequest:
-		return Deliver, r
+	case answer.Kind == Active && answer.live(now):
+		return Serve, answer
+	case answer.Kind == Inactive:
+		return Refuse, answer
+	case flight.Kind == Pending && w != WaitOver:
+		return Wait, flight
+	case flight.Kind == Settled && flight.Transient && answer.Stale(now):
+		return ServeStale, answer
+	case flight.Kind == Settled && w != NewRequest:
+		return Deliver, flight
 	case !Room(set, h, now):
-		return CallUnclaimed, Record{}
+		return CallUnclaimed, answer
 	}
-	return Call, Record{}
+	return Call, answer
 }
+
+// found reports whether Next's step and record say the token's place is in
+// this set: a record of its own is there.
+func found(s Step, r Record) bool { return s.Found() || r.Kind != None }
 
 // PendingFor is how long a Pending record stands for a call made with the
 // given timeout: the call's own bound, and a second for the answer to be
@@ -118,29 +138,45 @@ func Release(set []Record, h TokenHash) (out []Record, ok bool) {
 	return set, false
 }
 
+// Policy is what the configuration says of the records an answer leaves.
+type Policy struct {
+	// NegativeTTL is how long an inactive verdict is kept (0: not at all).
+	NegativeTTL time.Duration
+	// RefreshAhead is the last part of an active answer's cache lifetime
+	// in which a hit starts a refresh (0: never).
+	RefreshAhead float64
+}
+
 // ToStore is the record an introspection answer leaves for token h:
 //
 //	answer                                 record
 //	active, its binding beside its JWT     nothing (the JWT alone would lose it)
-//	active, cacheable (CacheTTL > 0)       Active until now + CacheTTL
-//	inactive, negativeTTL > 0              Inactive until now + negativeTTL
+//	active, cacheable (CacheTTL > 0)       Active until now + CacheTTL, stale for StaleFor more
+//	inactive, NegativeTTL > 0              Inactive until now + NegativeTTL
 //	anything else, the call was claimed    Settled for SettledFor (for waiters elsewhere)
 //	anything else                          nothing
 //
 // Errors are never cached: a Settled record only answers the requests that
-// waited on this very call.
-func ToStore(h TokenHash, a introspection.Answer, now time.Time, negativeTTL time.Duration, claimed bool) (Record, bool) {
+// waited on this very call, and for SettledFor says that the call failed.
+func ToStore(h TokenHash, a introspection.Answer, now time.Time, p Policy, claimed bool) (Record, bool) {
 	switch {
 	case a.Outcome == introspection.Active && a.BindingBeside:
 		return Record{}, false
 	case a.Outcome == introspection.Active && a.CacheTTL > 0:
-		return Record{Kind: Active, Hash: h, Expires: now.Add(a.CacheTTL), JWT: a.JWT}, true
-	case a.Outcome == introspection.Inactive && negativeTTL > 0:
-		return Record{Kind: Inactive, Hash: h, Expires: now.Add(negativeTTL)}, true
+		r := Record{Kind: Active, Hash: h, Expires: now.Add(a.CacheTTL), JWT: a.JWT}
+		if a.StaleFor > 0 {
+			r.StaleUntil = r.Expires.Add(a.StaleFor)
+		}
+		if p.RefreshAhead > 0 {
+			r.RefreshAt = r.Expires.Add(-time.Duration(float64(a.CacheTTL) * p.RefreshAhead))
+		}
+		return r, true
+	case a.Outcome == introspection.Inactive && p.NegativeTTL > 0:
+		return Record{Kind: Inactive, Hash: h, Expires: now.Add(p.NegativeTTL)}, true
 	case claimed:
-		r := Record{Kind: Settled, Outcome: storedOutcome[a.Outcome], Hash: h, Expires: now.Add(SettledFor)}
+		r := Record{Kind: Settled, Outcome: storedOutcome[a.Outcome], Transient: a.Transient, Hash: h, Expires: now.Add(SettledFor)}
 		if a.Outcome == introspection.Active {
-			r.JWT = a.JWT
+			r.JWT, r.Transient = a.JWT, false
 		}
 		return r, r.Outcome != 0
 	}
@@ -153,7 +189,8 @@ func ToStore(h TokenHash, a introspection.Answer, now time.Time, negativeTTL tim
 // stands leaves a Settled record there instead, for the requests of other
 // workers that wait on the claim. See Put for evicted and ok.
 func Store(set []Record, r Record, now time.Time) (out []Record, evicted, ok bool) {
-	claimed := Find(set, r.Hash, now).Kind == Pending
+	_, flight := Of(set, r.Hash, now)
+	claimed := flight.Kind == Pending
 	if r.Kind == Settled && !claimed {
 		return set, false, false
 	}
@@ -190,15 +227,30 @@ func Choose(first, second []Record, h TokenHash, now time.Time) int {
 // (Next did not find a record of its own there): it may be in the second;
 // else it claims and stores in the set Choose picks. which is 0 or 1.
 func Lookup(first, second []Record, h TokenHash, now time.Time, w Asker) (which int, step Step, r Record) {
-	if step, r = Next(first, h, now, w); step.Found() {
+	if step, r = Next(first, h, now, w); found(step, r) {
 		return 0, step, r
 	}
-	if step, r = Next(second, h, now, w); step.Found() {
+	if step, r = Next(second, h, now, w); found(step, r) {
 		return 1, step, r
 	}
 	which = Choose(first, second, h, now)
 	step, r = Next([2][]Record{first, second}[which], h, now, w)
 	return which, step, r
+}
+
+// Lease writes a Pending record for token h until `until`, beside its live
+// active answer, for a refresh ahead of the answer's end: only when the
+// answer is still the one a hit found (its expiry is expires), no call for
+// the token is under way or has just ended, and the set has room for a
+// claim. The answer stays and is served until the refresh's answer replaces
+// it.
+func Lease(set []Record, h TokenHash, expires, now, until time.Time) (out []Record, ok bool) {
+	answer, flight := Of(set, h, now)
+	if answer.Kind != Active || !answer.live(now) || !answer.Expires.Equal(expires) || flight.Kind != None {
+		return set, false
+	}
+	out, _, ok = Put(set, Record{Kind: Pending, Hash: h, Expires: until}, now)
+	return out, ok
 }
 
 // MarkSeen marks the token's live Inactive verdict as having refused a request

@@ -49,6 +49,18 @@ const (
 	CertificateFromXFCC = "x-forwarded-client-cert"
 )
 
+// How the filter authenticates to the identity server (client_auth, the
+// RFC 7591 token_endpoint_auth_method names).
+const (
+	// ClientSecretBasic: HTTP Basic with client_id and client_secret
+	// (RFC 6749 §2.3.1).
+	ClientSecretBasic = "client_secret_basic"
+	// ClientTLS: mutual TLS with the certificate of the Envoy cluster that
+	// reaches the identity server, and client_id in the request body
+	// (RFC 8705 §2); no secret.
+	ClientTLS = "tls_client_auth"
+)
+
 // Response types the introspection endpoint may be asked for.
 const (
 	// ResponseTypeJWT is Curity's phantom token response: the body is the JWT.
@@ -70,6 +82,10 @@ type Config struct {
 
 	ClientID     string
 	ClientSecret string
+	// ClientAuth is how the filter authenticates to the identity server:
+	// ClientSecretBasic, or ClientTLS (the cluster's client certificate,
+	// with client_id in the body; no secret).
+	ClientAuth string
 
 	Realm          string
 	Scopes         []string // advertised in the challenge
@@ -94,6 +110,17 @@ type Config struct {
 	// CacheNegativeTTL is how long an inactive verdict is cached; 0 (the
 	// default) caches none.
 	CacheNegativeTTL time.Duration
+
+	// StaleIfError is how long past its cache lifetime an active answer
+	// may be served when the call for its token fails for a reason that is
+	// not the identity server's verdict; 0 (the default): never.
+	StaleIfError time.Duration
+	// StaleHeader, when set, marks a request admitted with a stale answer
+	// to the upstream (value "1"); it is one of StripHeaders.
+	StaleHeader string
+	// RefreshAhead is the last part of an answer's cache lifetime in which
+	// a hit starts a refresh; 0 (the default): never.
+	RefreshAhead float64
 
 	// MaxInFlight bounds the introspections one VM has under way; a request
 	// that would need one more is answered 503 with Retry-After.
@@ -152,6 +179,9 @@ type Config struct {
 	// give, removed from every request.
 	ClaimPaths   [][]string
 	StripHeaders []string
+	// TraceHeaders are the request headers (lower-case) copied from the
+	// request that starts an introspection call to that call; nil: none.
+	TraceHeaders []string
 }
 
 // Defaults, chosen to be safe rather than permissive.
@@ -168,6 +198,14 @@ const (
 	// MaxCacheNegativeTTL bounds cache_negative_ttl: a revoked token's
 	// verdict is never kept long, and neither is a mistaken one.
 	MaxCacheNegativeTTL = 60 * time.Second
+
+	// MaxStaleIfError bounds stale_if_error: a revoked token's JWT is
+	// served at most this much longer while the identity server fails.
+	MaxStaleIfError = 10 * time.Minute
+
+	// MaxRefreshAhead bounds refresh_ahead: a refresh starts in the last
+	// half of an answer's life at the earliest.
+	MaxRefreshAhead = 0.5
 
 	// MaxCacheEntries bounds cache_max_entries.
 	MaxCacheEntries = 1_000_000
@@ -224,11 +262,12 @@ var (
 	policyKeys = []string{"enabled", "realm", "scopes", "required_scopes", "upstream_header",
 		"require_certificate_bound", "client_certificate_source",
 		"dpop", "dpop_algs", "dpop_iat_window", "dpop_nonce", "dpop_keep_header"}
-	serverKeys = []string{"introspection_url", "cluster", "client_id", "client_secret", "client_secret_env",
+	serverKeys = []string{"introspection_url", "cluster", "client_id", "client_secret", "client_secret_env", "client_auth",
 		"response_type", "jwt_member", "timeout"}
 	pluginKeys = []string{"max_jwt_size", "max_token_length", "cache", "cache_max_ttl", "cache_max_entries",
 		"cache_ignore_cache_control", "cache_negative_ttl", "max_in_flight", "forward_cors_preflight",
-		"routes", "route_metadata", "reject_claim_headers", "dpop_nonce_secret_env", "dpop_replay_max_entries"}
+		"routes", "route_metadata", "reject_claim_headers", "dpop_nonce_secret_env", "dpop_replay_max_entries",
+		"stale_if_error", "stale_header", "refresh_ahead", "trace_headers"}
 	ruleKeys = []string{"route", "route_prefix"}
 )
 
@@ -265,9 +304,10 @@ func Parse(data []byte, getenv func(string) string) (*Config, error) {
 		return nil, err
 	}
 	c := &Config{
-		Realm: DefaultRealm, ResponseType: ResponseTypeJWT, Timeout: DefaultTimeout, Enabled: true,
+		ClientAuth: ClientSecretBasic, Realm: DefaultRealm, ResponseType: ResponseTypeJWT, Timeout: DefaultTimeout, Enabled: true,
 		UpstreamHeader: DefaultUpstreamHeader, ClientCertificateSource: CertificateFromConnection,
 		DPoP: DPoPOff, DPoPAlgs: DefaultDPoPAlgs, DPoPIATWindow: DefaultDPoPIATWindow,
+		TraceHeaders: DefaultTraceHeaders,
 	}
 	s := &parseState{getenv: getenv, secrets: secretsOf(root, getenv)}
 	if err := s.apply(root, c, topLevel, ""); err != nil {
@@ -276,11 +316,30 @@ func Parse(data []byte, getenv func(string) string) (*Config, error) {
 	if c.Routes, err = s.rules(root.Get("routes"), c); err != nil {
 		return nil, err
 	}
+	if c.StaleHeader != "" {
+		if err := s.checkStaleHeader(c); err != nil {
+			return nil, err
+		}
+		s.strip = append(s.strip, c.StaleHeader)
+	}
 	c.ClaimPaths, c.StripHeaders = s.paths, s.strip
 	for _, r := range c.Routes {
 		r.Config.ClaimPaths, r.Config.StripHeaders = s.paths, s.strip
 	}
 	return c, nil
+}
+
+// checkStaleHeader checks that stale_header is a header the filter may set
+// and that nothing else of the configuration sets.
+func (s *parseState) checkStaleHeader(c *Config) error {
+	name := c.StaleHeader
+	if problem := checkUpstreamHeader(name); problem != "" {
+		return fail("stale_header", problem)
+	}
+	if name == "authorization" || slices.Contains(s.strip, name) {
+		return fail("stale_header", "must not be "+strconv.Quote(name)+": the client's credentials or a claim header travel there")
+	}
+	return nil
 }
 
 // parseObject checks that data is one JSON object, within the nesting bound
@@ -347,10 +406,15 @@ func (s *parseState) apply(obj gjson.Result, c *Config, where place, prefix stri
 		c.IntrospectionURL = p.requiredString("introspection_url")
 		c.Cluster = p.requiredString("cluster")
 		c.ClientID = p.requiredString("client_id")
-		c.ResponseType, c.JWTMember, c.Timeout, c.ClientSecret = ResponseTypeJWT, "", DefaultTimeout, ""
+		c.ResponseType, c.JWTMember, c.Timeout, c.ClientSecret, c.ClientAuth = ResponseTypeJWT, "", DefaultTimeout, "", ClientSecretBasic
 	} else {
 		c.Cluster = p.optionalString("cluster", c.Cluster)
 		c.ClientID = p.optionalString("client_id", c.ClientID)
+	}
+	if auth := p.optionalString("client_auth", c.ClientAuth); auth == ClientSecretBasic || auth == ClientTLS {
+		c.ClientAuth = auth
+	} else {
+		p.setErr(p.fail("client_auth", "must be "+strconv.Quote(ClientSecretBasic)+" or "+strconv.Quote(ClientTLS)))
 	}
 	c.ResponseType = p.optionalString("response_type", c.ResponseType)
 	c.JWTMember = p.optionalString("jwt_member", c.JWTMember)
@@ -408,10 +472,16 @@ func (s *parseState) apply(obj gjson.Result, c *Config, where place, prefix stri
 		if has("cache_negative_ttl") {
 			c.CacheNegativeTTL = p.duration("cache_negative_ttl", 0)
 		}
+		if has("stale_if_error") {
+			c.StaleIfError = p.duration("stale_if_error", 0)
+		}
+		c.StaleHeader = strings.ToLower(p.optionalString("stale_header", ""))
+		c.RefreshAhead = p.fraction("refresh_ahead", MaxRefreshAhead, "0.5")
 		c.MaxInFlight = p.count("max_in_flight", DefaultMaxInFlight)
 		c.ForwardCORSPreflight = p.boolean("forward_cors_preflight", true)
 		c.RouteMetadata = p.boolean("route_metadata", false)
 		c.RejectClaimHeaders = p.boolean("reject_claim_headers", false)
+		c.TraceHeaders = p.traceHeaders("trace_headers", c.TraceHeaders)
 	}
 	if p.err != nil {
 		return p.err
@@ -419,6 +489,12 @@ func (s *parseState) apply(obj gjson.Result, c *Config, where place, prefix stri
 
 	switch {
 	case where == inMetadata:
+	case c.ClientAuth == ClientTLS && secret != "":
+		return p.fail("client_secret", notWithTLS)
+	case c.ClientAuth == ClientTLS && secretEnv != "":
+		return p.fail("client_secret_env", notWithTLS)
+	case c.ClientAuth == ClientTLS:
+		c.ClientSecret = ""
 	case secret != "" && secretEnv != "":
 		return p.fail("client_secret_env", "cannot be combined with client_secret: give one of them")
 	case secretEnv != "":
@@ -431,6 +507,9 @@ func (s *parseState) apply(obj gjson.Result, c *Config, where place, prefix stri
 		return p.fail("client_secret", "is required (or client_secret_env naming a VM environment variable)")
 	case has("client_id"):
 		return p.fail("client_secret", "is required with client_id in a rule (or client_secret_env): a rule's client has its own secret")
+	}
+	if where != inMetadata && c.ClientAuth == ClientSecretBasic && c.ClientSecret == "" {
+		return p.fail("client_secret", "is required with client_auth "+strconv.Quote(ClientSecretBasic)+" (or client_secret_env)")
 	}
 	if where == inRule && !has("client_id") && (secret != "" || secretEnv != "") {
 		return p.fail("client_id", "is required with a client secret in a rule")
@@ -458,6 +537,8 @@ func (s *parseState) apply(obj gjson.Result, c *Config, where place, prefix stri
 	c.CacheNamespace = namespace(c)
 	return nil
 }
+
+const notWithTLS = "is not used with client_auth \"" + ClientTLS + "\": the cluster's client certificate authenticates the filter"
 
 // notHere says why a key known elsewhere is refused at this place.
 func notHere(key string, where place) string {
@@ -497,6 +578,9 @@ func (c *Config) check(p *parser) error {
 	if err := checkUpstreamHeader(c.UpstreamHeader); err != "" {
 		return p.fail("upstream_header", err)
 	}
+	if c.UpstreamHeader == c.StaleHeader {
+		return p.fail("stale_header", "must differ from upstream_header "+strconv.Quote(c.UpstreamHeader))
+	}
 	for _, h := range c.ClaimHeaders {
 		if h.Header == c.UpstreamHeader {
 			return p.fail("claim_headers", "names "+strconv.Quote(h.Header)+", the upstream_header that carries the JWT")
@@ -514,6 +598,14 @@ func (c *Config) checkPlugin(p *parser) error {
 		return p.fail("cache_max_ttl", "must be at most "+MaxCacheMaxTTL.String())
 	case c.CacheNegativeTTL > MaxCacheNegativeTTL:
 		return p.fail("cache_negative_ttl", "must be at most "+MaxCacheNegativeTTL.String())
+	case c.StaleIfError > MaxStaleIfError:
+		return p.fail("stale_if_error", "must be at most "+MaxStaleIfError.String())
+	case c.StaleIfError > 0 && !c.CacheEnabled:
+		return p.fail("stale_if_error", "needs the cache (\"cache\": true)")
+	case c.RefreshAhead > 0 && !c.CacheEnabled:
+		return p.fail("refresh_ahead", "needs the cache (\"cache\": true)")
+	case c.StaleHeader != "" && c.StaleIfError == 0:
+		return p.fail("stale_header", "needs stale_if_error")
 	case c.MaxInFlight > maxInFlight:
 		return p.fail("max_in_flight", "must be at most "+strconv.Itoa(maxInFlight))
 	case c.DPoPReplayMaxEntries > MaxCacheEntries:
@@ -696,6 +788,20 @@ func (p *parser) duration(key string, def time.Duration) time.Duration {
 	}
 	p.setErr(p.fail(key, "must be a positive duration such as \"2s\" or a number of seconds"))
 	return def
+}
+
+// fraction reads a number above 0 and at most limit, written limitText (0
+// when absent). strconv's float formatting would add 60 kB to the module.
+func (p *parser) fraction(key string, limit float64, limitText string) float64 {
+	v := p.get(key)
+	if !v.Exists() {
+		return 0
+	}
+	if v.Type != gjson.Number || !(v.Num > 0 && v.Num <= limit) {
+		p.setErr(p.fail(key, "must be a number above 0 and at most "+limitText+" (the last part of an answer's cache lifetime)"))
+		return 0
+	}
+	return v.Num
 }
 
 // count accepts a positive whole number of things (entries, calls,

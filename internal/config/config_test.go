@@ -34,12 +34,13 @@ func TestDefaults(t *testing.T) {
 	want := &Config{
 		IntrospectionURL: "https://login.example.com:8443/oauth/v2/introspect",
 		Cluster:          "idsvr", Authority: "login.example.com:8443", Path: "/oauth/v2/introspect",
-		ClientID: "gateway", ClientSecret: "s3cret", Realm: "api", ResponseType: ResponseTypeJWT,
+		ClientID: "gateway", ClientSecret: "s3cret", ClientAuth: ClientSecretBasic, Realm: "api", ResponseType: ResponseTypeJWT,
 		Timeout: 5 * time.Second, MaxJWTSize: 16384, MaxTokenLength: 4096, UpstreamHeader: "authorization",
 		CacheEnabled: true, CacheMaxTTL: 300 * time.Second, CacheMaxEntries: 10000, MaxInFlight: 100,
 		ForwardCORSPreflight: true, Enabled: true, CacheNamespace: c.CacheNamespace,
 		ClientCertificateSource: CertificateFromConnection,
 		DPoP:                    DPoPOff, DPoPAlgs: DefaultDPoPAlgs, DPoPIATWindow: DefaultDPoPIATWindow, DPoPReplayMaxEntries: DefaultDPoPReplayMaxEntries,
+		TraceHeaders: []string{"traceparent", "tracestate", "x-request-id"},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got  %+v\nwant %+v", c, want)
@@ -92,12 +93,22 @@ func TestValidValues(t *testing.T) {
 		{"DPoP nonce key and replay bound", `,"dpop_nonce_secret_env":"DPOP_SECRET","dpop_replay_max_entries":1000`, func(c *Config) bool {
 			return string(c.DPoPNonceSecret) == dpopSecret && c.DPoPReplayMaxEntries == 1000
 		}},
+		{"tls_client_auth: no secret", `,"client_auth":"tls_client_auth"`, func(c *Config) bool { return c.ClientAuth == ClientTLS && c.ClientSecret == "" }},
+		{"tls_client_auth in a rule drops the top-level secret", `,"routes":[{"route":"r","client_auth":"tls_client_auth"}]`, func(c *Config) bool {
+			return c.ClientAuth == ClientSecretBasic && c.Routes[0].Config.ClientAuth == ClientTLS && c.Routes[0].Config.ClientSecret == ""
+		}},
 		{"certificate from XFCC", `,"client_certificate_source":"x-forwarded-client-cert"`, func(c *Config) bool { return c.ClientCertificateSource == CertificateFromXFCC }},
+		{"stale-if-error with its header, stripped from every request", `,"stale_if_error":"45s","stale_header":"X-Stale"`, func(c *Config) bool {
+			return c.StaleIfError == 45*time.Second && c.StaleHeader == "x-stale" && reflect.DeepEqual(c.StripHeaders, []string{"x-stale"})
+		}},
+		{"stale-if-error at its bound, in seconds", `,"stale_if_error":600`, func(c *Config) bool { return c.StaleIfError == MaxStaleIfError && c.StaleHeader == "" }},
+		{"refresh ahead", `,"refresh_ahead":0.25`, func(c *Config) bool { return c.RefreshAhead == 0.25 }},
+		{"refresh ahead at its bound", `,"refresh_ahead":0.5`, func(c *Config) bool { return c.RefreshAhead == 0.5 }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			js := `{` + minimal + tt.extra + `}`
-			if strings.Contains(tt.extra, "client_secret_env") {
+			if strings.Contains(tt.extra, "client_secret_env") || strings.HasPrefix(tt.extra, `,"client_auth":"tls_client_auth"`) {
 				js = strings.Replace(js, `,"client_secret":"s3cret"`, "", 1)
 			}
 			c, err := Parse([]byte(js), env)
@@ -247,6 +258,10 @@ func TestInvalid(t *testing.T) {
 		{"missing cluster", `{"introspection_url":"http://a/b","client_id":"i","client_secret":"s"}`, "cluster"},
 		{"missing client id", `{"introspection_url":"http://a/b","cluster":"c","client_secret":"s"}`, "client_id"},
 		{"missing secret", `{"introspection_url":"http://a/b","cluster":"c","client_id":"i"}`, "client_secret"},
+		{"unknown client_auth", `{` + minimal + `,"client_auth":"private_key_jwt"}`, "client_auth"},
+		{"a secret with tls_client_auth", `{` + minimal + `,"client_auth":"tls_client_auth"}`, "client_secret"},
+		{"a secret from the VM with tls_client_auth", `{"introspection_url":"http://a/b","cluster":"c","client_id":"i","client_auth":"tls_client_auth","client_secret_env":"PHANTOM_SECRET"}`, "client_secret_env"},
+		{"a rule back to Basic without a secret", `{"introspection_url":"http://a/b","cluster":"c","client_id":"i","client_auth":"tls_client_auth","routes":[{"route":"r","client_auth":"client_secret_basic"}]}`, "routes[0].client_secret"},
 		{"secret env not set", `{"introspection_url":"http://a/b","cluster":"c","client_id":"i","client_secret_env":"NOPE"}`, "client_secret_env"},
 		{"secret twice", `{` + minimal + `,"client_secret_env":"PHANTOM_SECRET"}`, "client_secret_env"},
 		{"URL wrong type", `{"introspection_url":42,"cluster":"c","client_id":"i","client_secret":"s"}`, "introspection_url"},
@@ -257,6 +272,20 @@ func TestInvalid(t *testing.T) {
 		{"URL with bad port", `{"introspection_url":"http://a:99999/b","cluster":"c","client_id":"i","client_secret":"s"}`, "introspection_url"},
 		{"empty cluster", `{"introspection_url":"http://a/b","cluster":"","client_id":"i","client_secret":"s"}`, "cluster"},
 		{"realm with quote", `{` + minimal + `,"realm":"a\"b"}`, "realm"},
+		{"stale-if-error past its bound", `{` + minimal + `,"stale_if_error":"11m"}`, "stale_if_error"},
+		{"stale-if-error of zero", `{` + minimal + `,"stale_if_error":0}`, "stale_if_error"},
+		{"stale-if-error without the cache", `{` + minimal + `,"stale_if_error":"30s","cache":false}`, "stale_if_error"},
+		{"stale-if-error in a rule", `{` + minimal + `,"routes":[{"route":"r","stale_if_error":"30s"}]}`, "routes[0].stale_if_error"},
+		{"stale header without stale-if-error", `{` + minimal + `,"stale_header":"x-stale"}`, "stale_header"},
+		{"stale header that is not a header name", `{` + minimal + `,"stale_if_error":"30s","stale_header":"x stale"}`, "stale_header"},
+		{"stale header Authorization", `{` + minimal + `,"stale_if_error":"30s","stale_header":"authorization","upstream_header":"x-jwt"}`, "stale_header"},
+		{"stale header the upstream header", `{` + minimal + `,"stale_if_error":"30s","stale_header":"x-jwt","upstream_header":"x-jwt"}`, "stale_header"},
+		{"stale header a rule's upstream header", `{` + minimal + `,"stale_if_error":"30s","stale_header":"x-jwt","routes":[{"route":"r","upstream_header":"x-jwt"}]}`, "routes[0].stale_header"},
+		{"stale header a claim header", `{` + minimal + `,"stale_if_error":"30s","stale_header":"x-sub","claim_headers":[{"claim":"sub","header":"x-sub"}]}`, "stale_header"},
+		{"refresh ahead of zero", `{` + minimal + `,"refresh_ahead":0}`, "refresh_ahead"},
+		{"refresh ahead past its bound", `{` + minimal + `,"refresh_ahead":0.6}`, "refresh_ahead"},
+		{"refresh ahead as a string", `{` + minimal + `,"refresh_ahead":"25%"}`, "refresh_ahead"},
+		{"refresh ahead without the cache", `{` + minimal + `,"refresh_ahead":0.2,"cache":false}`, "refresh_ahead"},
 		{"scopes wrong type", `{` + minimal + `,"scopes":42}`, "scopes"},
 		{"scope with quote", `{` + minimal + `,"scopes":"a\"b"}`, "scopes"},
 		{"required scopes array of numbers", `{` + minimal + `,"required_scopes":[1]}`, "required_scopes"},
@@ -339,11 +368,21 @@ func document(c *Config) []byte {
 		"forward_cors_preflight": c.ForwardCORSPreflight, "max_in_flight": c.MaxInFlight,
 		"route_metadata": c.RouteMetadata, "reject_claim_headers": c.RejectClaimHeaders,
 		"dpop_replay_max_entries": c.DPoPReplayMaxEntries,
+		"trace_headers":           append([]string{}, c.TraceHeaders...), // [] for none
 	} {
 		m[k] = v
 	}
 	if c.CacheNegativeTTL != 0 {
 		m["cache_negative_ttl"] = c.CacheNegativeTTL.String()
+	}
+	if c.StaleIfError != 0 {
+		m["stale_if_error"] = c.StaleIfError.String()
+	}
+	if c.StaleHeader != "" {
+		m["stale_header"] = c.StaleHeader
+	}
+	if c.RefreshAhead != 0 {
+		m["refresh_ahead"] = c.RefreshAhead
 	}
 	if c.DPoPNonceSecret != nil {
 		m["dpop_nonce_secret_env"] = "DPOP_SECRET"
@@ -373,12 +412,15 @@ func document(c *Config) []byte {
 func policyDocument(c *Config) map[string]any {
 	m := map[string]any{
 		"introspection_url": c.IntrospectionURL, "cluster": c.Cluster,
-		"client_id": c.ClientID, "client_secret": c.ClientSecret,
+		"client_id": c.ClientID, "client_auth": c.ClientAuth,
 		"realm": c.Realm, "response_type": c.ResponseType,
 		"timeout": c.Timeout.String(), "upstream_header": c.UpstreamHeader, "enabled": c.Enabled,
 		"require_certificate_bound": c.RequireCertificateBound, "client_certificate_source": c.ClientCertificateSource,
 		"dpop": c.DPoP, "dpop_algs": c.DPoPAlgs, "dpop_iat_window": c.DPoPIATWindow.String(), "dpop_nonce": c.DPoPNonce,
 		"dpop_keep_header": c.DPoPKeepHeader,
+	}
+	if c.ClientAuth != ClientTLS {
+		m["client_secret"] = c.ClientSecret
 	}
 	if c.ClaimHeaders != nil {
 		var list []any
@@ -403,7 +445,7 @@ func policyDocument(c *Config) map[string]any {
 // Config field must be written back by document, or be derived from others.
 func TestDocumentWritesEveryField(t *testing.T) {
 	handled := map[string]bool{
-		"IntrospectionURL": true, "Cluster": true, "ClientID": true, "ClientSecret": true,
+		"IntrospectionURL": true, "Cluster": true, "ClientID": true, "ClientSecret": true, "ClientAuth": true,
 		"Realm": true, "Scopes": true, "RequiredScopes": true, "ResponseType": true, "JWTMember": true,
 		"Timeout": true, "MaxJWTSize": true, "MaxTokenLength": true, "UpstreamHeader": true,
 		"CacheEnabled": true, "CacheMaxTTL": true, "CacheMaxEntries": true, "CacheIgnoreCacheControl": true,
@@ -411,7 +453,8 @@ func TestDocumentWritesEveryField(t *testing.T) {
 		"RequireCertificateBound": true, "ClientCertificateSource": true,
 		"DPoP": true, "DPoPAlgs": true, "DPoPIATWindow": true, "DPoPNonce": true, "DPoPKeepHeader": true,
 		"DPoPNonceSecret": true, "DPoPReplayMaxEntries": true,
-		"ClaimHeaders": true, "Routes": true, "RouteMetadata": true, "RejectClaimHeaders": true,
+		"StaleIfError": true, "StaleHeader": true, "RefreshAhead": true,
+		"ClaimHeaders": true, "Routes": true, "RouteMetadata": true, "RejectClaimHeaders": true, "TraceHeaders": true,
 		"Authority": true, "Path": true, "CacheNamespace": true, "ClaimPaths": true, "StripHeaders": true, // derived
 	}
 	for _, f := range reflect.VisibleFields(reflect.TypeOf(Config{})) {
@@ -433,6 +476,8 @@ func FuzzConfig(f *testing.F) {
 		`{"route_prefix":"b","required_scopes":"x","claim_headers":[{"claim":["c.d","e"],"header":"X-E"}]},` +
 		`{"route":"c","introspection_url":"http://o/i","cluster":"o","client_id":"g","client_secret":"s3cret","jwt_member":"jwt"}]}`))
 	f.Add([]byte(`{` + minimal + `,"route_metadata":true,"reject_claim_headers":true}`))
+	f.Add([]byte(`{` + minimal + `,"trace_headers":["X-B3-TraceId","traceparent"]}`))
+	f.Add([]byte(`{` + minimal + `,"trace_headers":[]}`))
 	f.Add([]byte(`{` + minimal + `,"x":` + nest(jsonlimit.MaxDepth) + `}`))
 	f.Add([]byte(`{` + minimal + `,"x":` + nest(10000) + `}`))
 	f.Add([]byte(`{` + minimal + `,"x":` + strings.Repeat(`{"a":`, 10000) + `}`))

@@ -16,19 +16,68 @@ import (
 )
 
 // Request returns the callout's headers and body. Only these headers reach the
-// identity server: nothing of the client's request is copied.
+// identity server: of the client's request, only the trace headers given
+// (see TraceContext) are copied, after the call's own.
 //
 // The token is form-encoded: the NGINX module concatenates it raw, so a "+" or
 // "&" in a token changes the request there.
-func Request(c *config.Config, token string) (headers [][2]string, body []byte) {
-	return [][2]string{
-		{":method", "POST"},
-		{":path", c.Path},
-		{":authority", c.Authority},
-		{"content-type", "application/x-www-form-urlencoded"},
-		{"accept", c.ResponseType},
-		{"authorization", BasicCredentials(c.ClientID, c.ClientSecret)},
-	}, []byte("token=" + FormEncode(token))
+//
+// With client_auth tls_client_auth the cluster's client certificate
+// authenticates the filter: no Authorization header, and client_id in the
+// body (RFC 8705 §2).
+func Request(c *config.Config, token string, trace [][2]string) (headers [][2]string, body []byte) {
+	headers = append(make([][2]string, 0, 6+len(trace)),
+		[2]string{":method", "POST"},
+		[2]string{":path", c.Path},
+		[2]string{":authority", c.Authority},
+		[2]string{"content-type", "application/x-www-form-urlencoded"},
+		[2]string{"accept", c.ResponseType},
+	)
+	body = []byte("token=" + FormEncode(token))
+	if c.ClientAuth == config.ClientTLS {
+		body = append(append(body, "&client_id="...), FormEncode(c.ClientID)...)
+	} else {
+		headers = append(headers, [2]string{"authorization", BasicCredentials(c.ClientID, c.ClientSecret)})
+	}
+	return append(headers, trace...), body
+}
+
+// MaxTraceValue bounds the value of a trace header copied to the call.
+const MaxTraceValue = 512
+
+// TraceContext picks the trace headers of the request that starts a call
+// from its headers as the host gives them (lower-case names, a repeated
+// header as several pairs): the first value of each of c.TraceHeaders, in
+// that order, when it is 1 to MaxTraceValue bytes of printable ASCII. A
+// value that is not is left out, and never replaced by a later one: the
+// client's headers are not a channel to the identity server.
+func TraceContext(c *config.Config, headers [][2]string) [][2]string {
+	var trace [][2]string
+	for _, name := range c.TraceHeaders {
+		for _, kv := range headers {
+			if kv[0] == name {
+				if traceValue(kv[1]) {
+					trace = append(trace, kv)
+				}
+				break
+			}
+		}
+	}
+	return trace
+}
+
+// traceValue reports whether v may be copied: short, printable ASCII
+// (spaces included, no control character).
+func traceValue(v string) bool {
+	if v == "" || len(v) > MaxTraceValue {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] < 0x20 || v[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 // BasicCredentials encodes client credentials as RFC 6749 §2.3.1 says: each
@@ -93,6 +142,14 @@ type Answer struct {
 	Claims  jwt.Claims
 	// CacheTTL is how long the answer may be cached; 0 means not at all.
 	CacheTTL time.Duration
+	// StaleFor is how long past CacheTTL the answer may still be served
+	// when a later call for the token fails (stale_if_error, narrowed by
+	// the identity server's stale-if-error and the JWT's exp); 0: never.
+	StaleFor time.Duration
+	// Transient is true for a failure that is not the identity server's
+	// verdict: no answer, a 5xx, a 429, or a call that could not be made.
+	// A stale answer may stand in for it.
+	Transient bool
 	// BindingBeside is true when part of the token's binding came from
 	// beside its JWT (a JSON answer's cnf): the JWT alone must never be
 	// handed to another worker, in the cache or to its waiters.
@@ -152,6 +209,7 @@ func Classify(c *config.Config, headers [][2]string, body []byte, now time.Time)
 	}
 	a := classify(c, status, fromUpstream, cacheControl, body, now)
 	a.Status = status
+	a.Transient = a.Outcome != Active && a.Outcome != Inactive && (status == 0 || status == 429 || status >= 500 && status <= 599)
 	return a
 }
 
@@ -231,6 +289,7 @@ func jsonAnswer(c *config.Config, text string, cacheControl []string, now time.T
 	if !exp.IsZero() && (a.Claims.Exp.IsZero() || exp.Before(a.Claims.Exp)) {
 		a.Claims.Exp = exp
 		a.CacheTTL = cacheTTL(c, cacheControl, exp, now)
+		a.StaleFor = staleFor(c, cacheControl, a.CacheTTL, exp, now)
 	}
 	// A binding beside the JWT (RFC 7662 §2.2 answers carry cnf) binds the
 	// token as one in it does. The cache keeps only the JWT: an answer whose
@@ -245,7 +304,7 @@ func jsonAnswer(c *config.Config, text string, cacheControl []string, now time.T
 		return Answer{Outcome: BadGateway, Reason: "introspection JSON answer and its JWT: " + err.Error()}
 	}
 	if merged != a.Claims.Binding {
-		a.Claims.Binding, a.CacheTTL, a.BindingBeside = merged, 0, true
+		a.Claims.Binding, a.CacheTTL, a.StaleFor, a.BindingBeside = merged, 0, 0, true
 	}
 	return a
 }
@@ -268,7 +327,9 @@ func jwtAnswer(c *config.Config, text string, cacheControl []string, now time.Ti
 	if !claims.Exp.IsZero() && !now.Before(claims.Exp) {
 		return Answer{Outcome: Inactive, Reason: "JWT has expired"}
 	}
-	return Answer{Outcome: Active, JWT: text, Claims: claims, CacheTTL: cacheTTL(c, cacheControl, claims.Exp, now)}
+	a := Answer{Outcome: Active, JWT: text, Claims: claims, CacheTTL: cacheTTL(c, cacheControl, claims.Exp, now)}
+	a.StaleFor = staleFor(c, cacheControl, a.CacheTTL, claims.Exp, now)
+	return a
 }
 
 // ExpirySkew is taken off the JWT's exp so that a cached JWT is never handed
@@ -297,6 +358,55 @@ func cacheTTL(c *config.Config, cacheControl []string, exp, now time.Time) time.
 		return 0
 	}
 	return ttl
+}
+
+// staleFor is how long past its cache lifetime (ttl) a cached answer may be
+// served when a call fails: stale_if_error, narrowed by the identity server's
+// own stale-if-error directive (RFC 5861 §4) unless its cache directives are
+// ignored, and ending ExpirySkew before the JWT's exp as the lifetime does.
+// Under a second is none.
+func staleFor(c *config.Config, cacheControl []string, ttl time.Duration, exp, now time.Time) time.Duration {
+	if c.StaleIfError == 0 || ttl == 0 {
+		return 0
+	}
+	stale := c.StaleIfError
+	if !c.CacheIgnoreCacheControl {
+		if d, ok := directive(cacheControl, "stale-if-error"); ok && d < stale {
+			stale = d
+		}
+	}
+	if !exp.IsZero() {
+		if left := exp.Sub(now) - ExpirySkew - ttl; left < stale {
+			stale = left
+		}
+	}
+	if stale < time.Second {
+		return 0
+	}
+	return stale
+}
+
+// directive returns the delta-seconds argument of the named Cache-Control
+// directive; an unparsable one counts as 0 (be conservative), and the
+// smallest wins when it repeats.
+func directive(values []string, name string) (d time.Duration, ok bool) {
+	for _, v := range values {
+		for _, part := range strings.Split(v, ",") {
+			n, arg, _ := strings.Cut(strings.TrimSpace(part), "=")
+			if !strings.EqualFold(strings.TrimSpace(n), name) {
+				continue
+			}
+			x, valid := deltaSeconds(strings.Trim(strings.TrimSpace(arg), `"`))
+			if !valid {
+				x = 0
+			}
+			if !ok || x < d {
+				d = x
+			}
+			ok = true
+		}
+	}
+	return d, ok
 }
 
 // parseCacheControl reads the directives that matter to a shared cache and

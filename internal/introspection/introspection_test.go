@@ -24,7 +24,7 @@ func cfg(t *testing.T, extra string) *config.Config {
 }
 
 func TestRequest(t *testing.T) {
-	headers, body := Request(cfg(t, ""), "a+b/c=")
+	headers, body := Request(cfg(t, ""), "a+b/c=", nil)
 	want := [][2]string{
 		{":method", "POST"},
 		{":path", "/introspect?v=1"},
@@ -39,11 +39,24 @@ func TestRequest(t *testing.T) {
 	if string(body) != "token=a%2Bb%2Fc%3D" {
 		t.Errorf("body %q", body)
 	}
-	headers, _ = Request(cfg(t, `,"response_type":"application/token-introspection+jwt"`), "x")
+	headers, _ = Request(cfg(t, `,"response_type":"application/token-introspection+jwt"`), "x", nil)
 	if headers[4][1] != "application/token-introspection+jwt" {
 		t.Errorf("accept %q", headers[4][1])
 	}
+	// tls_client_auth (RFC 8705 §2): the certificate authenticates; no
+	// Authorization, and client_id in the body, form-encoded.
+	c, err := config.Parse([]byte(`{"introspection_url":"https://ids/i","cluster":"ids","client_id":"gate way&x","client_auth":"tls_client_auth"}`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	headers, body = Request(c, "a+b", nil)
+	wantTLS := [][2]string{{":method", "POST"}, {":path", "/i"}, {":authority", "ids"},
+		{"content-type", "application/x-www-form-urlencoded"}, {"accept", "application/jwt"}}
+	if !reflect.DeepEqual(headers, wantTLS) || string(body) != "token=a%2Bb&client_id=gate+way%26x" {
+		t.Errorf("tls_client_auth: headers %q, body %q", headers, body)
+	}
 }
+
 
 func TestStatusTable(t *testing.T) {
 	want := func(s int) Outcome {
@@ -222,6 +235,79 @@ func TestCacheTTL(t *testing.T) {
 				t.Errorf("got %v ttl %v, want ttl %v", a.Outcome, a.CacheTTL, tt.ttl)
 			}
 		})
+	}
+}
+
+// TestStaleFor has one row per rule of how long an answer may be served
+// stale: the configured bound, narrowed by the identity server's RFC 5861
+// stale-if-error and by the JWT's exp (less the skew), never for an answer
+// that is not cached.
+func TestStaleFor(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	exp := func(d time.Duration) string { return testjwt.Make(`{"exp":` + itoa(now.Add(d).Unix()) + `}`) }
+	noExp := testjwt.Make(`{}`)
+	stale, ignore, off := cfg(t, `,"cache_max_ttl":"60s","stale_if_error":"2m"`), cfg(t, `,"cache_max_ttl":"60s","stale_if_error":"2m","cache_ignore_cache_control":true`), cfg(t, `,"cache_max_ttl":"60s"`)
+	member := cfg(t, `,"cache_max_ttl":"60s","stale_if_error":"2m","jwt_member":"jwt"`)
+	tests := []struct {
+		name         string
+		c            *config.Config
+		cacheControl []string
+		body         string
+		want         time.Duration
+	}{
+		{"off by default", off, nil, noExp, 0},
+		{"the configured bound", stale, nil, noExp, 2 * time.Minute},
+		{"the identity server's stale-if-error, narrower", stale, []string{"max-age=30, stale-if-error=40"}, noExp, 40 * time.Second},
+		{"the identity server's stale-if-error never widens it", stale, []string{"stale-if-error=3600"}, noExp, 2 * time.Minute},
+		{"stale-if-error=0 from the identity server", stale, []string{"max-age=30, stale-if-error=0"}, noExp, 0},
+		{"an unparsable stale-if-error counts as 0", stale, []string{"stale-if-error=later"}, noExp, 0},
+		{"the smallest of repeated stale-if-error", stale, []string{"stale-if-error=50", "Stale-If-Error=\"20\""}, noExp, 20 * time.Second},
+		{"ignored with the identity server's cache directives", ignore, []string{"stale-if-error=5"}, noExp, 2 * time.Minute},
+		{"ends before the JWT's exp, less the skew", stale, nil, exp(95 * time.Second), 30 * time.Second},
+		{"none when exp ends the cache lifetime", stale, nil, exp(30 * time.Second), 0},
+		{"none for an answer that is not cached", stale, []string{"no-store"}, noExp, 0},
+		{"jwt_member: the answer's exp bounds it", member, nil, `{"active":true,"jwt":"` + noExp + `","exp":` + itoa(now.Add(95*time.Second).Unix()) + `}`, 30 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			headers := upstream(200)
+			for _, v := range tt.cacheControl {
+				headers = append(headers, [2]string{"Cache-Control", v})
+			}
+			a := Classify(tt.c, headers, []byte(tt.body), now)
+			if a.Outcome != Active || a.StaleFor != tt.want {
+				t.Errorf("got %v stale for %v, want %v", a.Outcome, a.StaleFor, tt.want)
+			}
+		})
+	}
+}
+
+// TestTransient: the failures a stale answer may stand in for are those that
+// are not the identity server's verdict.
+func TestTransient(t *testing.T) {
+	c := cfg(t, "")
+	transient := func(s int) bool { return s == 429 || s >= 500 && s <= 599 }
+	for s := 100; s <= 599; s++ {
+		a := Classify(c, upstream(s), []byte(testjwt.Make(`{}`)), time.Now())
+		if want := transient(s) && a.Outcome != Active; a.Transient != want {
+			t.Errorf("status %d (%v): transient %v, want %v", s, a.Outcome, a.Transient, want)
+		}
+	}
+	for _, tt := range []struct {
+		name    string
+		headers [][2]string
+		body    string
+		want    bool
+	}{
+		{"no response", nil, "", true},
+		{"Envoy's own 503 (connection failure)", [][2]string{{":status", "503"}}, "upstream connect error", true},
+		{"200 that is not a JWT", upstream(200), "nonsense", false},
+		{"inactive", upstream(200), `{"active":false}`, false},
+		{"401: the identity server refuses the client", upstream(401), "", false},
+	} {
+		if got := Classify(c, tt.headers, []byte(tt.body), time.Now()).Transient; got != tt.want {
+			t.Errorf("%s: transient %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }
 
