@@ -347,6 +347,7 @@ func TestIdentityServerBadDay(t *testing.T) {
 	// Each worker's plugin of each listener with stale_if_error logs it at
 	// most once a second.
 	staleLines := strings.Count(log, "phantom-token: serving a stale answer: ")
+	t.Logf("Envoy's log: %d lines \"serving a stale answer\", %d lines \"answering 502\"", staleLines, strings.Count(log, ": answering 502"))
 	if most := 2 * 2 * int((bdDown+bdSlow+bdGrace)/time.Second+2); staleLines < 1 || staleLines > most {
 		t.Errorf("%d log lines say a stale answer was served, want 1 to %d (at most one a second per worker and listener)", staleLines, most)
 	}
