@@ -112,6 +112,13 @@ type bdWindow struct {
 	status    int
 }
 
+// TestIdentityServerBadDay: with stale_if_error, hot tokens are admitted
+// while within the bound and never past it or past their JWT's exp less 5 s;
+// without it, and for new tokens, the outage gives 502; no request waits
+// past the timeout and a margin; after the recovery each hot token costs one
+// introspection per cache lifetime again; cache.stale_served and
+// requests.waited move as the requests say; the log holds no VM failure and
+// no token.
 func TestIdentityServerBadDay(t *testing.T) {
 	secret := fixtures.RandomToken()
 	ids, err := fixtures.StartIdS(fixtures.AnyPort, map[string]string{gatewayID: secret})
