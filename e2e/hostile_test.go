@@ -22,8 +22,9 @@ import (
 // reach the shared Envoy the other tests use.
 
 // privateEnvoy starts an Envoy (two workers) with cfg's scenarios, routing to
-// the suite's echo upstream, with the suite's IdS as cluster "ids". Its work
-// directory is removed after a pass and named in the test log otherwise.
+// the suite's echo upstream, with the suite's IdS as cluster "ids" besides
+// cfg.Clusters. Its work directory is removed after a pass and named in the
+// test log otherwise.
 func privateEnvoy(t *testing.T, cfg harness.Config) *harness.Envoy {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "phantom-e2e-"+strings.ReplaceAll(t.Name(), "/", "-")+"-")
@@ -31,7 +32,11 @@ func privateEnvoy(t *testing.T, cfg harness.Config) *harness.Envoy {
 		t.Fatal(err)
 	}
 	cfg.EnvoyPath, cfg.WasmPath, cfg.Dir = suite.envoyPath, suite.wasmPath, dir
-	cfg.Clusters = map[string]string{"echo": suite.echo.Addr.String(), "ids": suite.ids.Addr.String()}
+	clusters := map[string]string{"echo": suite.echo.Addr.String(), "ids": suite.ids.Addr.String()}
+	for name, addr := range cfg.Clusters {
+		clusters[name] = addr
+	}
+	cfg.Clusters = clusters
 	cfg.Upstream = "echo"
 	cfg.Concurrency = 2
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

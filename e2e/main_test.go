@@ -229,5 +229,6 @@ func scenarios(refusedPort int) []harness.Scenario {
 		}},
 		routesScenario(), // the route scenarios are in routes_test.go
 		rejectClaimHeadersScenario(),
+		refreshScenario(), // refresh_test.go
 	}, append(certBoundScenarios(), idsTLSScenarios()...)...) // in certbound_test.go and idstls_test.go
 }

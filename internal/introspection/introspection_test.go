@@ -57,7 +57,6 @@ func TestRequest(t *testing.T) {
 	}
 }
 
-
 func TestStatusTable(t *testing.T) {
 	want := func(s int) Outcome {
 		switch s {
