@@ -225,16 +225,22 @@ func TestCacheTTL(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			headers := upstream(200)
-			for _, v := range tt.cacheControl {
-				headers = append(headers, [2]string{"Cache-Control", v})
-			}
-			a := Classify(tt.c, headers, []byte(tt.body), now)
+			a := classify200(tt.c, tt.cacheControl, tt.body, now)
 			if a.Outcome != Active || a.CacheTTL != tt.ttl {
 				t.Errorf("got %v ttl %v, want ttl %v", a.Outcome, a.CacheTTL, tt.ttl)
 			}
 		})
 	}
+}
+
+// classify200 classifies a 200 answer with body and these Cache-Control
+// values.
+func classify200(c *config.Config, cacheControl []string, body string, now time.Time) Answer {
+	headers := upstream(200)
+	for _, v := range cacheControl {
+		headers = append(headers, [2]string{"Cache-Control", v})
+	}
+	return Classify(c, headers, []byte(body), now)
 }
 
 // TestStaleFor has one row per rule of how long an answer may be served
@@ -269,11 +275,7 @@ func TestStaleFor(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			headers := upstream(200)
-			for _, v := range tt.cacheControl {
-				headers = append(headers, [2]string{"Cache-Control", v})
-			}
-			a := Classify(tt.c, headers, []byte(tt.body), now)
+			a := classify200(tt.c, tt.cacheControl, tt.body, now)
 			if a.Outcome != Active || a.StaleFor != tt.want {
 				t.Errorf("got %v stale for %v, want %v", a.Outcome, a.StaleFor, tt.want)
 			}
