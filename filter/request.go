@@ -147,9 +147,9 @@ func (h *httpContext) OnHttpStreamDone() {
 	}
 }
 
-// stripClaimHeaders removes every client copy of every claim header of the
-// configuration, or, with reject_claim_headers, answers 400 to a request
-// that carries one. answered is true when the request was answered.
+// stripClaimHeaders removes every client copy of every header the filter
+// sets besides the JWT's (the claim headers and stale_header), or, with
+// reject_claim_headers, answers 400 to a request that carries one. answered is true when the request was answered.
 func (h *httpContext) stripClaimHeaders() (action types.Action, answered bool) {
 	for _, name := range h.cfg.StripHeaders {
 		if h.cfg.RejectClaimHeaders {
@@ -157,7 +157,7 @@ func (h *httpContext) stripClaimHeaders() (action types.Action, answered bool) {
 			case err != nil:
 				return h.respond(reply.ServerError, "cannot read the "+name+" header: "+err.Error()), true
 			case present:
-				return h.respond(reply.InvalidRequest, "the request carries the claim header "+name), true
+				return h.respond(reply.InvalidRequest, "the request carries "+name+", a header only the filter sets"), true
 			}
 			continue
 		}
