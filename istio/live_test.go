@@ -35,11 +35,18 @@ import (
 	"github.com/phantom-token/envoy-phantom-token/e2e/fixtures"
 )
 
-// The gateway manifests the live test applies. The stand-ins in
-// testdata/live give way to istio/*-gateway.yaml when those land.
+// The gateway manifests with one policy, which the live test applies as
+// written (but url and sha256).
 var liveGatewayManifests = []manifest{
-	{file: "testdata/live/wasmplugin-gateway.yaml", kind: "WasmPlugin"},
-	{file: "testdata/live/trafficextension-gateway.yaml", kind: "TrafficExtension"},
+	{file: "wasmplugin-gateway.yaml", kind: "WasmPlugin"},
+	{file: "trafficextension-gateway.yaml", kind: "TrafficExtension"},
+}
+
+// The sidecar manifests (match mode SERVER), which the live test points at
+// the gateway to show that they protect nothing there.
+var liveSidecarManifests = []manifest{
+	{file: "wasmplugin-sidecar.yaml", kind: "WasmPlugin"},
+	{file: "trafficextension-sidecar.yaml", kind: "TrafficExtension"},
 }
 
 // liveClientSecret names the environment variable the manifests' vmConfig.env
@@ -72,7 +79,8 @@ func TestLiveGateway(t *testing.T) {
 	for _, m := range liveGatewayManifests {
 		t.Run(m.kind+" "+filepath.Base(m.file), func(t *testing.T) {
 			obj := readObject(t, filepath.Join(packageDir, m.file), m.kind)
-			realm := parseJSON(t, deliver(t, obj).pluginConfig)["realm"].(string)
+			pc := parseJSON(t, deliver(t, obj).pluginConfig)
+			realm, _ := pc["realm"].(string)
 			name := l.apply(t, obj, ref, manifestDigest)
 			l.checkDelivered(t, name, module)
 
@@ -81,12 +89,12 @@ func TestLiveGateway(t *testing.T) {
 			// The client secret reaches the identity server only through
 			// vmConfig.env: the test sets it in the environment Envoy inherits,
 			// and the identity server answers nothing without it.
-			l.expect(t, probe{path: path, scope: "read write", status: http.StatusOK, jwt: true})
+			l.expect(t, probe{path: path, scope: tokenScope(pc), status: http.StatusOK, jwt: true})
 		})
 	}
 
-	t.Run("WasmPlugin wasmplugin-routes.yaml on examples/virtualservice.yaml", func(t *testing.T) {
-		obj := readObject(t, filepath.Join(packageDir, "wasmplugin-routes.yaml"), "WasmPlugin")
+	t.Run("WasmPlugin wasmplugin-gateway-routes.yaml on examples/virtualservice.yaml", func(t *testing.T) {
+		obj := readObject(t, filepath.Join(packageDir, "wasmplugin-gateway-routes.yaml"), "WasmPlugin")
 		name := l.apply(t, obj, ref, manifestDigest)
 		l.checkDelivered(t, name, module)
 		// The rules name the Envoy routes Istio makes of the VirtualService:
@@ -124,21 +132,57 @@ func TestLiveGateway(t *testing.T) {
 	// (its namespace and labels, what a user changes first), Istio attaches
 	// them nowhere: a gateway's traffic is CLIENT. Requests pass
 	// unauthenticated, with nothing in any log. docs/istio.md cites this.
-	for _, m := range manifests[:2] {
+	// The same manifest with CLIENT, applied first, shows that the mode alone
+	// decides.
+	for _, m := range liveSidecarManifests {
 		t.Run("SIDECAR MANIFEST ON THE GATEWAY PROTECTS NOTHING: "+m.file, func(t *testing.T) {
-			obj := readObject(t, filepath.Join(packageDir, m.file), m.kind)
-			meta := obj["metadata"].(map[string]any)
-			meta["namespace"] = "istio-system"
-			obj["spec"].(map[string]any)["selector"] = map[string]any{"matchLabels": map[string]any{"istio": "ingressgateway"}}
-			name := l.apply(t, obj, ref, manifestDigest)
-			if name != "" {
-				t.Fatalf("Istio attached %s (match mode SERVER) to the gateway: Istio changed how gateways match; update the manifests and docs/istio.md", m.file)
+			onGateway := func(t *testing.T, mode string) map[string]any {
+				obj := readObject(t, filepath.Join(packageDir, m.file), m.kind)
+				if got := deliver(t, obj).modes; len(got) != 1 || got[0] != "SERVER" {
+					t.Fatalf("%s matches %q, want the sidecar's [SERVER]", m.file, got)
+				}
+				obj["metadata"].(map[string]any)["namespace"] = "istio-system"
+				spec := obj["spec"].(map[string]any)
+				spec["selector"] = map[string]any{"matchLabels": map[string]any{"istio": "ingressgateway"}}
+				spec["match"] = []any{map[string]any{"mode": mode}}
+				return obj
 			}
-			l.expect(t, probe{path: "/orders/sidecar-" + strings.ToLower(m.kind), status: http.StatusOK})
+			t.Run("control: the same with match mode CLIENT authenticates", func(t *testing.T) {
+				name := l.apply(t, onGateway(t, "CLIENT"), ref, manifestDigest)
+				l.checkDelivered(t, name, module)
+				l.expect(t, probe{path: "/orders/client-" + strings.ToLower(m.kind), status: http.StatusUnauthorized})
+			})
+			t.Run("as written, match mode SERVER: no filter, requests pass unauthenticated", func(t *testing.T) {
+				name := l.apply(t, onGateway(t, "SERVER"), ref, manifestDigest)
+				if name != "" {
+					t.Fatalf("Istio attached %s (match mode SERVER) to the gateway: Istio changed how gateways match; update the manifests and docs/istio.md", m.file)
+				}
+				l.expect(t, probe{path: "/orders/server-" + strings.ToLower(m.kind), status: http.StatusOK})
+			})
 		})
 	}
 
 	l.checkLogs(t)
+}
+
+// tokenScope is a scope that satisfies a pluginConfig's top-level policy: its
+// scopes and required_scopes (a string or a list).
+func tokenScope(pluginConfig map[string]any) string {
+	var scopes []string
+	for _, key := range []string{"scopes", "required_scopes"} {
+		switch v := pluginConfig[key].(type) {
+		case string:
+			scopes = append(scopes, strings.Fields(v)...)
+		case []any:
+			for _, s := range v {
+				scopes = append(scopes, fmt.Sprint(s))
+			}
+		}
+	}
+	if len(scopes) == 0 {
+		return "read"
+	}
+	return strings.Join(scopes, " ")
 }
 
 // live is the running control plane, agent, Envoy and fixtures.

@@ -3,14 +3,25 @@ package istio_test
 import (
 	"encoding/json"
 	"errors"
+	"maps"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/protobuf/types/known/structpb"
 	extensions "istio.io/api/extensions/v1alpha1"
+	istioextensions "istio.io/istio/pilot/pkg/config/kube/extensions"
+	"istio.io/istio/pilot/pkg/config/memory"
+	"istio.io/istio/pilot/pkg/model"
+	istionetworking "istio.io/istio/pilot/pkg/networking"
+	istioconfig "istio.io/istio/pkg/config"
+	"istio.io/istio/pkg/config/schema/collections"
+	"istio.io/istio/pkg/config/schema/gvk"
+	istiolog "istio.io/istio/pkg/log"
+	"istio.io/istio/pkg/test/util/retry"
 	"istio.io/istio/pkg/util/protomarshal"
 	"sigs.k8s.io/yaml"
 
@@ -20,26 +31,31 @@ import (
 // manifest is one manifest of this directory.
 type manifest struct {
 	file, kind string
+	place      string // where it attaches: "gateway" or "sidecar" (TestManifestsAttachWhereTheySay)
 	// routes is, for a manifest with route rules, the example (of kind
 	// routesKind) whose Envoy route names the rules select.
 	routes, routesKind string
 }
 
-// class is "routes" for a manifest with route rules, else "sidecar".
+// class is "routes" for a manifest with route rules, else its place.
 func (m manifest) class() string {
 	if m.routes != "" {
 		return "routes"
 	}
-	return "sidecar"
+	return m.place
 }
 
-// The manifests of this directory: the filter on a workload's sidecar, in
-// both APIs, and the filter with route rules on a gateway, in both APIs.
+// The manifests of this directory, in both APIs: the filter on the ingress
+// gateway, on a workload's sidecar, and with route rules on a gateway.
 var manifests = []manifest{
-	{file: "wasmplugin.yaml", kind: "WasmPlugin"},
-	{file: "trafficextension.yaml", kind: "TrafficExtension"},
-	{file: "wasmplugin-routes.yaml", kind: "WasmPlugin", routes: "examples/virtualservice.yaml", routesKind: "VirtualService"},
-	{file: "trafficextension-routes.yaml", kind: "TrafficExtension", routes: "examples/httproute.yaml", routesKind: "HTTPRoute"},
+	{file: "wasmplugin-gateway.yaml", kind: "WasmPlugin", place: "gateway"},
+	{file: "trafficextension-gateway.yaml", kind: "TrafficExtension", place: "gateway"},
+	{file: "wasmplugin-sidecar.yaml", kind: "WasmPlugin", place: "sidecar"},
+	{file: "trafficextension-sidecar.yaml", kind: "TrafficExtension", place: "sidecar"},
+	{file: "wasmplugin-gateway-routes.yaml", kind: "WasmPlugin", place: "gateway",
+		routes: "examples/virtualservice.yaml", routesKind: "VirtualService"},
+	{file: "trafficextension-gateway-routes.yaml", kind: "TrafficExtension", place: "gateway",
+		routes: "examples/httproute.yaml", routesKind: "HTTPRoute"},
 }
 
 // readManifest returns a manifest as a generic object.
@@ -239,7 +255,7 @@ func TestManifestsValidateAgainstIstioCRDs(t *testing.T) {
 // TestManifestsAsWritten checks what the manifests must say, beyond the schema:
 // fail closed, in the AUTHN phase, from a pinned image, with the client secret
 // from the proxy's environment and never in the resource, on the listeners
-// it is for: a sidecar's inbound ones, or a gateway's for route rules.
+// it is for: a gateway's, or a sidecar's inbound ones.
 func TestManifestsAsWritten(t *testing.T) {
 	kinds := loadCRDs(t)
 	for _, m := range manifests {
@@ -252,14 +268,10 @@ func TestManifestsAsWritten(t *testing.T) {
 				t.Fatalf("%s: %v", m.file, err)
 			}
 			d := deliver(t, readManifest(t, m))
-			// A sidecar's own API is behind its inbound (SERVER) listeners,
-			// where every request is on Istio's route "default"; route names
-			// exist on a gateway, whose listeners Istio counts as CLIENT
+			// Istio counts a gateway's listeners as CLIENT and a sidecar's
+			// inbound ones, in front of its own API, as SERVER
 			// (pilot/pkg/model/extensions.go, workloadModeForListenerClass).
-			wantMode := "SERVER"
-			if m.routes != "" {
-				wantMode = "CLIENT"
-			}
+			wantMode := map[string]string{"gateway": "CLIENT", "sidecar": "SERVER"}[m.place]
 			if len(d.modes) != 1 || d.modes[0] != wantMode {
 				t.Errorf("match modes %q, want [%s]", d.modes, wantMode)
 			}
@@ -304,12 +316,12 @@ func TestManifestPluginConfig(t *testing.T) {
 		}
 		return ""
 	}
-	want := config.Config{
+	sidecar := config.Config{
 		IntrospectionURL: "https://login.example.com/oauth/v2/oauth-introspect",
 		Cluster:          "outbound|443||login.example.com",
 		Authority:        "login.example.com", Path: "/oauth/v2/oauth-introspect",
-		ClientID: "api-gateway",
-		Realm:    "orders", Scopes: []string{"read", "write"},
+		ClientID: "api-gateway", ClientAuth: config.ClientSecretBasic,
+		Realm: "orders", Scopes: []string{"read", "write"},
 		ResponseType:   config.ResponseTypeJWT,
 		Timeout:        2 * time.Second,
 		MaxJWTSize:     16384,
@@ -321,20 +333,14 @@ func TestManifestPluginConfig(t *testing.T) {
 		ClientCertificateSource: config.CertificateFromConnection,
 		DPoP:                    config.DPoPOff, DPoPAlgs: config.DefaultDPoPAlgs, DPoPIATWindow: config.DefaultDPoPIATWindow,
 		DPoPReplayMaxEntries: config.DefaultDPoPReplayMaxEntries,
+		TraceHeaders:         config.DefaultTraceHeaders,
 	}
-
-	// rule is the i-th route rule of a pluginConfig.
-	rule := func(pc map[string]any, i int) map[string]any { return pc["routes"].([]any)[i].(map[string]any) }
-
-	for _, tc := range []struct {
-		name   string
-		only   string // "sidecar" or "routes": the manifests without or with route rules, when the row is for one of them
-		mutate func(pluginConfig map[string]any)
-		getenv func(string) string
-		check  func(t *testing.T, c *config.Config)
-		want   string // the key the config.Error names; empty: valid
-	}{
-		{name: "as written", only: "sidecar", check: func(t *testing.T, c *config.Config) {
+	// The gateway manifests guard every API behind the gateway: one realm
+	// for them all, and no scope of one API in the challenge.
+	gateway := sidecar
+	gateway.Realm, gateway.Scopes = "api", nil
+	asWritten := func(want config.Config) func(t *testing.T, c *config.Config) {
+		return func(t *testing.T, c *config.Config) {
 			got := *c
 			if got.ClientSecret != secret {
 				t.Error("the client secret is not the one from the proxy's environment")
@@ -343,7 +349,22 @@ func TestManifestPluginConfig(t *testing.T) {
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("parsed\n%+v\nwant\n%+v", got, want)
 			}
-		}},
+		}
+	}
+
+	// rule is the i-th route rule of a pluginConfig.
+	rule := func(pc map[string]any, i int) map[string]any { return pc["routes"].([]any)[i].(map[string]any) }
+
+	for _, tc := range []struct {
+		name   string
+		only   string // a manifest class ("gateway", "sidecar", "routes"), when the row is for one of them
+		mutate func(pluginConfig map[string]any)
+		getenv func(string) string
+		check  func(t *testing.T, c *config.Config)
+		want   string // the key the config.Error names; empty: valid
+	}{
+		{name: "as written", only: "gateway", check: asWritten(gateway)},
+		{name: "as written", only: "sidecar", check: asWritten(sidecar)},
 		{name: "fractional seconds", mutate: func(pc map[string]any) { pc["timeout"] = 2.5 },
 			check: func(t *testing.T, c *config.Config) {
 				if c.Timeout != 2500*time.Millisecond {
@@ -455,6 +476,252 @@ func TestManifestPluginConfig(t *testing.T) {
 				}
 				if strings.Contains(err.Error(), secret) {
 					t.Errorf("the error %q shows the secret", err)
+				}
+			})
+		}
+	}
+}
+
+// rootNamespace is Istio's root namespace by default (meshConfig.rootNamespace).
+const rootNamespace = "istio-system"
+
+// listener is one listener of a proxy, as istiod sees it when it picks the
+// extensions for it: the proxy's namespace and labels, and the listener's
+// class and port.
+type listener struct {
+	namespace string
+	labels    map[string]string
+	class     istionetworking.ListenerClass
+	port      int
+}
+
+var ingressGatewayLabels = map[string]string{"app": "istio-ingressgateway", "istio": "ingressgateway"}
+
+// listeners are the places a manifest can attach to: the Istio ingress
+// gateway (in istio-system, or in istio-ingress as its Helm chart is often
+// installed), a Gateway API Gateway that Istio deploys, and the sidecar of
+// the orders API, inbound and outbound, and of another workload.
+var listeners = map[string]listener{
+	"ingress gateway":                  {rootNamespace, ingressGatewayLabels, istionetworking.ListenerClassGateway, 8080},
+	"ingress gateway in istio-ingress": {"istio-ingress", ingressGatewayLabels, istionetworking.ListenerClassGateway, 8443},
+	"Gateway API gateway": {"gateways", map[string]string{"gateway.networking.k8s.io/gateway-name": "api-gateway"},
+		istionetworking.ListenerClassGateway, 80},
+	"orders-api inbound":         {"orders", map[string]string{"app": "orders-api"}, istionetworking.ListenerClassSidecarInbound, 8080},
+	"orders-api outbound":        {"orders", map[string]string{"app": "orders-api"}, istionetworking.ListenerClassSidecarOutbound, 443},
+	"another workload's inbound": {"orders", map[string]string{"app": "billing-api"}, istionetworking.ListenerClassSidecarInbound, 8080},
+}
+
+// attachedTo returns the listeners (names of listeners) that istiod gives a
+// manifest's HTTP filter, with Istio's own code: a WasmPlugin goes through
+// Istio's translation into a TrafficExtension (pilot/pkg/config/kube/extensions),
+// then, as TrafficExtensionsByListenerInfo (pilot/pkg/model/push_context.go)
+// does, an extension of the proxy's namespace or of the root namespace
+// attaches when its selector or targetRefs (the policy matcher) and its match
+// (MatchListener, pilot/pkg/model/extensions.go) select the listener.
+func attachedTo(t *testing.T, obj map[string]any) []string {
+	t.Helper()
+	ext := istioTrafficExtension(t, obj)
+	var names []string
+	for name, l := range listeners {
+		if ext.Namespace != l.namespace && ext.Namespace != rootNamespace {
+			continue
+		}
+		matcher := model.PolicyMatcherFor(l.namespace, l.labels, false).WithRootNamespace(rootNamespace)
+		if ext.MatchType(model.FilterChainTypeHTTP) && ext.MatchListener(matcher, model.ListenerInfo{Port: l.port, Class: l.class}) {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// istioTrafficExtension is the TrafficExtension istiod works with for a
+// manifest: the object goes into an Istio config store, which validates it as
+// istiod does, and a WasmPlugin comes out of Istio's WasmPlugin →
+// TrafficExtension translation.
+func istioTrafficExtension(t *testing.T, obj map[string]any) *model.TrafficExtensionWrapper {
+	t.Helper()
+	spec, err := json.Marshal(obj["spec"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta := obj["metadata"].(map[string]any)
+	cfg := istioconfig.Config{Meta: istioconfig.Meta{Name: meta["name"].(string), Namespace: meta["namespace"].(string)}}
+	switch obj["kind"] {
+	case "WasmPlugin":
+		var wp extensions.WasmPlugin
+		if err := json.Unmarshal(spec, &wp); err != nil {
+			t.Fatal(err)
+		}
+		cfg.GroupVersionKind, cfg.Spec = gvk.WasmPlugin, &wp
+	case "TrafficExtension":
+		var te extensions.TrafficExtension
+		if err := json.Unmarshal(spec, &te); err != nil {
+			t.Fatal(err)
+		}
+		cfg.GroupVersionKind, cfg.Spec = gvk.TrafficExtension, &te
+	default:
+		t.Fatalf("unexpected kind %v", obj["kind"])
+	}
+	istiolog.FindScope("krt").SetOutputLevel(istiolog.WarnLevel) // not a line per translation
+	store := memory.NewController(memory.Make(collections.PilotGatewayAPI()))
+	if _, err := store.Create(cfg); err != nil {
+		t.Fatalf("Istio's config store refused the %s: %v", cfg.GroupVersionKind.Kind, err)
+	}
+	if cfg.GroupVersionKind == gvk.TrafficExtension {
+		return &model.TrafficExtensionWrapper{TrafficExtension: cfg.Spec.(*extensions.TrafficExtension), Name: cfg.Name, Namespace: cfg.Namespace}
+	}
+	translator := istioextensions.NewController(store, nil, nil)
+	stop := make(chan struct{})
+	defer close(stop)
+	go store.Run(stop)
+	go translator.Run(stop)
+	var translated []istioconfig.Config
+	retry.UntilSuccessOrFail(t, func() error {
+		if translated = translator.List(gvk.TrafficExtension, cfg.Namespace); len(translated) == 0 {
+			return errors.New("no TrafficExtension from the WasmPlugin yet")
+		}
+		return nil
+	}, retry.Timeout(10*time.Second))
+	if len(translated) != 1 {
+		t.Fatalf("Istio made %d TrafficExtensions of one WasmPlugin", len(translated))
+	}
+	te := translated[0]
+	return &model.TrafficExtensionWrapper{TrafficExtension: te.Spec.(*extensions.TrafficExtension), Name: te.Name, Namespace: te.Namespace}
+}
+
+// TestManifestsAttachWhereTheySay checks, for every manifest, that its first
+// comment line names its place and mode, that it selects the gateway by the
+// gateway's labels (or its Gateway by targetRefs) and a sidecar by the
+// workload's, with the mode Istio matches there, and where Istio's own code
+// attaches it: a gateway manifest to the gateway's listeners only, a sidecar
+// manifest to the workload's inbound listener only.
+func TestManifestsAttachWhereTheySay(t *testing.T) {
+	ordersAPI := map[string]string{"app": "orders-api"}
+	rows := []struct {
+		file      string
+		place     string // what the first comment line says, with "match mode <mode>."
+		mode      string // the only match mode
+		namespace string
+		selector  map[string]string // spec.selector.matchLabels, or
+		gateway   string            // the Gateway API Gateway spec.targetRefs names
+		attaches  []string          // the listeners Istio gives the filter
+	}{
+		{file: "wasmplugin-gateway.yaml", place: "gateway", mode: "CLIENT", namespace: rootNamespace, selector: map[string]string{"istio": "ingressgateway"},
+			attaches: []string{"ingress gateway", "ingress gateway in istio-ingress"}},
+		{file: "trafficextension-gateway.yaml", place: "gateway", mode: "CLIENT", namespace: rootNamespace, selector: map[string]string{"istio": "ingressgateway"},
+			attaches: []string{"ingress gateway", "ingress gateway in istio-ingress"}},
+		{file: "wasmplugin-sidecar.yaml", place: "sidecar", mode: "SERVER", namespace: "orders", selector: ordersAPI,
+			attaches: []string{"orders-api inbound"}},
+		{file: "trafficextension-sidecar.yaml", place: "sidecar", mode: "SERVER", namespace: "orders", selector: ordersAPI,
+			attaches: []string{"orders-api inbound"}},
+		{file: "wasmplugin-gateway-routes.yaml", place: "gateway", mode: "CLIENT", namespace: rootNamespace, selector: map[string]string{"istio": "ingressgateway"},
+			attaches: []string{"ingress gateway", "ingress gateway in istio-ingress"}},
+		{file: "trafficextension-gateway-routes.yaml", place: "gateway", mode: "CLIENT", namespace: "gateways", gateway: "api-gateway",
+			attaches: []string{"Gateway API gateway"}},
+	}
+
+	var files, rowFiles []string
+	for _, m := range manifests {
+		files = append(files, m.file+" "+m.place)
+	}
+	for _, r := range rows {
+		rowFiles = append(rowFiles, r.file+" "+r.place)
+	}
+	if !slices.Equal(files, rowFiles) {
+		t.Fatalf("the table has rows for %q, want one per manifest: %q", rowFiles, files)
+	}
+
+	other := map[string]string{"gateway": "sidecar", "sidecar": "gateway"}
+	for i, r := range rows {
+		t.Run(r.file, func(t *testing.T) {
+			data, err := os.ReadFile(r.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			first, _, _ := strings.Cut(string(data), "\n")
+			if !strings.HasPrefix(first, "# Attaches to ") || !strings.Contains(first, r.place) ||
+				strings.Contains(first, other[r.place]) || !strings.HasSuffix(first, ", match mode "+r.mode+".") {
+				t.Errorf("first line %q, want \"# Attaches to …%s…, match mode %s.\"", first, r.place, r.mode)
+			}
+
+			obj := readManifest(t, manifests[i])
+			if ns := obj["metadata"].(map[string]any)["namespace"]; ns != r.namespace {
+				t.Errorf("namespace %v, want %s", ns, r.namespace)
+			}
+			ext := istioTrafficExtension(t, obj)
+			if got := ext.GetSelector().GetMatchLabels(); !maps.Equal(got, r.selector) {
+				t.Errorf("selector %v, want %v", got, r.selector)
+			}
+			var gateways []string
+			for _, ref := range ext.GetTargetRefs() {
+				gateways = append(gateways, ref.GetGroup()+"/"+ref.GetKind()+"/"+ref.GetName())
+			}
+			if want := []string{"gateway.networking.k8s.io/Gateway/" + r.gateway}; (r.gateway != "" || len(gateways) > 0) && !slices.Equal(gateways, want) {
+				t.Errorf("targetRefs %q, want %q", gateways, want)
+			}
+			var modes []string
+			for _, m := range ext.GetMatch() {
+				modes = append(modes, m.GetMode().String())
+			}
+			if !slices.Equal(modes, []string{r.mode}) {
+				t.Errorf("match modes %q, want [%s]", modes, r.mode)
+			}
+			if got := attachedTo(t, obj); !slices.Equal(got, r.attaches) {
+				t.Errorf("Istio attaches it to %q, want %q", got, r.attaches)
+			}
+		})
+	}
+}
+
+// TestWhereAMismatchedManifestAttaches pins, with Istio's own code, what the
+// docs say about a manifest in the wrong place: one that matches nothing
+// protects nothing, and Istio says nothing about it.
+func TestWhereAMismatchedManifestAttaches(t *testing.T) {
+	spec := func(obj map[string]any) map[string]any { return obj["spec"].(map[string]any) }
+	setMatch := func(mode string) func(map[string]any) {
+		return func(o map[string]any) { spec(o)["match"] = []any{map[string]any{"mode": mode}} }
+	}
+	for _, tc := range []struct {
+		name     string
+		place    string // the manifests of this place
+		mutate   func(obj map[string]any)
+		attaches []string
+	}{
+		{name: "a sidecar manifest pointed at the gateway by its selector (mode SERVER) attaches nowhere", place: "sidecar",
+			mutate: func(o map[string]any) {
+				o["metadata"].(map[string]any)["namespace"] = rootNamespace
+				spec(o)["selector"] = map[string]any{"matchLabels": map[string]any{"istio": "ingressgateway"}}
+			}},
+		{name: "a gateway manifest with mode SERVER attaches nowhere", place: "gateway", mutate: setMatch("SERVER")},
+		{name: "a gateway manifest without a match attaches to the gateway, as with CLIENT", place: "gateway",
+			mutate:   func(o map[string]any) { delete(spec(o), "match") },
+			attaches: []string{"ingress gateway", "ingress gateway in istio-ingress"}},
+		{name: "a gateway manifest with CLIENT_AND_SERVER attaches to the gateway, as with CLIENT", place: "gateway",
+			mutate:   setMatch("CLIENT_AND_SERVER"),
+			attaches: []string{"ingress gateway", "ingress gateway in istio-ingress"}},
+		{name: "a gateway manifest in the gateway's own namespace attaches to that gateway only", place: "gateway",
+			mutate:   func(o map[string]any) { o["metadata"].(map[string]any)["namespace"] = "istio-ingress" },
+			attaches: []string{"ingress gateway in istio-ingress"}},
+		{name: "a gateway manifest with a selector no pod has attaches nowhere", place: "gateway",
+			mutate: func(o map[string]any) {
+				spec(o)["selector"] = map[string]any{"matchLabels": map[string]any{"app": "ingressgateway"}}
+			}},
+		{name: "a sidecar manifest without a match attaches to the workload's outbound calls too", place: "sidecar",
+			mutate:   func(o map[string]any) { delete(spec(o), "match") },
+			attaches: []string{"orders-api inbound", "orders-api outbound"}},
+		{name: "a sidecar manifest with mode CLIENT attaches to the workload's outbound calls only", place: "sidecar",
+			mutate: setMatch("CLIENT"), attaches: []string{"orders-api outbound"}},
+	} {
+		for _, m := range manifests {
+			if m.class() != tc.place {
+				continue
+			}
+			t.Run(m.file+"/"+tc.name, func(t *testing.T) {
+				obj := readManifest(t, m)
+				tc.mutate(obj)
+				if got := attachedTo(t, obj); !slices.Equal(got, tc.attaches) {
+					t.Errorf("Istio attaches it to %q, want %q", got, tc.attaches)
 				}
 			})
 		}

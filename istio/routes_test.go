@@ -229,7 +229,7 @@ func TestRouteManifestPolicies(t *testing.T) {
 	ordersRead := policy{enabled: true, realm: "api", scopes: []string{"orders:read"}, required: []string{"orders:read"},
 		claimHeaders: []string{"x-user-id"}}
 	want := map[string]map[string]policy{
-		"wasmplugin-routes.yaml": {
+		"wasmplugin-gateway-routes.yaml": {
 			"health":      public,
 			"orders.read": ordersRead,
 			"orders.write": {enabled: true, realm: "api", scopes: []string{"orders:read", "orders:write"},
@@ -239,7 +239,7 @@ func TestRouteManifestPolicies(t *testing.T) {
 			"":             topLevel, // an unnamed route
 			"another-team": topLevel,
 		},
-		"trafficextension-routes.yaml": {
+		"trafficextension-gateway-routes.yaml": {
 			"health":              public,
 			"orders.orders-api.1": ordersRead,
 			"admin":               admin,
