@@ -226,9 +226,10 @@ func startLive(t *testing.T, envoyPath string) *live {
 	if err := os.MkdirAll(constants.IstioDataDir, 0o755); err != nil {
 		t.Fatalf("istio-agent keeps Wasm modules in %s (an Istio constant): %v", constants.IstioDataDir, err)
 	}
-	// The agent's SDS socket is relative to the working directory
-	// (./var/run/secrets/workload-spiffe-uds), Envoy inherits it.
-	// The work directory (bootstrap, Envoy's log) stays when the test fails.
+	// The test works in a directory of its own: the agent's SDS socket is
+	// relative to the working directory (./var/run/secrets/workload-spiffe-uds),
+	// which Envoy inherits. It stays, with the bootstrap and Envoy's log, when
+	// the test fails.
 	work, err := os.MkdirTemp("", "phantom-istio-live-")
 	if err != nil {
 		t.Fatal(err)
@@ -381,6 +382,7 @@ func redirectOutput(t *testing.T, path string) (restore func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = f.Close() })
 	stdout, stderr := os.Stdout, os.Stderr
 	os.Stdout, os.Stderr = f, f
 	done := false
@@ -399,16 +401,16 @@ func tail(b []byte, n int) string {
 	return string(b)
 }
 
-// apply sets the manifest's url and sha256 to the local image (digest
-// pinned: sha256 is the image manifest's digest), adds it to the control
+// apply sets the manifest's url to the local image and its sha256 (the
+// image manifest's digest, but for the test of a wrong one), adds it to the control
 // plane's store as `kubectl apply` would, waits until Envoy runs the
 // configuration of that push, and returns the name of the ECDS resource a
 // listener of the gateway refers to for it ("" for none).
-func (l *live) apply(t *testing.T, obj map[string]any, ref, manifestDigest string) string {
+func (l *live) apply(t *testing.T, obj map[string]any, ref, sha256 string) string {
 	t.Helper()
 	wasm := wasmBlock(obj)
 	wasm["url"] = "oci://" + ref
-	wasm["sha256"] = manifestDigest
+	wasm["sha256"] = sha256
 	cfg := l.parse(t, obj)
 	if _, err := l.fds.Store().Create(cfg); err != nil {
 		t.Fatal(err)
