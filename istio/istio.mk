@@ -22,8 +22,8 @@
 #                              writable.
 #
 # The first run downloads Istio's dependencies (about 170 modules, 770 MB) and
-# compiles most of istiod and istio-agent for the live test (about 7 minutes
-# on 2 cores, 2.7 GB of Go build cache; docs/istio.md, "The live test").
+# compiles most of istiod and istio-agent for the live test (4 to 7.5 more
+# minutes on 2 shared cores, 2.7 GB of Go build cache; docs/istio.md, "The live test").
 
 ISTIO_DIR := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
 
