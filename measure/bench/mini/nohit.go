@@ -1,0 +1,5 @@
+//go:build wasip1 && !mini_hit
+
+package main
+
+func hit() {}
