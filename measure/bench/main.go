@@ -143,6 +143,7 @@ var (
 	gogc         = flag.String("gogc", "25", "GOGC of one more filter configuration in the memory phase (empty: none)")
 	phases       = flag.String("phases", "side,profile,refresh,memory", "phases to run, of side, profile, refresh, memory, in that order (the module breakdown always prints)")
 	only         = flag.String("listeners", "", "listeners of the side-by-side phase, a subset of all with hit among them (e.g. hit,hit-table,hit-routes); empty: all")
+	perfDir      = flag.String("perf-dir", "", "a directory: record Envoy with `perf record` during each 1-connection run of the side-by-side phase, one file per listener and round (see perf.go)")
 	baseRef      = flag.String("base-ref", "", "a git ref of the repository (-root): its filter module is built and runs hit's configuration as listener hit-base beside hit (issue 19)")
 )
 
@@ -576,7 +577,9 @@ func (b *bench) sideBySide() error {
 			for i := range listeners {
 				s := listeners[(i+r)%len(listeners)]
 				before := b.ids.Introspections()
+				rec := startPerf(c.pid, s, r, c.conns, c.d)
 				x, err := b.loadOn(envoy, s, "/run", c.d, c.conns, c.pid)
+				rec.wait()
 				if err != nil {
 					return err
 				}
@@ -659,6 +662,7 @@ func (b *bench) printSideBySide() {
 	b.printDPoP()
 	b.printBase()
 	b.printAttribution()
+	b.printPerf()
 }
 
 // printRoutes prints the routed listeners against hit, measured in the same
