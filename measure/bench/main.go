@@ -363,7 +363,7 @@ func (b *bench) scenario(name string) harness.Scenario {
 		return harness.Scenario{Name: hitGOGC, Plugin: b.plugin(true), VMID: "gogc", Env: map[string]string{"GOGC": *gogc}}
 	case hitBase:
 		return harness.Scenario{Name: hitBase, Plugin: b.plugin(true), WasmPath: b.basePath, VMID: "base"}
-	case miniJWT, miniAllJWT, miniHit, padJWT:
+	case miniJWT, miniAllJWT, miniHit, padJWT, miniMemJWT:
 		return harness.Scenario{Name: name, Plugin: "{}", WasmPath: b.miniPaths[name], VMID: name}
 	case debugHit:
 		return harness.Scenario{Name: debugHit, Plugin: b.plugin(true), WasmPath: b.debugPath, VMID: "debugstats"}
@@ -509,7 +509,7 @@ func (b *bench) token(listener string) string {
 	switch listener {
 	case noCache:
 		return b.noCacheTok
-	case noopJWT, miniJWT, miniAllJWT, padJWT:
+	case noopJWT, miniJWT, miniAllJWT, padJWT, miniMemJWT:
 		return b.jwt
 	}
 	return b.tok // passthrough and noop parse the same request as hit
@@ -518,6 +518,9 @@ func (b *bench) token(listener string) string {
 // sideBySide is phase 1.
 func (b *bench) sideBySide() error {
 	envoy, pid, err := b.start(*workers, listeners...)
+	if err != nil && slices.Contains(listeners, hitBase) {
+		return fmt.Errorf("%w\n(hit-base runs the filter of -base-ref %s with hit's configuration: if Envoy's log names that listener or the base VM, that module does not accept it)", err, *baseRef)
+	}
 	if err != nil {
 		return err
 	}

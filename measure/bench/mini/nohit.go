@@ -1,4 +1,4 @@
-//go:build wasip1 && !mini_hit
+//go:build wasip1 && !mini_hit && !mini_mem
 
 package main
 
