@@ -26,6 +26,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -47,6 +48,7 @@ import (
 	"github.com/phantom-token/envoy-phantom-token/internal/tables"
 	"github.com/phantom-token/envoy-phantom-token/internal/testjwt"
 	"github.com/phantom-token/envoy-phantom-token/measure/routeset"
+	"github.com/phantom-token/envoy-phantom-token/measure/wasmfile"
 )
 
 var (
@@ -386,6 +388,11 @@ func (h *host) print(n int, logs []string) {
 		for _, k := range names[:min(*funcs, len(names))] {
 			fmt.Printf("  %-60s %s\n", k, per(h.funcs[k]))
 		}
+		if copies, fills, err := memoryOps(h.funcs); err == nil {
+			fmt.Printf("memory.copy and memory.fill in the bodies of those functions, times their calls, per request: %s and %s\n"+
+				"  (a static count by byte pattern: an estimate; Go compiles memmove, memclr and copies and zeroing of more than a few words to them)\n",
+				per(copies), per(fills))
+		}
 	}
 	if len(h.memory) == 3 {
 		fmt.Printf("linear memory (KiB): %d after _initialize, %d after proxy_on_configure, %d after the requests\n",
@@ -425,4 +432,22 @@ func (h *host) print(n int, logs []string) {
 		fmt.Printf("  %-40s %.1f\n", "bytes allocated per request", float64(z["total_alloc"]-a["total_alloc"])/reqs)
 		fmt.Printf("  %-40s %.2f\n", "GC cycles per 10k requests", 1e4*float64(z["num_gc"]-a["num_gc"])/reqs)
 	}
+}
+
+// memoryOps counts the memory.copy (0xfc 0x0a 0x00 0x00) and memory.fill
+// (0xfc 0x0b 0x00) byte patterns in the body of each function called,
+// times its calls. The patterns may also occur inside other instructions'
+// immediates, and an instruction in a branch not taken is counted too.
+func memoryOps(calls map[string]int) (copies, fills int, err error) {
+	m, err := wasmfile.Read(*wasmPath)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, f := range m.Funcs {
+		if n := calls[f.Name]; n > 0 {
+			copies += n * bytes.Count(f.Body, []byte{0xfc, 0x0a, 0x00, 0x00})
+			fills += n * bytes.Count(f.Body, []byte{0xfc, 0x0b, 0x00})
+		}
+	}
+	return copies, fills, nil
 }
