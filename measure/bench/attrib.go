@@ -19,7 +19,7 @@ const (
 	miniAllJWT = "mini-all-jwt" // ./mini -tags mini_all: also every other per-stream callback the SDK exports
 	miniHit    = "mini-hit"     // ./mini -tags mini_hit: a hit's three host calls and nothing else
 	padJWT     = "pad-jwt"      // ./noop -tags pad: the no-op with the filter's packages linked, never called
-	miniMemJWT = "mini-mem-jwt" // ./mini -tags mini_mem: 10 memory.fill and 10 memory.copy per request
+	miniMemJWT = "mini-mem-jwt" // ./mini -tags mini_mem: 100 memory.fill and 100 memory.copy per request
 )
 
 var extraListeners = []string{miniJWT, miniAllJWT, miniHit, padJWT, miniMemJWT}
@@ -90,7 +90,7 @@ func (b *bench) printAttribution() {
 		{"pad-jwt over noop-jwt: a module the filter's size, per call", padJWT, noopJWT},
 		{"mini-hit over mini-jwt: a hit's 3 host calls and 1 allocate entry", miniHit, miniJWT},
 		{"hit over mini-hit: the filter's Go, the SDK, the callbacks, the size", hit, miniHit},
-		{"mini-mem-jwt over mini-jwt: 10 memory.fill and 10 memory.copy", miniMemJWT, miniJWT},
+		{"mini-mem-jwt over mini-jwt: 100 memory.fill and 100 memory.copy", miniMemJWT, miniJWT},
 		{"noop-jwt over mini-jwt: the SDK no-op over the least module", noopJWT, miniJWT},
 	} {
 		fmt.Printf("  %-70s %s   req/s × %s\n", r.what, diff(r.x, r.y), rps(r.x, r.y))
