@@ -143,7 +143,7 @@ var (
 	gogc         = flag.String("gogc", "25", "GOGC of one more filter configuration in the memory phase (empty: none)")
 	phases       = flag.String("phases", "side,profile,refresh,memory", "phases to run, of side, profile, refresh, memory, in that order (the module breakdown always prints)")
 	only         = flag.String("listeners", "", "listeners of the side-by-side phase, a subset of all with hit among them (e.g. hit,hit-table,hit-routes); empty: all")
-	perfDir      = flag.String("perf-dir", "", "a directory: record Envoy with `perf record` during each 1-connection run of the side-by-side phase, one file per listener and round (see perf.go)")
+	perfDir      = flag.String("perf-dir", "", "an empty directory: record Envoy with `perf record` during each 1-connection run of the side-by-side phase, one file per listener and round (see perf.go)")
 	baseRef      = flag.String("base-ref", "", "a git ref of the repository (-root): its filter module is built and runs hit's configuration as listener hit-base beside hit (issue 19)")
 )
 
