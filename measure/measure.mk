@@ -6,7 +6,10 @@
 #
 #   make bench        build the module, install Envoy, run the benchmark
 #                     (measure/bench; BENCH_FLAGS passes flags, e.g. -quick for
-#                     a two-minute run, or -phases side)
+#                     a two-minute run, or -phases side); BENCH_BASE=<git ref>
+#                     also builds the filter at that ref and runs it beside
+#                     the hit as listener hit-base (issue 19: the hit's cost
+#                     against the earlier module's, in the same rounds)
 #   make hostcount    the host calls and entries into the Go runtime of one
 #                     cache hit, counted under wazero (measure/hostcount;
 #                     HOSTCOUNT_FLAGS passes flags, e.g. -requests 5000)
@@ -25,6 +28,7 @@ MEASURE_DIR := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
 
 MEASURE_WASM ?= $(abspath $(MEASURE_DIR)/../$(WASM))
 BENCH_FLAGS ?=
+BENCH_BASE ?=
 HOSTCOUNT_FLAGS ?=
 SIGCOST_FLAGS ?=
 
@@ -41,7 +45,7 @@ SIGCOST_FLAGS ?=
 # minutes.
 bench: build $(E2E_ENVOY_DEP)
 	cd $(MEASURE_DIR) && ENVOY_PATH='$(ENVOY_PATH)' WASM_PATH='$(MEASURE_WASM)' \
-		go run ./bench $(BENCH_FLAGS)
+		go run ./bench $(if $(BENCH_BASE),-base-ref '$(BENCH_BASE)') $(BENCH_FLAGS)
 
 hostcount: build
 	cd $(MEASURE_DIR) && go run ./hostcount -wasm '$(MEASURE_WASM)' $(HOSTCOUNT_FLAGS)

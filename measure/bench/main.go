@@ -17,7 +17,13 @@
 //     "allowed": a DPoP-bound token and a new ES256 proof per request; see
 //     dpop.go) and "nocache" (the filter with "cache": false: every request
 //     introspects at the Go identity server fixture); "hit-own" is hit's
-//     listener again, driven by the client that drives hit-dpop. fortio, used
+//     listener again, driven by the client that drives hit-dpop. With
+//     -base-ref, "hit-base" is hit's configuration on the filter module
+//     built from that git ref (base.go: issue 19 compares the hit's cost
+//     with the earlier module's in the same rounds). On request (-listeners)
+//     the attribution listeners of attrib.go join them: no-op modules that
+//     export fewer callbacks, make only a hit's host calls, or are padded
+//     to the filter's size. fortio, used
 //     as a library, drives them (hit-dpop and hit-own with a client of the
 //     bench's own on fortio's periodic runner: a proof cannot be repeated) in
 //     interleaved rounds: per round and listener,
@@ -91,6 +97,7 @@ const (
 	debugHit    = "hit-debugstats"
 	debugRoutes = "hit-routes-debugstats"
 	hitGOGC     = "hit-gogc"
+	hitBase     = "hit-base" // hit's configuration on the module built from -base-ref
 )
 
 var listeners = []string{passthrough, noop, noopJWT, hit, hitTable, hitRoutes, hitOwn, hitDPoP, noCache}
@@ -136,6 +143,8 @@ var (
 	gogc         = flag.String("gogc", "25", "GOGC of one more filter configuration in the memory phase (empty: none)")
 	phases       = flag.String("phases", "side,profile,refresh,memory", "phases to run, of side, profile, refresh, memory, in that order (the module breakdown always prints)")
 	only         = flag.String("listeners", "", "listeners of the side-by-side phase, a subset of all with hit among them (e.g. hit,hit-table,hit-routes); empty: all")
+	perfDir      = flag.String("perf-dir", "", "an empty directory: record Envoy with `perf record` during each 1-connection run of the side-by-side phase, one file per listener and round (see perf.go)")
+	baseRef      = flag.String("base-ref", "", "a git ref of the repository (-root): its filter module is built and runs hit's configuration as listener hit-base beside hit (issue 19)")
 )
 
 func phase(name string) bool { return slices.Contains(strings.Split(*phases, ","), name) }
@@ -161,11 +170,18 @@ func main() {
 		quickDefault("refresh-warmup", "1s")
 	}
 	log.SetFlags(0)
+	if *baseRef != "" {
+		listeners = append(listeners, hitBase)
+	}
 	if *only != "" {
 		some := strings.Split(*only, ",")
+		known := slices.Concat(listeners, extraListeners)
 		for _, s := range some {
-			if !slices.Contains(listeners, s) {
-				log.Fatalf("-listeners: %q is not one of %s", s, strings.Join(listeners, ","))
+			if !slices.Contains(known, s) {
+				log.Fatalf("-listeners: %q is not one of %s", s, strings.Join(known, ","))
+			}
+			if s == hitBase && *baseRef == "" {
+				log.Fatalf("-listeners: %s needs -base-ref", hitBase)
 			}
 		}
 		if !slices.Contains(some, hit) {
@@ -184,6 +200,8 @@ type bench struct {
 	ctx                           context.Context
 	envoyPath, wasmPath, dir      string
 	noopPath, debugPath           string
+	basePath, baseCommit          string // the module built from -base-ref, and the commit
+	miniPaths                     map[string]string
 	upstream                      *upstream
 	ids                           *fixtures.IdS
 	secret                        string
@@ -295,6 +313,14 @@ func (b *bench) buildModules() error {
 			return fmt.Errorf("go %s: %v\n%s", strings.Join(c.args, " "), err, out)
 		}
 	}
+	if *baseRef != "" && slices.Contains(listeners, hitBase) {
+		if err := b.buildBase(rootDir); err != nil {
+			return err
+		}
+	}
+	if err := b.buildExtra(); err != nil {
+		return err
+	}
 	if b.filterInfo, err = wasmfile.Read(b.wasmPath); err != nil {
 		return fmt.Errorf("%s: %w", b.wasmPath, err)
 	}
@@ -335,6 +361,10 @@ func (b *bench) scenario(name string) harness.Scenario {
 		return harness.Scenario{Name: hitRoutes, Plugin: b.routedPlugin(), Routes: routeTable()}
 	case hitGOGC:
 		return harness.Scenario{Name: hitGOGC, Plugin: b.plugin(true), VMID: "gogc", Env: map[string]string{"GOGC": *gogc}}
+	case hitBase:
+		return harness.Scenario{Name: hitBase, Plugin: b.plugin(true), WasmPath: b.basePath, VMID: "base"}
+	case miniJWT, miniAllJWT, miniHit, padJWT, miniMemJWT:
+		return harness.Scenario{Name: name, Plugin: "{}", WasmPath: b.miniPaths[name], VMID: name}
 	case debugHit:
 		return harness.Scenario{Name: debugHit, Plugin: b.plugin(true), WasmPath: b.debugPath, VMID: "debugstats"}
 	case debugDPoP:
@@ -375,7 +405,7 @@ func url(envoy *harness.Envoy, listener string) string {
 
 // cached reports whether every request on a listener should be a cache hit.
 func cached(listener string) bool {
-	return listener == hit || listener == hitTable || listener == hitRoutes || listener == hitOwn || listener == hitDPoP
+	return listener == hit || listener == hitTable || listener == hitRoutes || listener == hitOwn || listener == hitDPoP || listener == hitBase
 }
 
 // loadOn runs a listener's load: fortio, or the bench's own client for the
@@ -479,7 +509,7 @@ func (b *bench) token(listener string) string {
 	switch listener {
 	case noCache:
 		return b.noCacheTok
-	case noopJWT:
+	case noopJWT, miniJWT, miniAllJWT, padJWT, miniMemJWT:
 		return b.jwt
 	}
 	return b.tok // passthrough and noop parse the same request as hit
@@ -488,6 +518,9 @@ func (b *bench) token(listener string) string {
 // sideBySide is phase 1.
 func (b *bench) sideBySide() error {
 	envoy, pid, err := b.start(*workers, listeners...)
+	if err != nil && slices.Contains(listeners, hitBase) {
+		return fmt.Errorf("%w\n(hit-base runs the filter of -base-ref %s with hit's configuration: if Envoy's log names that listener or the base VM, that module does not accept it)", err, *baseRef)
+	}
 	if err != nil {
 		return err
 	}
@@ -501,7 +534,7 @@ func (b *bench) sideBySide() error {
 	if err != nil {
 		return err
 	}
-	for _, s := range []string{hitTable, hitRoutes} {
+	for _, s := range []string{hitTable, hitRoutes, hitBase} {
 		if !slices.Contains(listeners, s) {
 			continue
 		}
@@ -547,7 +580,9 @@ func (b *bench) sideBySide() error {
 			for i := range listeners {
 				s := listeners[(i+r)%len(listeners)]
 				before := b.ids.Introspections()
+				rec := startPerf(c.pid, s, r, c.conns, c.d)
 				x, err := b.loadOn(envoy, s, "/run", c.d, c.conns, c.pid)
+				rec.wait()
 				if err != nil {
 					return err
 				}
@@ -628,6 +663,9 @@ func (b *bench) printSideBySide() {
 	fmt.Printf("load average after the rounds: %s\n", b.loadAfterSideSide)
 	b.printRoutes()
 	b.printDPoP()
+	b.printBase()
+	b.printAttribution()
+	b.printPerf()
 }
 
 // printRoutes prints the routed listeners against hit, measured in the same
@@ -688,6 +726,16 @@ func printMachine(b *bench) {
 	fmt.Printf("== Machine\n")
 	fmt.Printf("cpus (nproc)   %d\ncpu model      %s\ngo             %s\nenvoy          %s\n", runtime.NumCPU(), model, runtime.Version(), b.envoyVersion)
 	fmt.Printf("module         %s (%d bytes); no-op %d bytes\n", b.wasmPath, b.filterInfo.Size, b.noopInfo.Size)
+	if b.basePath != "" {
+		if fi, err := os.Stat(b.basePath); err == nil {
+			fmt.Printf("base module    %s = %s, built from git (%d bytes): listener hit-base\n", *baseRef, b.baseCommit[:12], fi.Size())
+		}
+	}
+	for _, l := range extraListeners {
+		if fi, err := os.Stat(b.miniPaths[l]); err == nil {
+			fmt.Printf("%-14s %d bytes (measure/bench %s, tags %q)\n", l, fi.Size(), extraBuilds[l].pkg, extraBuilds[l].tags)
+		}
+	}
 	fmt.Printf("load           fortio (library) in this process, which also runs the IdS and the upstream (answers %d bytes)\n", len(upstreamBody))
 	fmt.Printf("load average   %s\n", b.loadBefore)
 }
@@ -710,6 +758,7 @@ func (b *bench) targets() {
 	if len(b.sideOne[hitRoutes]) > 0 {
 		b.routeTarget()
 	}
+	b.issue19Targets()
 	b.refreshTarget()
 	f, n := b.rss["filter"][targetWorkers], b.rss[noop][targetWorkers]
 	if f.rss > 0 && n.rss > 0 {

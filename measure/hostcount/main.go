@@ -26,6 +26,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -47,12 +48,14 @@ import (
 	"github.com/phantom-token/envoy-phantom-token/internal/tables"
 	"github.com/phantom-token/envoy-phantom-token/internal/testjwt"
 	"github.com/phantom-token/envoy-phantom-token/measure/routeset"
+	"github.com/phantom-token/envoy-phantom-token/measure/wasmfile"
 )
 
 var (
 	wasmPath  = flag.String("wasm", "../build/phantom_token.wasm", "the compiled module")
 	requests  = flag.Int("requests", 20_000, "cache hits counted, after 1,000 not counted")
 	tickEvery = flag.Int("tick-every", 10_000, "requests between two proxy_on_tick of the plugin (Envoy ticks by time: at 10k req/s, a 1 s period is one tick in 10k)")
+	funcs     = flag.Int("funcs", 0, "also count the calls of the module's own functions (wazero function listener; slow: use with -requests 2000) and print the N called most per request")
 	routes    = flag.Int("routes", 0, "route rules in the configuration (measure/routeset), the requests on the route the second-to-last names; 0: none")
 )
 
@@ -89,6 +92,7 @@ type host struct {
 	alloc   api.Function
 	calls   map[string]int // host calls by import name ("env.proxy_…", "wasi_snapshot_preview1.…")
 	entries map[string]int // entries into the module by export name
+	funcs   map[string]int // calls of the module's own functions by name (-funcs)
 	shared  map[string][]byte
 	cas     map[string]uint32
 	logs    []string
@@ -111,7 +115,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	h := &host{calls: map[string]int{}, entries: map[string]int{}, shared: map[string][]byte{}, cas: map[string]uint32{}}
+	h := &host{calls: map[string]int{}, entries: map[string]int{}, funcs: map[string]int{}, shared: map[string][]byte{}, cas: map[string]uint32{}}
 	if h.conf, err = configuration(*routes); err != nil {
 		return err
 	}
@@ -183,6 +187,7 @@ func run() error {
 	}
 	clear(h.calls)
 	clear(h.entries)
+	clear(h.funcs)
 	logs0 := len(h.logs)
 	if err := drive(*requests); err != nil {
 		return err
@@ -246,13 +251,19 @@ func (h *host) call(ctx context.Context, name string, args ...uint64) ([]uint64,
 // NewFunctionListener implements experimental.FunctionListenerFactory: it
 // counts calls to the WASI host functions.
 func (h *host) NewFunctionListener(def api.FunctionDefinition) experimental.FunctionListener {
-	if def.ModuleName() != "wasi_snapshot_preview1" {
-		return nil
+	switch {
+	case def.ModuleName() == "wasi_snapshot_preview1":
+		name := "wasi." + def.Name()
+		return experimental.FunctionListenerFunc(func(context.Context, api.Module, api.FunctionDefinition, []uint64, experimental.StackIterator) {
+			h.calls[name]++
+		})
+	case *funcs > 0 && def.ModuleName() != "env":
+		name := def.Name()
+		return experimental.FunctionListenerFunc(func(context.Context, api.Module, api.FunctionDefinition, []uint64, experimental.StackIterator) {
+			h.funcs[name]++
+		})
 	}
-	name := "wasi." + def.Name()
-	return experimental.FunctionListenerFunc(func(context.Context, api.Module, api.FunctionDefinition, []uint64, experimental.StackIterator) {
-		h.calls[name]++
-	})
+	return nil
 }
 
 // function is the host's implementation of one env import.
@@ -366,6 +377,23 @@ func (h *host) print(n int, logs []string) {
 		total += h.entries[k]
 	}
 	fmt.Printf("  %-40s %s\n", "total", per(total))
+	if *funcs > 0 {
+		names := sorted(h.funcs)
+		slices.SortStableFunc(names, func(a, b string) int { return h.funcs[b] - h.funcs[a] })
+		total = 0
+		for _, k := range names {
+			total += h.funcs[k]
+		}
+		fmt.Printf("calls of the module's own functions per request: %s in all, %d functions called; the %d called most:\n", per(total), len(names), *funcs)
+		for _, k := range names[:min(*funcs, len(names))] {
+			fmt.Printf("  %-60s %s\n", k, per(h.funcs[k]))
+		}
+		if copies, fills, err := memoryOps(h.funcs); err == nil {
+			fmt.Printf("memory.copy and memory.fill in the bodies of those functions, times their calls, per request: %s and %s\n"+
+				"  (a static count by byte pattern: an estimate; Go compiles memmove, memclr and copies and zeroing of more than a few words to them)\n",
+				per(copies), per(fills))
+		}
+	}
 	if len(h.memory) == 3 {
 		fmt.Printf("linear memory (KiB): %d after _initialize, %d after proxy_on_configure, %d after the requests\n",
 			h.memory[0]/1024, h.memory[1]/1024, h.memory[2]/1024)
@@ -404,4 +432,22 @@ func (h *host) print(n int, logs []string) {
 		fmt.Printf("  %-40s %.1f\n", "bytes allocated per request", float64(z["total_alloc"]-a["total_alloc"])/reqs)
 		fmt.Printf("  %-40s %.2f\n", "GC cycles per 10k requests", 1e4*float64(z["num_gc"]-a["num_gc"])/reqs)
 	}
+}
+
+// memoryOps counts the memory.copy (0xfc 0x0a 0x00 0x00) and memory.fill
+// (0xfc 0x0b 0x00) byte patterns in the body of each function called,
+// times its calls. The patterns may also occur inside other instructions'
+// immediates, and an instruction in a branch not taken is counted too.
+func memoryOps(calls map[string]int) (copies, fills int, err error) {
+	m, err := wasmfile.Read(*wasmPath)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, f := range m.Funcs {
+		if n := calls[f.Name]; n > 0 {
+			copies += n * bytes.Count(f.Body, []byte{0xfc, 0x0a, 0x00, 0x00})
+			fills += n * bytes.Count(f.Body, []byte{0xfc, 0x0b, 0x00})
+		}
+	}
+	return copies, fills, nil
 }

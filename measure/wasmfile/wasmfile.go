@@ -23,6 +23,7 @@ type Module struct {
 type Func struct {
 	Name string // from the name section; empty when it has none
 	Size int    // bytes of the body in the code section, with its size prefix
+	Body []byte // the body, without its size prefix (part of the bytes parsed)
 }
 
 var sectionNames = map[byte]string{
@@ -50,6 +51,7 @@ func Parse(b []byte) (*Module, error) {
 	info := &Module{Size: len(b), Sections: map[string]int{}}
 	var imported int
 	var bodies []int
+	var code [][]byte
 	names := map[int]string{}
 	r := &reader{b: b, off: 8}
 	for r.off < len(b) {
@@ -79,6 +81,11 @@ func Parse(b []byte) (*Module, error) {
 				}
 				start := body.off
 				size := int(body.uleb())
+				if size < 0 || body.off+size > len(body.b) {
+					body.off = len(body.b)
+					break
+				}
+				code = append(code, body.b[body.off:body.off+size])
 				body.off += size
 				bodies = append(bodies, body.off-start)
 			}
@@ -86,7 +93,7 @@ func Parse(b []byte) (*Module, error) {
 		info.Sections[name] += n
 	}
 	for i, size := range bodies {
-		info.Funcs = append(info.Funcs, Func{Name: names[imported+i], Size: size})
+		info.Funcs = append(info.Funcs, Func{Name: names[imported+i], Size: size, Body: code[i]})
 	}
 	return info, nil
 }

@@ -1,6 +1,9 @@
 package wasmfile
 
-import "testing"
+import (
+	"bytes"
+	"testing"
+)
 
 // A module with one imported function, two function bodies, a data section
 // and a name section naming all three functions: the bodies get the names of
@@ -34,8 +37,11 @@ func TestParse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(w.Funcs) != 2 || w.Funcs[0] != (Func{"runtime.mallocgc", 3}) || w.Funcs[1] != (Func{"github.com_tidwall_gjson.Get", 4}) {
+	if len(w.Funcs) != 2 || w.Funcs[0].Name != "runtime.mallocgc" || w.Funcs[0].Size != 3 || w.Funcs[1].Name != "github.com_tidwall_gjson.Get" || w.Funcs[1].Size != 4 {
 		t.Errorf("funcs = %+v", w.Funcs)
+	}
+	if len(w.Funcs) == 2 && (!bytes.Equal(w.Funcs[0].Body, body1[1:]) || !bytes.Equal(w.Funcs[1].Body, body2[1:])) {
+		t.Errorf("bodies = %x, %x; want %x, %x", w.Funcs[0].Body, w.Funcs[1].Body, body1[1:], body2[1:])
 	}
 	if w.Sections["code"] != 1+len(body1)+len(body2) || w.Sections["data"] != len(data) || w.Sections["custom:name"] != len(name) || w.Size != len(m) {
 		t.Errorf("sections = %v", w.Sections)
