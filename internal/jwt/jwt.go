@@ -191,7 +191,7 @@ func Parse(s string) (Claims, error) {
 
 // readScopes reads a scope claim: "a b c" (split on %x20 only, so
 // "read\u00a0write" is one scope; empty parts between spaces are dropped) or
-// ["a", "b", "c"] (each string one scope, as is). bad is true for any other
+// ["a", "b", "c"] (each non-empty string one scope, as is). bad is true for any other
 // type, null included.
 func readScopes(v gjson.Result) (scopes []string, bad bool) {
 	switch {
@@ -210,7 +210,9 @@ func readScopes(v gjson.Result) (scopes []string, bad bool) {
 				bad = true
 				return false
 			}
-			scopes = append(scopes, s.Str)
+			if s.Str != "" { // as the empty parts of a string: no scope
+				scopes = append(scopes, s.Str)
+			}
 			return true
 		})
 		if bad {

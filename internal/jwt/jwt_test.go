@@ -53,6 +53,7 @@ func TestParse(t *testing.T) {
 		{"scope with extra spaces", testjwt.Make(`{"scope":" a  b "}`), Claims{Scopes: []string{"a", "b"}}, true},
 		{"scope empty string", testjwt.Make(`{"scope":""}`), Claims{}, true},
 		{"scope an array of strings", testjwt.Make(`{"scope":["a","b c"]}`), Claims{Scopes: []string{"a", "b c"}}, true},
+		{"scope an array with an empty string: no scope (found by FuzzParse)", testjwt.Make(`{"scope":["","a"]}`), Claims{Scopes: []string{"a"}}, true},
 		{"scope an empty array", testjwt.Make(`{"scope":[]}`), Claims{}, true},
 		{"scope an array with a number", testjwt.Make(`{"scope":["a",1]}`), Claims{BadScope: true}, true},
 		{"scope a number", testjwt.Make(`{"scope":42}`), Claims{BadScope: true}, true},
