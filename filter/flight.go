@@ -245,7 +245,7 @@ func (p *pluginContext) startRefresh(f *flight) {
 // stale answer rec, while it may still be served at t. why the call failed
 // is logged, at most once a second per worker.
 func (p *pluginContext) staleEntry(rec cache.Record, t time.Time, why string) (introspection.Answer, cache.LocalEntry, bool) {
-	if !rec.Stale(t) {
+	if !rec.StandsIn(t) {
 		return introspection.Answer{}, cache.LocalEntry{}, false
 	}
 	a, ok := fromCache(rec.JWT)
@@ -691,7 +691,7 @@ func (p *pluginContext) read(f *flight, t time.Time, who cache.Asker) (step cach
 		return 0, nil, nil, 0, rec, false
 	}
 	set = cache.DecodeFor(raw, f.hash)
-	if step, rec = cache.Next(set, f.hash, t, who); step.Found() || rec.Kind != cache.None || f.keys[1] == f.keys[0] {
+	if step, rec = cache.Next(set, f.hash, t, who); cache.Here(step, rec) || f.keys[1] == f.keys[0] {
 		return step, set, raw, cas, rec, true
 	}
 	raw2, cas2, err := getShared(f.keys[1])

@@ -150,9 +150,9 @@ func (r Record) stale(now time.Time) bool {
 // kept reports whether r holds its place at now: live, or stale.
 func (r Record) kept(now time.Time) bool { return r.live(now) || r.stale(now) }
 
-// Stale reports whether r may be served in place of a failed call at now:
+// StandsIn reports whether r may be served in place of a failed call at now:
 // an active answer within its stale-if-error window (or still fresh).
-func (r Record) Stale(now time.Time) bool { return r.Kind == Active && now.Before(r.StaleUntil) }
+func (r Record) StandsIn(now time.Time) bool { return r.Kind == Active && now.Before(r.StaleUntil) }
 
 // RefreshDue reports whether a hit on r at now starts a refresh.
 func (r Record) RefreshDue(now time.Time) bool {

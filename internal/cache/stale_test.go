@@ -165,14 +165,14 @@ func TestLease(t *testing.T) {
 
 func TestRecordTimes(t *testing.T) {
 	r := rec(Active, mine, later)
-	if r.RefreshDue(t0) || r.Stale(later) {
+	if r.RefreshDue(t0) || r.StandsIn(later) {
 		t.Error("a record without refresh or stale times")
 	}
 	r.RefreshAt, r.StaleUntil = t0, later.Add(time.Second)
 	if !r.RefreshDue(t0) || r.RefreshDue(t0.Add(-time.Millisecond)) {
 		t.Error("refresh time")
 	}
-	if !r.Stale(later) || r.Stale(later.Add(time.Second)) {
+	if !r.StandsIn(later) || r.StandsIn(later.Add(time.Second)) {
 		t.Error("stale window")
 	}
 }

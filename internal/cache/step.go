@@ -97,7 +97,7 @@ func Next(set []Record, h TokenHash, now time.Time, w Asker) (Step, Record) {
 		return Refuse, answer
 	case flight.Kind == Pending && w != WaitOver:
 		return Wait, flight
-	case flight.Kind == Settled && flight.Transient && answer.Stale(now):
+	case flight.Kind == Settled && flight.Transient && answer.StandsIn(now):
 		return ServeStale, answer
 	case flight.Kind == Settled && w != NewRequest:
 		return Deliver, flight
@@ -107,9 +107,10 @@ func Next(set []Record, h TokenHash, now time.Time, w Asker) (Step, Record) {
 	return Call, answer
 }
 
-// found reports whether Next's step and record say the token's place is in
-// this set: a record of its own is there.
-func found(s Step, r Record) bool { return s.Found() || r.Kind != None }
+// Here reports whether Next's step and record say the token's place is in
+// this set: a record of its own is there (a stale answer included), so its
+// other set need not be looked at.
+func Here(s Step, r Record) bool { return s.Found() || r.Kind != None }
 
 // PendingFor is how long a Pending record stands for a call made with the
 // given timeout: the call's own bound, and a second for the answer to be
@@ -227,10 +228,10 @@ func Choose(first, second []Record, h TokenHash, now time.Time) int {
 // (Next did not find a record of its own there): it may be in the second;
 // else it claims and stores in the set Choose picks. which is 0 or 1.
 func Lookup(first, second []Record, h TokenHash, now time.Time, w Asker) (which int, step Step, r Record) {
-	if step, r = Next(first, h, now, w); found(step, r) {
+	if step, r = Next(first, h, now, w); Here(step, r) {
 		return 0, step, r
 	}
-	if step, r = Next(second, h, now, w); found(step, r) {
+	if step, r = Next(second, h, now, w); Here(step, r) {
 		return 1, step, r
 	}
 	which = Choose(first, second, h, now)
