@@ -33,7 +33,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
+	"github.com/phantom-token/envoy-phantom-token/filter/abi"
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
 )
 
@@ -180,14 +180,15 @@ func (k mark) end(ns, n *uint64) {
 // probeHeader is the host's GetHttpRequestHeader, unwrapped; probeMetric is
 // the probes' counter, defined at the first probe.
 var (
-	probeHeader = proxywasm.GetHttpRequestHeader
-	probeMetric proxywasm.MetricCounter
+	probeHeader = abi.GetHttpRequestHeader
+	probeMetric uint32
 	probeReady  bool
 )
 
 func probe() {
 	if !probeReady {
-		probeMetric, probeReady = proxywasm.DefineCounterMetric("phantom_token.debugstats.probes"), true
+		probeMetric, _ = defineMetric(metricCounter, "phantom_token.debugstats.probes")
+		probeReady = true
 	}
 	m0 := mallocs()
 	header := func(name string, ns, n *uint64) {
@@ -208,7 +209,7 @@ func probe() {
 	}
 	m := mallocs()
 	t := time.Now()
-	probeMetric.Increment(1)
+	_ = addToMetric(probeMetric, 1)
 	timing.probeMetricNs += uint64(time.Since(t))
 	allocs.metric += mallocs() - m
 	allocs.probes += mallocs() - m0
@@ -396,5 +397,5 @@ func (v *statsVM) log() {
 	field("sys", m.Sys)
 	field("next_gc", m.NextGC)
 	v.buf = b
-	proxywasm.LogInfo(string(b))
+	abi.LogInfo(string(b))
 }

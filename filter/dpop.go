@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
+	"github.com/phantom-token/envoy-phantom-token/filter/abi"
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
 
 	"github.com/phantom-token/envoy-phantom-token/internal/config"
@@ -182,7 +182,7 @@ func (p *pluginContext) createReplaySets() {
 		key := replay.Key(n)
 		if _, _, err := getShared(key); errors.Is(err, types.ErrorStatusNotFound) {
 			if err := setShared(key, nil, 0); err != nil {
-				proxywasm.LogWarn("phantom-token: cannot create the DPoP replay sets: " + err.Error())
+				abi.LogWarn("phantom-token: cannot create the DPoP replay sets: " + err.Error())
 				return
 			}
 		}

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"time"
 
-	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
+	"github.com/phantom-token/envoy-phantom-token/filter/abi"
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
 
 	"github.com/phantom-token/envoy-phantom-token/internal/cache"
@@ -232,7 +232,7 @@ func (p *pluginContext) lease(f *flight, rec cache.Record, raw []byte, cas uint3
 func (p *pluginContext) startRefresh(f *flight) {
 	defer func() {
 		if r := recover(); r != nil {
-			proxywasm.LogCritical("phantom-token: panic while starting a refresh: " + panicText(r))
+			abi.LogCritical("phantom-token: panic while starting a refresh: " + panicText(r))
 			p.abandon(f)
 		}
 	}()
@@ -262,7 +262,7 @@ func (p *pluginContext) staleEntry(rec cache.Record, t time.Time, why string) (i
 func (p *pluginContext) logStale(why string) {
 	if m := monotonic(); p.staleLogged == 0 || m-p.staleLogged >= time.Second {
 		p.staleLogged = m
-		proxywasm.LogWarn("phantom-token: serving a stale answer: " + why)
+		abi.LogWarn("phantom-token: serving a stale answer: " + why)
 	}
 }
 
@@ -368,7 +368,7 @@ func (p *pluginContext) dispatch(f *flight) {
 func (p *pluginContext) onAnswer(f *flight, numHeaders, bodySize int) {
 	defer func() {
 		if r := recover(); r != nil {
-			proxywasm.LogCritical("phantom-token: panic on the introspection answer: " + panicText(r))
+			abi.LogCritical("phantom-token: panic on the introspection answer: " + panicText(r))
 			p.abandon(f)
 		}
 	}()
@@ -392,7 +392,7 @@ func (p *pluginContext) onAnswer(f *flight, numHeaders, bodySize int) {
 	answer := introspection.Classify(f.cfg, headers, body, t)
 	p.metrics.call(answer.Status)
 	if err := recordMetric(p.metrics.latency, uint64(max((monotonic()-f.since).Milliseconds(), 0))); err != nil {
-		proxywasm.LogWarn("phantom-token: cannot record the introspection latency: " + err.Error())
+		abi.LogWarn("phantom-token: cannot record the introspection latency: " + err.Error())
 	}
 	var e *cache.LocalEntry
 	rec, _ := cache.ToStore(f.hash, answer, t, p.policy(), true)
@@ -440,7 +440,7 @@ func (p *pluginContext) settle(f *flight, a introspection.Answer, e *cache.Local
 		if !w.done && setEffective(w.id) == nil {
 			if w.finish(a, e, t) == types.ActionContinue {
 				if err := resume(); err != nil {
-					proxywasm.LogError("phantom-token: cannot resume the request: " + err.Error())
+					abi.LogError("phantom-token: cannot resume the request: " + err.Error())
 				}
 				w.done, w.resumed = true, true
 			}
@@ -484,7 +484,7 @@ func (p *pluginContext) abandon(f *flight) {
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			proxywasm.LogCritical("phantom-token: panic while abandoning a flight: " + panicText(r))
+			abi.LogCritical("phantom-token: panic while abandoning a flight: " + panicText(r))
 		}
 	}()
 	p.answerAll(f, reply.ServerError, "internal error")
@@ -589,7 +589,7 @@ func (p *pluginContext) updateSet(key string, raw []byte, cas uint32, change fun
 			return true
 		}
 		if !errors.Is(err, types.ErrorStatusCasMismatch) {
-			proxywasm.LogWarn("phantom-token: cannot write the cache: " + err.Error())
+			abi.LogWarn("phantom-token: cannot write the cache: " + err.Error())
 			return false
 		}
 		raw = nil // another VM wrote the set in between: read again

@@ -3,7 +3,7 @@ package main
 import (
 	"strconv"
 
-	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
+	"github.com/phantom-token/envoy-phantom-token/filter/abi"
 )
 
 // The host calls the filter makes. They are variables so that tests (Go mode)
@@ -12,23 +12,23 @@ import (
 var (
 	getHeader     = requestHeader
 	getProperty   = property
-	getHeaders    = proxywasm.GetHttpRequestHeaders
-	callForeign   = proxywasm.CallForeignFunction
-	replaceHeader = proxywasm.ReplaceHttpRequestHeader
-	removeHeader  = proxywasm.RemoveHttpRequestHeader
-	addHeader     = proxywasm.AddHttpRequestHeader
-	sendReply     = proxywasm.SendHttpResponse
-	resume        = proxywasm.ResumeHttpRequest
-	setEffective  = proxywasm.SetEffectiveContext
-	dispatchCall  = proxywasm.DispatchHttpCall
-	callHeaders   = proxywasm.GetHttpCallResponseHeaders
-	callBody      = proxywasm.GetHttpCallResponseBody
-	getShared     = proxywasm.GetSharedData
-	setShared     = proxywasm.SetSharedData
-	enqueue       = proxywasm.EnqueueSharedQueue
-	registerQueue = proxywasm.RegisterSharedQueue
-	dequeue       = proxywasm.DequeueSharedQueue
-	setTick       = proxywasm.SetTickPeriodMilliSeconds
+	getHeaders    = abi.GetHttpRequestHeaders
+	callForeign   = abi.CallForeignFunction
+	replaceHeader = abi.ReplaceHttpRequestHeader
+	removeHeader  = abi.RemoveHttpRequestHeader
+	addHeader     = abi.AddHttpRequestHeader
+	sendReply     = abi.SendHttpResponse
+	resume        = abi.ResumeHttpRequest
+	setEffective  = abi.SetEffectiveContext
+	dispatchCall  = abi.DispatchHttpCall
+	callHeaders   = abi.GetHttpCallResponseHeaders
+	callBody      = abi.GetHttpCallResponseBody
+	getShared     = abi.GetSharedData
+	setShared     = abi.SetSharedData
+	enqueue       = abi.EnqueueSharedQueue
+	registerQueue = abi.RegisterSharedQueue
+	dequeue       = abi.DequeueSharedQueue
+	setTick       = abi.SetTickPeriodMilliSeconds
 )
 
 // The properties the filter reads (serialised paths: names joined by NUL),

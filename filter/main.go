@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
+	"github.com/phantom-token/envoy-phantom-token/filter/abi"
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
 
 	"github.com/phantom-token/envoy-phantom-token/internal/cache"
@@ -23,7 +23,7 @@ import (
 func main() {}
 
 func init() {
-	proxywasm.SetVMContext(wrapVM(&vmContext{}))
+	abi.SetVMContext(wrapVM(&vmContext{}))
 }
 
 // wrapVM wraps the VM context init registers: the identity, except in a
@@ -99,23 +99,23 @@ type pluginContext struct {
 func (p *pluginContext) OnPluginStart(int) (status types.OnPluginStartStatus) {
 	defer func() {
 		if r := recover(); r != nil {
-			proxywasm.LogCritical("phantom-token: panic while reading the configuration: " + panicText(r))
+			abi.LogCritical("phantom-token: panic while reading the configuration: " + panicText(r))
 			status = types.OnPluginStartStatusFailed
 		}
 	}()
-	data, err := proxywasm.GetPluginConfiguration()
+	data, err := abi.GetPluginConfiguration()
 	if err != nil && err != types.ErrorStatusNotFound {
-		proxywasm.LogCritical("phantom-token: cannot read the plugin configuration: " + err.Error())
+		abi.LogCritical("phantom-token: cannot read the plugin configuration: " + err.Error())
 		return types.OnPluginStartStatusFailed
 	}
 	cfg, err := config.Parse(data, os.Getenv)
 	if err != nil {
-		proxywasm.LogCritical("phantom-token: " + err.Error())
+		abi.LogCritical("phantom-token: " + err.Error())
 		return types.OnPluginStartStatusFailed
 	}
 	m, err := defineMetrics()
 	if err != nil {
-		proxywasm.LogCritical("phantom-token: " + err.Error())
+		abi.LogCritical("phantom-token: " + err.Error())
 		return types.OnPluginStartStatusFailed
 	}
 	p.cfg, p.metrics, p.flights = cfg, m, map[cache.TokenHash]*flight{}
@@ -135,11 +135,11 @@ func (p *pluginContext) OnPluginStart(int) (status types.OnPluginStartStatus) {
 	// Without one, a call would belong to the request that needed it, and
 	// its answer would be lost if that request went away: no start.
 	if p.queue, err = registerQueue(name); err != nil {
-		proxywasm.LogCritical("phantom-token: cannot register the shared queue that makes introspection calls: " + err.Error())
+		abi.LogCritical("phantom-token: cannot register the shared queue that makes introspection calls: " + err.Error())
 		return types.OnPluginStartStatusFailed
 	}
 	p.updateTick()
-	proxywasm.LogInfo("phantom-token: started: cluster " + strconv.Quote(cfg.Cluster) + ", response type " + cfg.ResponseType + ", cache " + strconv.FormatBool(cfg.CacheEnabled) +
+	abi.LogInfo("phantom-token: started: cluster " + strconv.Quote(cfg.Cluster) + ", response type " + cfg.ResponseType + ", cache " + strconv.FormatBool(cfg.CacheEnabled) +
 		", " + strconv.Itoa(len(cfg.Routes)) + " route rules, route metadata " + strconv.FormatBool(cfg.RouteMetadata))
 	return types.OnPluginStartStatusOK
 }
@@ -188,7 +188,7 @@ func (p *pluginContext) createSets(emptied, emptiedTo uint32) {
 		}
 	}
 	if failed > 0 {
-		proxywasm.LogWarn("phantom-token: cannot create " + strconv.Itoa(failed) + " cache sets (" + last.Error() + "): their tokens are introspected by each worker alone")
+		abi.LogWarn("phantom-token: cannot create " + strconv.Itoa(failed) + " cache sets (" + last.Error() + "): their tokens are introspected by each worker alone")
 	}
 }
 
@@ -207,7 +207,7 @@ func (p *pluginContext) OnTick() {
 	var current *flight
 	defer func() {
 		if r := recover(); r != nil {
-			proxywasm.LogCritical("phantom-token: panic on tick: " + panicText(r))
+			abi.LogCritical("phantom-token: panic on tick: " + panicText(r))
 			p.abandon(current)
 			p.updateTick()
 		}
@@ -248,10 +248,10 @@ func letCollectorRun() { runtime.Gosched() }
 func (p *pluginContext) OnPluginDone() bool {
 	defer func() {
 		if r := recover(); r != nil {
-			proxywasm.LogCritical("phantom-token: panic while stopping: " + panicText(r))
+			abi.LogCritical("phantom-token: panic while stopping: " + panicText(r))
 		}
 	}()
-	proxywasm.LogInfo("phantom-token: done")
+	abi.LogInfo("phantom-token: done")
 	p.releaseTable()
 	// The worker's copy of the cache goes too: with Envoy 1.40, the copies
 	// of replaced configurations were measured to stay in the VM's memory
@@ -272,7 +272,7 @@ func (p *pluginContext) OnPluginDone() bool {
 func (p *pluginContext) OnQueueReady(queue uint32) {
 	defer func() {
 		if r := recover(); r != nil {
-			proxywasm.LogCritical("phantom-token: panic while making calls: " + panicText(r))
+			abi.LogCritical("phantom-token: panic while making calls: " + panicText(r))
 			for len(p.queued) > 0 {
 				f := p.queued[0]
 				p.queued = p.queued[1:]
@@ -310,7 +310,7 @@ func (p *pluginContext) updateTick() {
 		return
 	}
 	if err := setTick(period); err != nil {
-		proxywasm.LogError("phantom-token: cannot set the tick period: " + err.Error())
+		abi.LogError("phantom-token: cannot set the tick period: " + err.Error())
 		if need { // nothing would ever look at their answer: no wait without a bound
 			for _, f := range p.flights {
 				if f.state == watching {

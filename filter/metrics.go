@@ -4,7 +4,7 @@ import (
 	"errors"
 	"strconv"
 
-	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
+	"github.com/phantom-token/envoy-phantom-token/filter/abi"
 
 	"github.com/phantom-token/envoy-phantom-token/internal/introspection"
 	"github.com/phantom-token/envoy-phantom-token/internal/reply"
@@ -54,7 +54,7 @@ func (c *counter) inc() {
 func (c *counter) flush() {
 	if c.pending > 0 {
 		if err := addToMetric(c.stat, c.pending); err != nil {
-			proxywasm.LogWarn("phantom-token: cannot count " + c.name + ": " + err.Error())
+			abi.LogWarn("phantom-token: cannot count " + c.name + ": " + err.Error())
 		}
 		c.pending = 0
 	}

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
+	"github.com/phantom-token/envoy-phantom-token/filter/abi"
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
 
 	"github.com/phantom-token/envoy-phantom-token/internal/bearer"
@@ -133,7 +133,7 @@ func (h *httpContext) OnHttpRequestHeaders(_ int, endOfStream bool) (action type
 func (h *httpContext) OnHttpStreamDone() {
 	defer func() {
 		if r := recover(); r != nil {
-			proxywasm.LogCritical("phantom-token: panic at stream end: " + panicText(r))
+			abi.LogCritical("phantom-token: panic at stream end: " + panicText(r))
 		}
 	}()
 	p := h.plugin
@@ -189,7 +189,7 @@ func (h *httpContext) resolveRoute() (action types.Action, answered bool) {
 	res, fresh := r.Resolve(name, vhost, route)
 	if res.Err != nil {
 		if fresh {
-			proxywasm.LogError("phantom-token: route " + routeName(name) + ": " + res.Err.Error() + ": answering 500 on this route")
+			abi.LogError("phantom-token: route " + routeName(name) + ": " + res.Err.Error() + ": answering 500 on this route")
 		}
 		return h.answer(reply.ServerError), true
 	}
@@ -415,9 +415,9 @@ func (h *httpContext) tokenHash() cache.TokenHash {
 func (h *httpContext) respond(k reply.Kind, why string) types.Action {
 	status := h.send(k)
 	if status >= 500 {
-		proxywasm.LogWarn("phantom-token: " + h.fingerprint() + why + ": answering " + strconv.Itoa(int(status)))
+		abi.LogWarn("phantom-token: " + h.fingerprint() + why + ": answering " + strconv.Itoa(int(status)))
 	} else {
-		proxywasm.LogDebug("phantom-token: " + h.fingerprint() + why + ": answering " + strconv.Itoa(int(status)))
+		abi.LogDebug("phantom-token: " + h.fingerprint() + why + ": answering " + strconv.Itoa(int(status)))
 	}
 	return types.ActionPause
 }
@@ -442,7 +442,7 @@ func (h *httpContext) send(k reply.Kind) uint32 {
 	err := sendReply(r.Status, r.Headers, r.Body, -1)
 	h.done = true // answered, or nothing more can be done for it
 	if err != nil {
-		proxywasm.LogError("phantom-token: cannot send the local response: " + err.Error())
+		abi.LogError("phantom-token: cannot send the local response: " + err.Error())
 	}
 	if h.plugin != nil && h.plugin.metrics != nil {
 		h.plugin.metrics.denied[r.Status].inc()
@@ -466,11 +466,11 @@ func (h *httpContext) recoverPanic(action *types.Action) {
 	if r == nil {
 		return
 	}
-	proxywasm.LogCritical("phantom-token: panic: " + panicText(r))
+	abi.LogCritical("phantom-token: panic: " + panicText(r))
 	*action = types.ActionPause // a request let through returned before anything could panic
 	defer func() {
 		if r := recover(); r != nil {
-			proxywasm.LogCritical("phantom-token: panic while answering after a panic: " + panicText(r))
+			abi.LogCritical("phantom-token: panic while answering after a panic: " + panicText(r))
 		}
 		if h.plugin != nil {
 			h.plugin.abandon(h.flight)

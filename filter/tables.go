@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
+	"github.com/phantom-token/envoy-phantom-token/filter/abi"
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
 
 	"github.com/phantom-token/envoy-phantom-token/internal/cache"
@@ -46,7 +46,7 @@ func updateRegistry(decide func(tables.Registry) (tables.Registry, bool)) error 
 		}
 		r, ok := tables.Decode(raw)
 		if !ok && err == nil {
-			proxywasm.LogWarn("phantom-token: the cache table registry is unreadable: starting it afresh")
+			abi.LogWarn("phantom-token: the cache table registry is unreadable: starting it afresh")
 		}
 		next, write := decide(r)
 		if !write {
@@ -69,7 +69,7 @@ func (p *pluginContext) startTable(t time.Time) {
 	p.nextVisit, p.nextRenew = time.Time{}, time.Time{} // renew on the first tick
 	if err := p.acquireTable(t, tables.StartLease); err != nil {
 		p.table = p.cfg.CacheNamespace
-		proxywasm.LogWarn("phantom-token: no table in the cache table registry (" + err.Error() + "): using one named after the configuration, which stays when the configuration changes")
+		abi.LogWarn("phantom-token: no table in the cache table registry (" + err.Error() + "): using one named after the configuration, which stays when the configuration changes")
 		p.createSets(0, 0)
 	}
 }
@@ -103,12 +103,12 @@ func (p *pluginContext) acquireTable(t time.Time, lease time.Duration) error {
 		return nil
 	}
 	if p.tableNumber >= 0 {
-		proxywasm.LogWarn("phantom-token: cache table " + tables.ID(uint32(p.tableNumber)) + " went to another configuration: moving to " + tables.ID(g.Number))
+		abi.LogWarn("phantom-token: cache table " + tables.ID(uint32(p.tableNumber)) + " went to another configuration: moving to " + tables.ID(g.Number))
 	}
 	p.tableNumber, p.table = int64(g.Number), tables.ID(g.Number)
 	p.emptySets(p.table, g.EmptyFrom, g.EmptyTo)
 	p.createSets(g.EmptyFrom, g.EmptyTo)
-	proxywasm.LogInfo("phantom-token: cache table " + p.table + " (" + strconv.Itoa(cache.Sets(p.cfg.CacheMaxEntries)) + " sets)")
+	abi.LogInfo("phantom-token: cache table " + p.table + " (" + strconv.Itoa(cache.Sets(p.cfg.CacheMaxEntries)) + " sets)")
 	return nil
 }
 
@@ -123,7 +123,7 @@ func (p *pluginContext) visitTables(t time.Time) {
 	if !t.Before(p.nextRenew) {
 		p.nextRenew = t.Add(tables.RenewEvery)
 		if err := p.acquireTable(t, tables.Lease); err != nil {
-			proxywasm.LogWarn("phantom-token: cannot renew the lease of cache table " + p.table + ": " + err.Error())
+			abi.LogWarn("phantom-token: cannot renew the lease of cache table " + p.table + ": " + err.Error())
 		}
 	}
 	var c tables.Chunk
@@ -138,7 +138,7 @@ func (p *pluginContext) visitTables(t time.Time) {
 	if err := updateRegistry(func(r tables.Registry) (tables.Registry, bool) {
 		return tables.Drained(r, c, t)
 	}); err != nil {
-		proxywasm.LogWarn("phantom-token: cannot record the emptying of cache table " + tables.ID(c.Number) + ": " + err.Error())
+		abi.LogWarn("phantom-token: cannot record the emptying of cache table " + tables.ID(c.Number) + ": " + err.Error())
 	}
 }
 
@@ -153,10 +153,10 @@ func (p *pluginContext) releaseTable() {
 	if err := updateRegistry(func(r tables.Registry) (tables.Registry, bool) {
 		return tables.Release(r, n, p.holder)
 	}); err != nil {
-		proxywasm.LogWarn("phantom-token: cannot release cache table " + p.table + " (its lease runs out instead): " + err.Error())
+		abi.LogWarn("phantom-token: cannot release cache table " + p.table + " (its lease runs out instead): " + err.Error())
 		return
 	}
-	proxywasm.LogInfo("phantom-token: released cache table " + p.table)
+	abi.LogInfo("phantom-token: released cache table " + p.table)
 }
 
 // emptySets sets every set in [from, to) of table id to an empty value, which
@@ -179,6 +179,6 @@ func (p *pluginContext) emptySets(id string, from, to uint32) {
 		}
 	}
 	if failed > 0 {
-		proxywasm.LogWarn("phantom-token: cannot empty " + strconv.Itoa(failed) + " sets of cache table " + id + " (" + last.Error() + ")")
+		abi.LogWarn("phantom-token: cannot empty " + strconv.Itoa(failed) + " sets of cache table " + id + " (" + last.Error() + ")")
 	}
 }

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
+	"github.com/phantom-token/envoy-phantom-token/filter/abi"
 
 	"github.com/phantom-token/envoy-phantom-token/internal/introspection"
 )
@@ -21,7 +21,7 @@ func (h *httpContext) traceContext() [][2]string {
 	if headers == nil {
 		var err error
 		if headers, err = getHeaders(); err != nil {
-			proxywasm.LogDebug("phantom-token: cannot read the request's headers for its trace context: " + err.Error())
+			abi.LogDebug("phantom-token: cannot read the request's headers for its trace context: " + err.Error())
 			return nil
 		}
 	}

@@ -212,7 +212,8 @@ func (h *host) seed() error {
 	return nil
 }
 
-// request is one GET through the filter, with the callbacks Envoy makes.
+// request is one GET through the filter, with the callbacks Envoy makes:
+// those the module exports (Envoy skips the others).
 func (h *host) request(ctx context.Context, id uint64) error {
 	steps := []struct {
 		name string
@@ -228,6 +229,9 @@ func (h *host) request(ctx context.Context, id uint64) error {
 		{"proxy_on_delete", []uint64{id}},
 	}
 	for _, s := range steps {
+		if h.mod.ExportedFunction(s.name) == nil && s.name != "proxy_on_request_headers" {
+			continue
+		}
 		res, err := h.call(ctx, s.name, s.args...)
 		if err != nil {
 			return fmt.Errorf("%s: %w; logs: %s", s.name, err, strings.Join(h.logs[max(len(h.logs)-5, 0):], "\n"))
