@@ -100,7 +100,7 @@ func (p *pluginContext) authenticate(h *httpContext) types.Action {
 // hitDueForRefresh serves a hit on this VM's copy in the last part of its
 // entry's lifetime, and starts its refresh when this worker takes the lease
 // (see refreshAhead); a token that lost its answer is looked up again.
-func (p *pluginContext) hitDueForRefresh(h *httpContext, lk cache.LocalKey, e cache.LocalEntry, t time.Time) types.Action {
+func (p *pluginContext) hitDueForRefresh(h *httpContext, lk cache.LocalKey, e *cache.LocalEntry, t time.Time) types.Action {
 	refresh, ok := p.refreshAhead(h, lk, e, t)
 	if !ok {
 		return p.lookup(h, lk, t)
@@ -113,7 +113,7 @@ func (p *pluginContext) hitDueForRefresh(h *httpContext, lk cache.LocalKey, e ca
 // after the request's own host calls, as a host may wake the plugin's
 // context at once and leave it current (the SDK's emulator does). If
 // admitting panics, the request's recovery ends the refresh (h.refresh).
-func (p *pluginContext) admitThenRefresh(h *httpContext, e cache.LocalEntry, t time.Time, refresh *flight) types.Action {
+func (p *pluginContext) admitThenRefresh(h *httpContext, e *cache.LocalEntry, t time.Time, refresh *flight) types.Action {
 	h.refresh = refresh
 	action := h.admitted(h.admit(e, t))
 	if refresh != nil {
@@ -143,15 +143,15 @@ func (p *pluginContext) lookup(h *httpContext, lk cache.LocalKey, t time.Time) t
 		p.local.Put(f.local, e)
 		p.metrics.cacheHits.inc()
 		if rec.RefreshDue(t) && p.lease(f, rec, nil, 0, t) {
-			return p.admitThenRefresh(h, e, t, f)
+			return p.admitThenRefresh(h, &e, t, f)
 		}
-		return h.admitted(h.admit(e, t))
+		return h.admitted(h.admit(&e, t))
 	case cache.ServeStale:
 		p.metrics.cacheHits.inc()
 		e := p.entry(a, rec)
 		e.Stale = true
 		p.logStale("the last introspection call for the token failed")
-		return h.admitted(h.admit(e, t))
+		return h.admitted(h.admit(&e, t))
 	case cache.Refuse:
 		p.metrics.cacheHits.inc()
 		return h.respond(reply.InvalidToken, "token is not active (cached verdict)")
@@ -175,7 +175,7 @@ func (p *pluginContext) lookup(h *httpContext, lk cache.LocalKey, t time.Time) t
 // displaced), the worker's copy goes and ok is false: the request looks
 // again. refresh is the flight of a lease taken, whose call the caller
 // queues (see lease).
-func (p *pluginContext) refreshAhead(h *httpContext, lk cache.LocalKey, e cache.LocalEntry, t time.Time) (refresh *flight, ok bool) {
+func (p *pluginContext) refreshAhead(h *httpContext, lk cache.LocalKey, e *cache.LocalEntry, t time.Time) (refresh *flight, ok bool) {
 	p.local.Postpone(lk, t.Add(refreshRetry))
 	hash := h.tokenHash()
 	if p.flights[hash] != nil { // a call for the token is under way here

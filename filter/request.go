@@ -267,14 +267,14 @@ func (h *httpContext) finish(a introspection.Answer, e *cache.LocalEntry, t time
 	if a.Outcome != introspection.Active {
 		return h.respond(reply.ForOutcome(a.Outcome), a.Reason)
 	}
-	return h.admit(*e, t)
+	return h.admit(e, t)
 }
 
 // admit runs the per-request checks on a JWT, fresh or cached, puts it in the
 // upstream header and adds the claim headers of the request's policy. The
 // caller lets the request go on when it returns ActionContinue, and then
 // marks it done.
-func (h *httpContext) admit(e cache.LocalEntry, t time.Time) types.Action {
+func (h *httpContext) admit(e *cache.LocalEntry, t time.Time) types.Action {
 	if e.Claims.Binding.Bound() || h.cfg.RequireCertificateBound || h.scheme == bearer.DPoP {
 		if k, why := h.checkBinding(e.Claims.Binding); why != "" {
 			return h.respond(k, why)

@@ -26,7 +26,7 @@ import (
 // of two identity servers apart, as in the shared table.
 type Local struct {
 	seeds    [2]maphash.Seed
-	entries  map[LocalKey]LocalEntry
+	entries  map[LocalKey]*LocalEntry
 	max      int
 	bytes    int
 	maxBytes int
@@ -66,7 +66,7 @@ const (
 const entryOverhead = 160
 
 // size estimates the memory an entry holds.
-func size(e LocalEntry) int {
+func size(e *LocalEntry) int {
 	n := entryOverhead + len(e.Upstream)
 	for _, h := range e.Headers {
 		n += 24 + len(h.Text)
@@ -81,7 +81,7 @@ func size(e LocalEntry) int {
 func NewLocal(maxEntries int) *Local {
 	return &Local{
 		seeds:    [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
-		entries:  map[LocalKey]LocalEntry{},
+		entries:  map[LocalKey]*LocalEntry{},
 		max:      max(1, min(maxEntries, LocalMax)),
 		maxBytes: LocalMaxBytes,
 	}
@@ -102,24 +102,29 @@ func (c *Local) Key(namespace, token string) LocalKey {
 	return k
 }
 
-// Get returns the token's entry unless it has expired at now.
-func (c *Local) Get(k LocalKey, now time.Time) (LocalEntry, bool) {
-	e, ok := c.entries[k]
-	if ok && !now.Before(e.Expires) {
-		c.remove(k, e)
-		return LocalEntry{}, false
+// Get returns the token's entry unless it has expired at now. The entry is
+// the copy's own, not a copy of it (a hit copies nothing): the caller reads
+// it and never changes it.
+func (c *Local) Get(k LocalKey, now time.Time) (*LocalEntry, bool) {
+	e := c.entries[k]
+	if e == nil {
+		return nil, false
 	}
-	return e, ok
+	if !now.Before(e.Expires) {
+		c.remove(k, e)
+		return nil, false
+	}
+	return e, true
 }
 
 // Put keeps an entry until its expiry, unless it alone is over the bound in
 // bytes.
 func (c *Local) Put(k LocalKey, e LocalEntry) {
-	n := size(e)
+	n := size(&e)
 	if n > c.maxBytes {
 		return
 	}
-	if old, ok := c.entries[k]; ok {
+	if old := c.entries[k]; old != nil {
 		c.remove(k, old)
 	}
 	for old, oe := range c.entries {
@@ -128,27 +133,26 @@ func (c *Local) Put(k LocalKey, e LocalEntry) {
 		}
 		c.remove(old, oe)
 	}
-	c.entries[k] = e
+	c.entries[k] = &e
 	c.bytes += n
 }
 
 // Postpone moves the entry's refresh time to until, so that its hits look
 // for a refresh at most once until then.
 func (c *Local) Postpone(k LocalKey, until time.Time) {
-	if e, ok := c.entries[k]; ok {
+	if e := c.entries[k]; e != nil {
 		e.RefreshAt = until
-		c.entries[k] = e
 	}
 }
 
 // Delete forgets the token's entry.
 func (c *Local) Delete(k LocalKey) {
-	if e, ok := c.entries[k]; ok {
+	if e := c.entries[k]; e != nil {
 		c.remove(k, e)
 	}
 }
 
-func (c *Local) remove(k LocalKey, e LocalEntry) {
+func (c *Local) remove(k LocalKey, e *LocalEntry) {
 	delete(c.entries, k)
 	c.bytes -= size(e)
 }
