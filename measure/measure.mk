@@ -21,6 +21,11 @@
 #                     filter's in-module verifiers for PS* and EdDSA
 #                     (measure/sigcost; SIGCOST_FLAGS passes flags, e.g.
 #                     -n 1000)
+#   make v8prof       where a cache hit's time goes inside the module, by V8's
+#                     own CPU profiler: the filter and the SDK no-op under
+#                     Node.js with a JavaScript proxy-wasm host
+#                     (measure/v8prof; V8PROF_FLAGS passes flags to hit.mjs,
+#                     e.g. --n 200000 --interval 100; needs node ≥ 20)
 #
 # `make unit` runs gofmt, go vet, staticcheck and the tests of measure/.
 
@@ -31,8 +36,10 @@ BENCH_FLAGS ?=
 BENCH_BASE ?=
 HOSTCOUNT_FLAGS ?=
 SIGCOST_FLAGS ?=
+V8PROF_FLAGS ?= --n 1000000 --interval 50
+V8PROF_OUT := $(abspath $(MEASURE_DIR)/../build/v8prof)
 
-.PHONY: bench hostcount linkcost sigcost
+.PHONY: bench hostcount linkcost sigcost v8prof
 
 # Passthrough, a no-op Go filter, the filter on a cache hit (also behind 50
 # named routes, with and without 50 route rules; and with a new DPoP proof
@@ -55,3 +62,20 @@ linkcost:
 
 sigcost: $(E2E_ENVOY_DEP)
 	cd $(MEASURE_DIR) && ENVOY_PATH='$(ENVOY_PATH)' go run ./sigcost $(SIGCOST_FLAGS)
+
+# The node tests of measure/v8prof, then a million cache hits through the
+# filter and a million requests through the SDK no-op (built as the bench
+# builds it), each under V8's CPU profiler after 20,000 not profiled, and the
+# report of both profiles (build/v8prof/*.cpuprofile, which Chrome DevTools
+# also opens). About 20 seconds.
+v8prof: build
+	@command -v node >/dev/null || { echo "make v8prof needs Node.js (20 or later) on PATH"; exit 1; }
+	@mkdir -p '$(V8PROF_OUT)'
+	cd $(MEASURE_DIR)/v8prof && node --disable-warning=ExperimentalWarning --test v8prof.test.mjs
+	cd $(MEASURE_DIR) && GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -trimpath -o '$(V8PROF_OUT)/noop.wasm' ./bench/noop
+	cd $(MEASURE_DIR) && go run ./v8prof/seed > '$(V8PROF_OUT)/seed.json'
+	cd $(MEASURE_DIR)/v8prof && node --disable-warning=ExperimentalWarning hit.mjs --wasm '$(MEASURE_WASM)' \
+		--seed '$(V8PROF_OUT)/seed.json' --profile '$(V8PROF_OUT)' --label filter $(V8PROF_FLAGS)
+	cd $(MEASURE_DIR)/v8prof && node --disable-warning=ExperimentalWarning hit.mjs --wasm '$(V8PROF_OUT)/noop.wasm' --expect unchanged \
+		--seed '$(V8PROF_OUT)/seed.json' --profile '$(V8PROF_OUT)' --label noop $(V8PROF_FLAGS)
+	cd $(MEASURE_DIR)/v8prof && node report.mjs '$(V8PROF_OUT)/filter.cpuprofile' '$(V8PROF_OUT)/noop.cpuprofile'
