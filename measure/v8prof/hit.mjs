@@ -5,7 +5,8 @@
 // report.mjs. It checks every request: proxy_on_request_headers returned
 // Continue, and the upstream's Authorization is "Bearer <the JWT>" (with
 // --expect unchanged, the client's, for the no-op), and stops at the first
-// that is not. It prints the wall time per request and the host calls and
+// that is not. It prints the wall time per request (of N requests without
+// the profiler; with --profile, N more are profiled) and the host calls and
 // entries into the module per request.
 //
 //	node hit.mjs [--wasm ../../build/phantom_token.wasm] [--seed seed.json]
@@ -13,7 +14,9 @@
 //	             [--profile DIR] [--interval 50] [--label filter]
 //
 // Without --seed it runs `go run ./v8prof/seed` in measure/ for one.
-// `node --cpu-prof` on this script profiles the whole run instead.
+// `node --cpu-prof` on this script profiles the whole run instead; V8's
+// flags choose its compiler, e.g. `node --no-liftoff hit.mjs` (TurboFan only)
+// or `node --liftoff --no-wasm-tier-up hit.mjs` (Liftoff only).
 
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
