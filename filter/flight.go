@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/phantom-token/envoy-phantom-token/filter/abi"
@@ -79,6 +80,7 @@ func (s flightState) String() string {
 func (p *pluginContext) authenticate(h *httpContext) types.Action {
 	cfg := p.cfg
 	if !cfg.CacheEnabled { // no cache, no sharing: every request calls
+		h.keepToken()
 		if p.calls >= cfg.MaxInFlight {
 			return h.respond(reply.Overloaded, "max_in_flight introspections under way in this worker")
 		}
@@ -126,6 +128,7 @@ func (p *pluginContext) admitThenRefresh(h *httpContext, e *cache.LocalEntry, t 
 // lookup finds the answer for h's token past this VM's copy of the cache:
 // in a flight of this VM, in the shared cache, or from a new call.
 func (p *pluginContext) lookup(h *httpContext, lk cache.LocalKey, t time.Time) types.Action {
+	h.keepToken()
 	cfg := p.cfg
 	hash := h.tokenHash()
 	if f := p.flights[hash]; f != nil {
@@ -181,7 +184,7 @@ func (p *pluginContext) refreshAhead(h *httpContext, lk cache.LocalKey, e *cache
 	if p.flights[hash] != nil { // a call for the token is under way here
 		return nil, true
 	}
-	f := &flight{hash: hash, keys: cache.Keys(p.table, hash, p.cfg.CacheMaxEntries), token: h.token, local: lk, cfg: h.cfg}
+	f := &flight{hash: hash, keys: cache.Keys(p.table, hash, p.cfg.CacheMaxEntries), token: strings.Clone(h.token), local: lk, cfg: h.cfg}
 	step, _, raw, cas, rec, read := p.read(f, t, cache.NewRequest)
 	switch {
 	case !read, step == cache.Wait:

@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/phantom-token/envoy-phantom-token/filter/abi"
@@ -400,6 +401,11 @@ func removeAll(name string) error {
 }
 
 const maxRemovals = 64
+
+// keepToken makes the request's token its own copy, for a request that may
+// wait past its header callback: the header's value it was read from shares
+// memory with other values (abi.GetHttpRequestHeader), which it would keep.
+func (h *httpContext) keepToken() { h.token = strings.Clone(h.token) }
 
 // tokenHash is the token's SHA-256 in the configuration's namespace.
 func (h *httpContext) tokenHash() cache.TokenHash {

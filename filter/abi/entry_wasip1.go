@@ -3,6 +3,8 @@
 package abi
 
 import (
+	"slices"
+
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
 )
 
@@ -16,19 +18,67 @@ import (
 
 var (
 	vm types.VMContext
-	// plugins are the plugin (root) contexts by ID; streams the request
-	// contexts, from their creation to proxy_on_log.
-	plugins = map[uint32]*plugin{}
-	streams = map[uint32]types.HttpContext{}
+	// plugins are the plugin (root) contexts: one or a few per VM.
+	plugins []*plugin
 	// running is the plugin context whose callback runs, for the calls it
 	// makes (DispatchHttpCall); nil in a request's callbacks.
 	running *plugin
 )
 
 type plugin struct {
+	id  uint32
 	ctx types.PluginContext
 	// calls are the callbacks of the HTTP calls under way, by callout ID.
 	calls map[uint32]func(numHeaders, bodySize, numTrailers int)
+}
+
+// pluginByID is the plugin context id, nil when there is none.
+func pluginByID(id uint32) *plugin {
+	for _, p := range plugins {
+		if p.id == id {
+			return p
+		}
+	}
+	return nil
+}
+
+// streams are the request contexts from their creation to proxy_on_log, in
+// slots by ID (Envoy numbers contexts in sequence, so requests under way at
+// once rarely share a slot), and in a map past that.
+var (
+	slots    [1024]slot
+	overflow = map[uint32]types.HttpContext{}
+)
+
+type slot struct {
+	id uint32
+	h  types.HttpContext
+}
+
+func putStream(id uint32, h types.HttpContext) {
+	if s := &slots[id%uint32(len(slots))]; s.h == nil || s.id == id {
+		*s = slot{id, h}
+		return
+	}
+	overflow[id] = h
+}
+
+func stream(id uint32) types.HttpContext {
+	if s := &slots[id%uint32(len(slots))]; s.h != nil && s.id == id {
+		return s.h
+	}
+	if len(overflow) == 0 {
+		return nil
+	}
+	return overflow[id]
+}
+
+func dropStream(id uint32) {
+	if s := &slots[id%uint32(len(slots))]; s.h != nil && s.id == id {
+		*s = slot{}
+		return
+	}
+	delete(overflow, id)
 }
 
 // SetVMContext sets the VM context whose contexts the host drives.
@@ -38,13 +88,38 @@ func SetVMContext(v types.VMContext) { vm = v }
 func abiVersion() {}
 
 // The host asks for memory for every value it returns (a header, a
-// property, shared data); the value belongs to the module from then on.
+// property, shared data); the value belongs to the module from then on. A
+// single header's value (GetHttpRequestHeader) of up to smallValue bytes is
+// cut from a chunk instead of allocated on its own: a cache hit then
+// allocates nothing. Chunks are never reused; the collector frees one when
+// nothing points into it any more (the filter copies a token it keeps past
+// its request's header callback).
 //
 //go:wasmexport proxy_on_memory_allocate
 func onMemoryAllocate(size uint32) *byte {
+	if headerValue && size <= smallValue {
+		n := max((size+7)&^7, 8) // 8-byte aligned, never empty
+		if uint32(len(chunk)) < n {
+			chunk = make([]byte, chunkSize)
+		}
+		b := chunk[:n:n]
+		chunk = chunk[n:]
+		return &b[0]
+	}
 	b := make([]byte, max(size, 1))
 	return &b[0]
 }
+
+const (
+	smallValue = 512
+	chunkSize  = 8 << 10
+)
+
+var (
+	chunk []byte
+	// headerValue is true while a single header's value is read.
+	headerValue bool
+)
 
 //go:wasmexport proxy_on_vm_start
 func onVMStart(_ uint32, size int32) bool {
@@ -53,20 +128,21 @@ func onVMStart(_ uint32, size int32) bool {
 
 //go:wasmexport proxy_on_context_create
 func onContextCreate(id, parent uint32) {
-	if parent == 0 {
-		plugins[id] = &plugin{ctx: vm.NewPluginContext(id), calls: map[uint32]func(int, int, int){}}
+	if parent == 0 { // a context of an ID in use replaces it (Envoy never reuses one)
+		plugins = slices.DeleteFunc(plugins, func(q *plugin) bool { return q.id == id })
+		plugins = append(plugins, &plugin{id: id, ctx: vm.NewPluginContext(id), calls: map[uint32]func(int, int, int){}})
 		return
 	}
-	if p := plugins[parent]; p != nil {
+	if p := pluginByID(parent); p != nil {
 		if h := p.ctx.NewHttpContext(id); h != nil {
-			streams[id] = h
+			putStream(id, h)
 		}
 	}
 }
 
 //go:wasmexport proxy_on_configure
 func onConfigure(id uint32, size int32) bool {
-	p := plugins[id]
+	p := pluginByID(id)
 	if p == nil {
 		return false
 	}
@@ -79,7 +155,7 @@ func onConfigure(id uint32, size int32) bool {
 //
 //go:wasmexport proxy_on_request_headers
 func onRequestHeaders(id uint32, numHeaders int32, endOfStream bool) types.Action {
-	h := streams[id]
+	h := stream(id)
 	if h == nil {
 		LogCritical("phantom-token: a request without a context: answering 500")
 		SendHttpResponse(500, nil, nil, -1)
@@ -93,8 +169,8 @@ func onRequestHeaders(id uint32, numHeaders int32, endOfStream bool) types.Actio
 //
 //go:wasmexport proxy_on_log
 func onLog(id uint32) {
-	if h := streams[id]; h != nil {
-		delete(streams, id)
+	if h := stream(id); h != nil {
+		dropStream(id)
 		h.OnHttpStreamDone()
 	}
 }
@@ -105,21 +181,21 @@ func onLog(id uint32) {
 //
 //go:wasmexport proxy_on_done
 func onDone(id uint32) bool {
-	p := plugins[id]
+	p := pluginByID(id)
 	if p == nil {
 		return true
 	}
 	defer enter(p)()
 	done := p.ctx.OnPluginDone()
 	if done {
-		delete(plugins, id)
+		plugins = slices.DeleteFunc(plugins, func(q *plugin) bool { return q == p })
 	}
 	return done
 }
 
 //go:wasmexport proxy_on_tick
 func onTick(id uint32) {
-	if p := plugins[id]; p != nil {
+	if p := pluginByID(id); p != nil {
 		defer enter(p)()
 		p.ctx.OnTick()
 	}
@@ -127,7 +203,7 @@ func onTick(id uint32) {
 
 //go:wasmexport proxy_on_queue_ready
 func onQueueReady(id, queue uint32) {
-	if p := plugins[id]; p != nil {
+	if p := pluginByID(id); p != nil {
 		defer enter(p)()
 		p.ctx.OnQueueReady(queue)
 	}
@@ -135,7 +211,7 @@ func onQueueReady(id, queue uint32) {
 
 //go:wasmexport proxy_on_http_call_response
 func onHttpCallResponse(id, callout uint32, numHeaders, bodySize, numTrailers int32) {
-	p := plugins[id]
+	p := pluginByID(id)
 	if p == nil {
 		return
 	}

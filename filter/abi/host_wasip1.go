@@ -179,10 +179,15 @@ func buffer(kind uint32, start, maxSize int) ([]byte, error) {
 	return out(), nil
 }
 
-// GetHttpRequestHeader reads one request header.
+// GetHttpRequestHeader reads one request header. A short value is in
+// memory shared with other values (see onMemoryAllocate): a caller that
+// keeps it past the request's callback keeps a copy.
 func GetHttpRequestHeader(name string) (string, error) {
 	outData, outSize = nil, 0
-	if st := proxyGetHeaderMapValue(mapRequestHeaders, stringData(name), int32(len(name)), unsafe.Pointer(&outData), &outSize); st != 0 {
+	headerValue = true
+	st := proxyGetHeaderMapValue(mapRequestHeaders, stringData(name), int32(len(name)), unsafe.Pointer(&outData), &outSize)
+	headerValue = false
+	if st != 0 {
 		return "", statusError(st)
 	}
 	return unsafe.String(outData, outSize), nil

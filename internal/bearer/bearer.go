@@ -73,17 +73,18 @@ func WithScheme(v string, present bool, maxLen int, dpop bool) (string, Scheme, 
 	if !present {
 		return "", Bearer, Missing
 	}
-	if folded(v) {
+	if hasComma(v) && folded(v) {
 		return "", Bearer, Duplicate
 	}
-	scheme, name := Bearer, "bearer"
-	if dpop && len(v) > 4 && strings.EqualFold(v[:4], "dpop") && isSpace(v[4]) {
-		scheme, name = DPoP, "dpop"
+	scheme, rest, ok := Bearer, "", false
+	if rest, ok = cutScheme(v, "bearer"); !ok && dpop {
+		scheme = DPoP
+		rest, ok = cutScheme(v, "dpop")
 	}
-	if len(v) <= len(name) || !strings.EqualFold(v[:len(name)], name) || !isSpace(v[len(name)]) {
+	if !ok {
 		return "", Bearer, Missing
 	}
-	token := strings.TrimRight(strings.TrimLeft(v[len(name):], " \t"), " \t")
+	token := trimSpace(rest)
 	switch {
 	case token == "":
 		return "", scheme, Missing
@@ -91,6 +92,42 @@ func WithScheme(v string, present bool, maxLen int, dpop bool) (string, Scheme, 
 		return "", scheme, Malformed
 	}
 	return token, scheme, Found
+}
+
+// cutScheme returns what follows the scheme name (lower-case ASCII letters)
+// when v starts with it in any case and a space or tab follows it. (A cache
+// hit parses a header: these loops are the strings functions' work without
+// their calls.)
+func cutScheme(v, name string) (string, bool) {
+	if len(v) <= len(name) || !isSpace(v[len(name)]) {
+		return "", false
+	}
+	for i := range len(name) {
+		if v[i]|0x20 != name[i] { // ASCII letters only: upper and lower case
+			return "", false
+		}
+	}
+	return v[len(name):], true
+}
+
+// trimSpace trims spaces and tabs from both ends.
+func trimSpace(s string) string {
+	for len(s) > 0 && isSpace(s[0]) {
+		s = s[1:]
+	}
+	for len(s) > 0 && isSpace(s[len(s)-1]) {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+func hasComma(s string) bool {
+	for i := range len(s) {
+		if s[i] == ',' {
+			return true
+		}
+	}
+	return false
 }
 
 // folded reports a value that holds a second credential after a comma. Envoy
@@ -115,12 +152,8 @@ func isSpace(c byte) bool { return c == ' ' || c == '\t' }
 // isB64Token: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
 func isB64Token(s string) bool {
 	i := 0
-	for ; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
-			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/') {
-			break
-		}
+	for i < len(s) && b64char[s[i]] {
+		i++
 	}
 	if i == 0 {
 		return false
@@ -132,3 +165,12 @@ func isB64Token(s string) bool {
 	}
 	return true
 }
+
+// b64char marks the characters of a b64token before its padding.
+var b64char = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/'
+	}
+	return t
+}()

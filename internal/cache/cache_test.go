@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"fmt"
 	"reflect"
 	"strconv"
 	"strings"
@@ -412,5 +413,60 @@ func TestBindingBesideIsNeverStored(t *testing.T) {
 		if r, ok := ToStore(Hash("ns", "t"), a, t0, Policy{}, claimed); ok {
 			t.Errorf("claimed %v: stored %+v", claimed, r)
 		}
+	}
+}
+
+// Two tokens never share an entry of a worker's copy: not within a
+// namespace, not across namespaces, and not when the first halves of their
+// keys meet (an entry is found only by its whole key). The keys differ from
+// one VM to the next (a key random to each copy).
+func TestLocalKeepsTokensApart(t *testing.T) {
+	const ns1, ns2 = "0123456789abcdef", "fedcba9876543210"
+	c := NewLocal(LocalMax)
+	seen := map[LocalKey]string{}
+	for i := range 200_000 {
+		tok := "tok-" + strconv.Itoa(i)
+		for _, ns := range []string{ns1, ns2} {
+			k := c.Key(ns, tok)
+			if other, dup := seen[k]; dup {
+				t.Fatalf("%s in %s has the key of %s", tok, ns, other)
+			}
+			seen[k] = ns + "/" + tok
+		}
+	}
+	a, b := c.Key(ns1, "a"), c.Key(ns1, "b")
+	c.Put(a, LocalEntry{Upstream: "Bearer A", Expires: later})
+	if _, ok := c.Get(b, t0); ok {
+		t.Error("another token finds a token's entry")
+	}
+	if _, ok := c.Get(c.Key(ns2, "a"), t0); ok {
+		t.Error("the same token finds its entry of another namespace")
+	}
+	forged := LocalKey{a[0], a[1] ^ 1} // shares the first half only
+	if _, ok := c.Get(forged, t0); ok {
+		t.Error("a key that shares the first half of another's finds its entry")
+	}
+	c.Delete(forged)
+	c.Postpone(forged, later)
+	if e, ok := c.Get(a, t0); !ok || e.Upstream != "Bearer A" || !e.RefreshAt.IsZero() {
+		t.Error("a key that shares the first half of another's changed its entry")
+	}
+	if NewLocal(1).Key(ns1, "a") == a {
+		t.Error("two copies key a token alike")
+	}
+}
+
+// A worker's copy holds no raw token: not in its keys, not in its entries.
+func TestLocalHoldsNoRawToken(t *testing.T) {
+	const ns, token = "0123456789abcdef", "opaque-token-2f1c9a7e"
+	c := NewLocal(8)
+	k := c.Key(ns, token)
+	c.Put(k, LocalEntry{Upstream: "Bearer header.payload.sig", Expires: later})
+	dump := fmt.Sprintf("%#v", *c)
+	for _, e := range c.entries {
+		dump += fmt.Sprintf("%#v", *e)
+	}
+	if strings.Contains(dump, token) || strings.Contains(dump, "2f1c9a7e") {
+		t.Errorf("the copy holds the token: %s", dump)
 	}
 }

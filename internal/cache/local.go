@@ -1,7 +1,7 @@
 package cache
 
 import (
-	"hash/maphash"
+	"math/rand/v2"
 	"time"
 
 	"github.com/phantom-token/envoy-phantom-token/internal/claims"
@@ -20,13 +20,19 @@ import (
 //     entries make room, and an entry larger than the whole bound is not
 //     kept.
 //
-// It is keyed by two 64-bit hashes of the cache namespace and the token with
-// seeds random to this VM: a keyed hash, so no raw token is kept, and far
-// cheaper than SHA-256 in a Go wasm module. The namespace keeps the answers
-// of two identity servers apart, as in the shared table.
+// It is keyed by a 128-bit SipHash of the token under a key derived from the
+// cache namespace and a key random to this VM: a keyed hash, so no raw token
+// is kept, far cheaper than SHA-256 in a Go wasm module, and one an attacker
+// cannot make two tokens share. The namespace keeps the answers of two
+// identity servers apart, as in the shared table.
 type Local struct {
-	seeds    [2]maphash.Seed
-	entries  map[LocalKey]*LocalEntry
+	key [2]uint64
+	// namespace and nsKey are the key derived for the namespace last asked
+	// for (most plugins have one).
+	namespace string
+	nsKey     [2]uint64
+	// entries are by the first half of their key; the entry holds the whole.
+	entries  map[uint64]*LocalEntry
 	max      int
 	bytes    int
 	maxBytes int
@@ -52,6 +58,8 @@ type LocalEntry struct {
 	// Stale marks an answer served in place of a failed call; such an entry
 	// is made for the requests it admits and never kept.
 	Stale bool
+	// key is the entry's key in a Local (set by Put).
+	key LocalKey
 }
 
 // LocalMax and LocalMaxBytes bound a worker's copy; the shared table holds
@@ -80,38 +88,39 @@ func size(e *LocalEntry) int {
 // NewLocal makes a copy of at most min(maxEntries, LocalMax) entries.
 func NewLocal(maxEntries int) *Local {
 	return &Local{
-		seeds:    [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
-		entries:  map[LocalKey]*LocalEntry{},
+		key:      [2]uint64{rand.Uint64(), rand.Uint64()},
+		entries:  map[uint64]*LocalEntry{},
 		max:      max(1, min(maxEntries, LocalMax)),
 		maxBytes: LocalMaxBytes,
 	}
 }
 
-// Key is the token's key in this copy, in a cache namespace. Namespaces are
-// all of one length (config.namespace), so no two (namespace, token) pairs
-// hash the same bytes.
+// Key is the token's key in this copy, in a cache namespace.
 func (c *Local) Key(namespace, token string) LocalKey {
-	var k LocalKey
-	for i := range k {
-		var h maphash.Hash
-		h.SetSeed(c.seeds[i])
-		h.WriteString(namespace)
-		h.WriteString(token)
-		k[i] = h.Sum64()
+	if namespace != c.namespace || c.nsKey == ([2]uint64{}) {
+		c.namespace, c.nsKey = namespace, sipHash128(c.key, namespace)
 	}
-	return k
+	return sipHash128(c.nsKey, token)
+}
+
+// find is the entry of key k, nil when there is none.
+func (c *Local) find(k LocalKey) *LocalEntry {
+	if e := c.entries[k[0]]; e != nil && e.key == k {
+		return e
+	}
+	return nil
 }
 
 // Get returns the token's entry unless it has expired at now. The entry is
 // the copy's own, not a copy of it (a hit copies nothing): the caller reads
 // it and never changes it.
 func (c *Local) Get(k LocalKey, now time.Time) (*LocalEntry, bool) {
-	e := c.entries[k]
+	e := c.find(k)
 	if e == nil {
 		return nil, false
 	}
 	if !now.Before(e.Expires) {
-		c.remove(k, e)
+		c.remove(e)
 		return nil, false
 	}
 	return e, true
@@ -124,36 +133,37 @@ func (c *Local) Put(k LocalKey, e LocalEntry) {
 	if n > c.maxBytes {
 		return
 	}
-	if old := c.entries[k]; old != nil {
-		c.remove(k, old)
+	if old := c.entries[k[0]]; old != nil { // the same key, or one that shares its first half
+		c.remove(old)
 	}
-	for old, oe := range c.entries {
+	for _, old := range c.entries {
 		if len(c.entries) < c.max && c.bytes+n <= c.maxBytes {
 			break
 		}
-		c.remove(old, oe)
+		c.remove(old)
 	}
-	c.entries[k] = &e
+	e.key = k
+	c.entries[k[0]] = &e
 	c.bytes += n
 }
 
 // Postpone moves the entry's refresh time to until, so that its hits look
 // for a refresh at most once until then.
 func (c *Local) Postpone(k LocalKey, until time.Time) {
-	if e := c.entries[k]; e != nil {
+	if e := c.find(k); e != nil {
 		e.RefreshAt = until
 	}
 }
 
 // Delete forgets the token's entry.
 func (c *Local) Delete(k LocalKey) {
-	if e := c.entries[k]; e != nil {
-		c.remove(k, e)
+	if e := c.find(k); e != nil {
+		c.remove(e)
 	}
 }
 
-func (c *Local) remove(k LocalKey, e *LocalEntry) {
-	delete(c.entries, k)
+func (c *Local) remove(e *LocalEntry) {
+	delete(c.entries, e.key[0])
 	c.bytes -= size(e)
 }
 
