@@ -16,6 +16,7 @@ fuzz1 = go test -run=^$$ -fuzz=^$(1)$$ -fuzztime=$(if $(FUZZTIME),$(FUZZTIME),$(
 
 fuzz:
 	$(call fuzz1,FuzzFromHeader,./internal/bearer,700000)
+	$(call fuzz1,FuzzWithSchemeAsWritten,./internal/bearer,800000)
 	$(call fuzz1,FuzzParse,./internal/jwt,550000)
 	$(call fuzz1,FuzzCacheControl,./internal/introspection,600000)
 	$(call fuzz1,FuzzClassify,./internal/introspection,580000)

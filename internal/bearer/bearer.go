@@ -73,9 +73,17 @@ func WithScheme(v string, present bool, maxLen int, dpop bool) (string, Scheme, 
 	if !present {
 		return "", Bearer, Missing
 	}
-	if hasComma(v) && folded(v) {
+	token, scheme, r := parse(v, maxLen, dpop)
+	// A value that holds a token has no comma (a b64token has none), so
+	// only another result needs the look for a second credential.
+	if r != Found && hasComma(v) && folded(v) {
 		return "", Bearer, Duplicate
 	}
+	return token, scheme, r
+}
+
+// parse reads one credential: the scheme, then the token.
+func parse(v string, maxLen int, dpop bool) (string, Scheme, Result) {
 	scheme, rest, ok := Bearer, "", false
 	if rest, ok = cutScheme(v, "bearer"); !ok && dpop {
 		scheme = DPoP

@@ -128,3 +128,49 @@ func TestWithScheme(t *testing.T) {
 		}
 	}
 }
+
+// FuzzWithSchemeAsWritten checks WithScheme, whose hot path is written as
+// plain loops, against the same rules written with the strings package.
+func FuzzWithSchemeAsWritten(f *testing.F) {
+	for _, v := range []string{"Bearer abc", "DPoP abc", "dpop\tabc ", "Bearer abc,Bearer def", "Basic x,Bearer y",
+		"Bearer a,", "bearer , x", "DPoPabc", "Bearer\t", "BEARER a=b"} {
+		f.Add(v, 64, true)
+	}
+	f.Fuzz(func(t *testing.T, v string, maxLen int, dpop bool) {
+		maxLen = max(1, min(maxLen, 8192))
+		token, scheme, r := WithScheme(v, true, maxLen, dpop)
+		wToken, wScheme, wR := withSchemeAsWritten(v, maxLen, dpop)
+		if token != wToken || scheme != wScheme || r != wR {
+			t.Fatalf("%q: %q %v %v, want %q %v %v", v, token, scheme, r, wToken, wScheme, wR)
+		}
+	})
+}
+
+func withSchemeAsWritten(v string, maxLen int, dpop bool) (string, Scheme, Result) {
+	if _, rest, found := strings.Cut(v, ","); found {
+		for found {
+			var part string
+			part, rest, found = strings.Cut(rest, ",")
+			part = strings.TrimLeft(part, " \t")
+			scheme, credentials, spaced := strings.Cut(part, " ")
+			if strings.EqualFold(part, "bearer") || spaced && scheme != "" && strings.TrimSpace(credentials) != "" {
+				return "", Bearer, Duplicate
+			}
+		}
+	}
+	scheme, name := Bearer, "bearer"
+	if dpop && len(v) > 4 && strings.EqualFold(v[:4], "dpop") && isSpace(v[4]) {
+		scheme, name = DPoP, "dpop"
+	}
+	if len(v) <= len(name) || !strings.EqualFold(v[:len(name)], name) || !isSpace(v[len(name)]) {
+		return "", Bearer, Missing
+	}
+	token := strings.Trim(v[len(name):], " \t")
+	switch {
+	case token == "":
+		return "", scheme, Missing
+	case len(token) > maxLen || !b64token.MatchString(token):
+		return "", scheme, Malformed
+	}
+	return token, scheme, Found
+}
