@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log"
@@ -50,7 +51,9 @@ var modes = []mode{
 				return
 			}
 			if code, wasmErr = os.ReadFile(wasmPath); wasmErr == nil {
-				wasmVM, wasmErr = proxytest.NewWasmVMContext(code)
+				if code, wasmErr = forEmulator(code); wasmErr == nil {
+					wasmVM, wasmErr = proxytest.NewWasmVMContext(code)
+				}
 			}
 		})
 		if wasmErr != nil {
@@ -58,6 +61,41 @@ var modes = []mode{
 		}
 		return wasmVM
 	}, false},
+}
+
+// forEmulator renames the module's export stream_ended to proxy_on_log.
+// Envoy ends a request with proxy_on_done, which the module exports for that
+// and for plugins; the SDK's emulator ends one with proxy_on_log, which the
+// module does not export (Envoy would call it too, on every request).
+// stream_ended is the end of a request alone (filter/abi), with a name as
+// long as proxy_on_log's, so the rename is in place, in the export section.
+func forEmulator(code []byte) ([]byte, error) {
+	from, to := []byte("\x0cstream_ended"), []byte("\x0cproxy_on_log")
+	out := bytes.Clone(code)
+	for i := 8; i < len(out); { // sections: id, size (LEB128), contents
+		id, size, n := out[i], uint64(0), 1
+		for shift := 0; ; shift += 7 {
+			if i+n >= len(out) || shift > 28 {
+				return nil, errors.New("the module's sections do not parse")
+			}
+			b := out[i+n]
+			n++
+			size |= uint64(b&0x7f) << shift
+			if b < 0x80 {
+				break
+			}
+		}
+		body := out[min(i+n, len(out)):min(i+n+int(size), len(out))]
+		if id == 7 { // exports
+			if bytes.Count(body, from) != 1 {
+				return nil, errors.New("the module does not export stream_ended once")
+			}
+			copy(body[bytes.Index(body, from):], to)
+			return out, nil
+		}
+		i += n + int(size)
+	}
+	return nil, errors.New("the module has no export section")
 }
 
 // lastPlugin is the plugin context the Go mode's VM created last: tests in Go
