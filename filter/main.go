@@ -149,12 +149,12 @@ func (p *pluginContext) OnPluginStart(int) (status types.OnPluginStartStatus) {
 // wasm module than most of its work.
 func (p *pluginContext) NewHttpContext(id uint32) types.HttpContext {
 	var h *httpContext
-	if n := len(p.spare); n > 0 {
+	if n := len(p.spare); n > 0 { // zeroed when it was put there
 		h, p.spare = p.spare[n-1], p.spare[:n-1]
 	} else {
 		h = &httpContext{}
 	}
-	*h = httpContext{plugin: p, cfg: p.cfg, id: id}
+	h.plugin, h.cfg, h.id = p, p.cfg, id
 	return h
 }
 

@@ -285,11 +285,11 @@ func (h *httpContext) admit(e *cache.LocalEntry, t time.Time) types.Action {
 	if k, refused := reply.ForCheck(verdict); refused {
 		return h.respond(k, "JWT fails the per-request checks: "+verdict.String())
 	}
-	value := e.Upstream
-	if h.cfg.UpstreamHeader != "authorization" {
+	value, toAuthorization := e.Upstream, h.cfg.UpstreamHeader == "authorization"
+	if !toAuthorization {
 		value = value[len(bearerPrefix):]
 	}
-	if err := h.setUpstreamHeader(value); err != nil {
+	if err := h.setUpstreamHeader(value, toAuthorization); err != nil {
 		return h.respond(reply.ServerError, "cannot set the "+h.cfg.UpstreamHeader+" header: "+err.Error())
 	}
 	if h.cfg.DPoP != config.DPoPOff && !h.cfg.DPoPKeepHeader {
@@ -371,9 +371,9 @@ func (h *httpContext) clientCertificate() (digest [32]byte, present bool, err er
 // and a folded pair was refused), so one replace does it. Any other header may
 // come many times: every value is removed first, so no JWT of the client's own
 // travels with ours.
-func (h *httpContext) setUpstreamHeader(value string) error {
+func (h *httpContext) setUpstreamHeader(value string, toAuthorization bool) error {
 	name := h.cfg.UpstreamHeader
-	if name == "authorization" {
+	if toAuthorization {
 		return replaceHeader(name, value)
 	}
 	if err := removeAll(name); err != nil {
