@@ -27,7 +27,8 @@
 #                     (measure/v8prof; V8PROF_FLAGS passes flags to hit.mjs,
 #                     e.g. --n 200000 --interval 100; needs node ≥ 20)
 #
-# `make unit` runs gofmt, go vet, staticcheck and the tests of measure/.
+# `make unit` runs gofmt, go vet, staticcheck and the tests of measure/ (the
+# Go ones and measure/v8prof's node tests).
 
 MEASURE_DIR := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
 

@@ -236,8 +236,11 @@ func onHttpCallResponse(id, callout uint32, numHeaders, bodySize, numTrailers in
 	done(int(numHeaders), int(bodySize), int(numTrailers))
 }
 
-// enter marks p's callback as running, until the function it returns.
+// enter marks p's callback as running, until the function it returns,
+// which restores what ran before (a host may wake a plugin from inside
+// another of its callbacks: the SDK's emulator does).
 func enter(p *plugin) func() {
+	prev := running
 	running = p
-	return func() { running = nil }
+	return func() { running = prev }
 }

@@ -147,16 +147,8 @@ func FuzzWithSchemeAsWritten(f *testing.F) {
 }
 
 func withSchemeAsWritten(v string, maxLen int, dpop bool) (string, Scheme, Result) {
-	if _, rest, found := strings.Cut(v, ","); found {
-		for found {
-			var part string
-			part, rest, found = strings.Cut(rest, ",")
-			part = strings.TrimLeft(part, " \t")
-			scheme, credentials, spaced := strings.Cut(part, " ")
-			if strings.EqualFold(part, "bearer") || spaced && scheme != "" && strings.TrimSpace(credentials) != "" {
-				return "", Bearer, Duplicate
-			}
-		}
+	if folded(v) { // first, on every value (WithScheme looks only when it needs to)
+		return "", Bearer, Duplicate
 	}
 	scheme, name := Bearer, "bearer"
 	if dpop && len(v) > 4 && strings.EqualFold(v[:4], "dpop") && isSpace(v[4]) {
