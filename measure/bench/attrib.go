@@ -18,17 +18,19 @@ const (
 	miniJWT    = "mini-jwt"     // ./mini, no tags: exports proxy_on_request_headers only (and what the host needs)
 	miniAllJWT = "mini-all-jwt" // ./mini -tags mini_all: also every other per-stream callback the SDK exports
 	miniHit    = "mini-hit"     // ./mini -tags mini_hit: a hit's three host calls and nothing else
+	miniHit3   = "mini-hit-3cb" // ./mini -tags "mini_hit mini_3cb": the same, with the filter's 3 callbacks per request
 	padJWT     = "pad-jwt"      // ./noop -tags pad: the no-op with the filter's packages linked, never called
 	miniMemJWT = "mini-mem-jwt" // ./mini -tags mini_mem: 100 memory.fill and 100 memory.copy per request
 )
 
-var extraListeners = []string{miniJWT, miniAllJWT, miniHit, padJWT, miniMemJWT}
+var extraListeners = []string{miniJWT, miniAllJWT, miniHit, miniHit3, padJWT, miniMemJWT}
 
 // extraBuilds are the builds of the attribution modules, from measure/.
 var extraBuilds = map[string]struct{ tags, pkg string }{
 	miniJWT:    {"", "./bench/mini"},
 	miniAllJWT: {"mini_all", "./bench/mini"},
 	miniHit:    {"mini_hit", "./bench/mini"},
+	miniHit3:   {"mini_hit,mini_3cb", "./bench/mini"},
 	padJWT:     {"pad", "./bench/noop"},
 	miniMemJWT: {"mini_mem", "./bench/mini"},
 }
@@ -90,6 +92,8 @@ func (b *bench) printAttribution() {
 		{"pad-jwt over noop-jwt: a module the filter's size, per call", padJWT, noopJWT},
 		{"mini-hit over mini-jwt: a hit's 3 host calls and 1 allocate entry", miniHit, miniJWT},
 		{"hit over mini-hit: the filter's Go, the SDK, the callbacks, the size", hit, miniHit},
+		{"mini-hit-3cb over mini-hit: context create and done, each returning at once", miniHit3, miniHit},
+		{"hit over mini-hit-3cb: the filter's Go beyond the same callbacks and calls", hit, miniHit3},
 		{"mini-mem-jwt over mini-jwt: 100 memory.fill and 100 memory.copy", miniMemJWT, miniJWT},
 		{"noop-jwt over mini-jwt: the SDK no-op over the least module", noopJWT, miniJWT},
 	} {

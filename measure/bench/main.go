@@ -363,7 +363,7 @@ func (b *bench) scenario(name string) harness.Scenario {
 		return harness.Scenario{Name: hitGOGC, Plugin: b.plugin(true), VMID: "gogc", Env: map[string]string{"GOGC": *gogc}}
 	case hitBase:
 		return harness.Scenario{Name: hitBase, Plugin: b.plugin(true), WasmPath: b.basePath, VMID: "base"}
-	case miniJWT, miniAllJWT, miniHit, padJWT, miniMemJWT:
+	case miniJWT, miniAllJWT, miniHit, miniHit3, padJWT, miniMemJWT:
 		return harness.Scenario{Name: name, Plugin: "{}", WasmPath: b.miniPaths[name], VMID: name}
 	case debugHit:
 		return harness.Scenario{Name: debugHit, Plugin: b.plugin(true), WasmPath: b.debugPath, VMID: "debugstats"}
