@@ -346,3 +346,54 @@ func TestDPoPInTheModule(t *testing.T) {
 		}
 	}
 }
+
+// TestHitBeforeParsing: the worker's copy of the cache is keyed by the
+// Authorization value, and a Bearer value it holds is served before it is
+// parsed (serveHit). What could go wrong there does not: another spelling of
+// a cached token is looked up again (from the shared table: no call), and a
+// value the copy holds as a DPoP token, on a route with DPoP, is another
+// scheme on a route without it, as it would be uncached.
+func TestHitBeforeParsing(t *testing.T) {
+	goMode(t, func(t *testing.T, m mode) {
+		h := started(t, m, withConfig(`,"dpop":"allowed","routes":[{"route":"plain","dpop":"off"}]`))
+		key := newDPoPKey(t)
+		jwt := phantomJWT("")
+
+		h.onRoute("plain")
+		sent := req(authBearer(token))
+		e := h.request(sent...)
+		e.answer(idsOK("max-age=120"), jwt)
+		wantForwarded(t, e, sent, "authorization", "Bearer "+jwt)
+		for _, v := range []string{"Bearer " + token, "bearer \t" + token + " ", "BEARER " + token} {
+			e := h.request([2]string{"authorization", v})
+			if len(e.callouts()) != 0 || e.finalAction() != types.ActionContinue {
+				t.Errorf("%q: %d calls, %v", v, len(e.callouts()), e.local())
+			}
+			if got := header(e.upstreamHeaders(), "authorization"); len(got) != 1 || got[0] != "Bearer "+jwt {
+				t.Errorf("%q: upstream authorization %q", v, got)
+			}
+		}
+		for _, v := range []string{"Bearer " + token + "x", "Bearer " + token + ",Bearer " + token, "Bearer " + token + "&"} {
+			if e := h.request([2]string{"authorization", v}); e.finalAction() == types.ActionContinue && e.local() == nil && len(e.callouts()) == 0 {
+				t.Errorf("%q was served from another value's entry", v)
+			}
+		}
+
+		// An unbound token cached from its DPoP value on a route with DPoP
+		// (refused there: the DPoP scheme needs a bound token).
+		h.onRoute("dpop")
+		dpopToken := token + "-dpop"
+		e = h.request(dpopReq(dpopToken, key.proof(t, dpopToken, proofOpts{}))...)
+		e.answer(idsOK("max-age=120"), jwt)
+		wantChallenges(t, e, bearerNoError, dpopChallenge+`, error="invalid_token"`)
+		// The same value on the route without DPoP: another scheme, no token.
+		h.onRoute("plain")
+		e = h.request(dpopReq(dpopToken, key.proof(t, dpopToken, proofOpts{}))...)
+		if e.local() == nil || e.local().StatusCode != 401 || len(e.callouts()) != 0 {
+			t.Fatalf("DPoP value on a route without DPoP: %+v, %d calls; want 401 and none", e.local(), len(e.callouts()))
+		}
+		if ch := header(e.local().Headers, "www-authenticate"); len(ch) != 1 || strings.Contains(ch[0], "error=") {
+			t.Errorf("DPoP value on a route without DPoP: challenge %q, want one without an error (no Bearer token)", ch)
+		}
+	})
+}

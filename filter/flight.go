@@ -88,7 +88,7 @@ func (p *pluginContext) authenticate(h *httpContext) types.Action {
 		return p.start(h, f, cache.CallUnclaimed)
 	}
 	t := now()
-	lk := p.local.Key(h.cfg.CacheNamespace, h.token)
+	lk := p.local.Key(h.cfg.CacheNamespace, h.authorization)
 	if e, ok := p.local.Get(lk, t); ok {
 		if !e.RefreshAt.IsZero() && !t.Before(e.RefreshAt) {
 			return p.hitDueForRefresh(h, lk, e, t)
@@ -97,6 +97,25 @@ func (p *pluginContext) authenticate(h *httpContext) types.Action {
 		return h.admitted(h.admit(e, t))
 	}
 	return p.lookup(h, lk, t)
+}
+
+// serveHit serves h from this VM's copy of the cache before its
+// Authorization value is parsed, when the copy holds an entry for the value
+// that is not due for a refresh; served is false otherwise, and the request
+// goes the whole way. The copy is keyed by the value itself (authenticate,
+// which only a value that parsed as one well-formed Bearer token reaches;
+// max_token_length is the plugin's, as the copy is), so a value found there
+// is such a token, and its checks need not run again. The caller calls it
+// only for a value of the Bearer scheme on a route without DPoP: "DPoP x"
+// parsed on a DPoP route is another scheme here.
+func (p *pluginContext) serveHit(h *httpContext) (action types.Action, served bool) {
+	t := now()
+	e, ok := p.local.Get(p.local.Key(h.cfg.CacheNamespace, h.authorization), t)
+	if !ok || !e.RefreshAt.IsZero() && !t.Before(e.RefreshAt) {
+		return types.ActionContinue, false
+	}
+	p.metrics.cacheHits.inc()
+	return h.admitted(h.admit(e, t)), true
 }
 
 // hitDueForRefresh serves a hit on this VM's copy in the last part of its

@@ -28,6 +28,10 @@ type httpContext struct {
 	cfg    *config.Config
 	id     uint32
 	token  string
+	// authorization is the request's Authorization value while its header
+	// callback runs (it shares memory with other values: see keepToken):
+	// the key of the token in the worker's copy of the cache.
+	authorization string
 	// method is the request's :method once read ("" until then): the filter
 	// reads it only for a request without Authorization, or to answer HEAD
 	// without a body.
@@ -94,6 +98,15 @@ func (h *httpContext) OnHttpRequestHeaders(_ int, endOfStream bool) (action type
 			return h.respond(reply.ServerError, "cannot read the headers of a possible CORS preflight: "+err.Error())
 		case preflight:
 			return h.forwardPreflight()
+		}
+	}
+	// A Bearer value the worker's copy of the cache holds is served before
+	// it is parsed: the copy is keyed by the value, and holds only values
+	// that parsed as one Bearer token (see serveHit).
+	h.authorization = authorization
+	if present && cfg.CacheEnabled && cfg.DPoP == config.DPoPOff && bearer.HasBearerScheme(authorization) {
+		if action, served := h.plugin.serveHit(h); served {
+			return action
 		}
 	}
 	var token string
@@ -405,7 +418,7 @@ const maxRemovals = 64
 // keepToken makes the request's token its own copy, for a request that may
 // wait past its header callback: the header's value it was read from shares
 // memory with other values (abi.GetHttpRequestHeader), which it would keep.
-func (h *httpContext) keepToken() { h.token = strings.Clone(h.token) }
+func (h *httpContext) keepToken() { h.token, h.authorization = strings.Clone(h.token), "" }
 
 // tokenHash is the token's SHA-256 in the configuration's namespace.
 func (h *httpContext) tokenHash() cache.TokenHash {
@@ -458,6 +471,9 @@ func (h *httpContext) send(k reply.Kind) uint32 {
 
 // fingerprint names the token in logs without revealing it.
 func (h *httpContext) fingerprint() string {
+	if h.token == "" && h.authorization != "" && h.cfg != nil { // served by serveHit, unparsed
+		h.token, _ = bearer.FromHeader(h.authorization, true, h.cfg.MaxTokenLength)
+	}
 	if h.token == "" || h.cfg == nil {
 		return ""
 	}

@@ -102,6 +102,14 @@ func parse(v string, maxLen int, dpop bool) (string, Scheme, Result) {
 	return token, scheme, Found
 }
 
+// HasBearerScheme reports whether v starts with the Bearer scheme (in any
+// case) and a space or tab: the first thing WithScheme checks of a Bearer
+// token.
+func HasBearerScheme(v string) bool {
+	_, ok := cutScheme(v, "bearer")
+	return ok
+}
+
 // cutScheme returns what follows the scheme name (lower-case ASCII letters)
 // when v starts with it in any case and a space or tab follows it. (A cache
 // hit parses a header: these loops are the strings functions' work without
