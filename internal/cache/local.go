@@ -20,11 +20,13 @@ import (
 //     entries make room, and an entry larger than the whole bound is not
 //     kept.
 //
-// It is keyed by a 128-bit SipHash of the token under a key derived from the
-// cache namespace and a key random to this VM: a keyed hash, so no raw token
-// is kept, far cheaper than SHA-256 in a Go wasm module, and one an attacker
-// cannot make two tokens share. The namespace keeps the answers of two
-// identity servers apart, as in the shared table.
+// It is keyed by a 128-bit SipHash of the token (the filter gives it the
+// whole Authorization value that carries the token, so that a hit needs no
+// parsing) under a key derived from the cache namespace and a key random to
+// this VM: a keyed hash, so no raw token is kept, far cheaper than SHA-256
+// in a Go wasm module, and one an attacker cannot make two tokens share. The
+// namespace keeps the answers of two identity servers apart, as in the
+// shared table.
 type Local struct {
 	key [2]uint64
 	// namespace and nsKey are the key derived for the namespace last asked
