@@ -295,7 +295,7 @@ func (v Verdict) String() string {
 // identity server or from the cache: the JWT has not expired and it grants
 // every required scope. A scope claim of the wrong type matters only when a
 // scope is required.
-func (c Claims) Check(now time.Time, required []string) Verdict {
+func (c *Claims) Check(now time.Time, required []string) Verdict {
 	if !c.Exp.IsZero() && !now.Before(c.Exp) {
 		return Expired
 	}
