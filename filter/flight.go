@@ -110,8 +110,8 @@ func (p *pluginContext) authenticate(h *httpContext) types.Action {
 // parsed on a DPoP route is another scheme here.
 func (p *pluginContext) serveHit(h *httpContext) (action types.Action, served bool) {
 	t := now()
-	e, ok := p.local.Get(p.local.Key(h.cfg.CacheNamespace, h.authorization), t)
-	if !ok || !e.RefreshAt.IsZero() && !t.Before(e.RefreshAt) {
+	e := p.local.Hit(p.local.Key(h.cfg.CacheNamespace, h.authorization), t.UnixNano())
+	if e == nil { // absent, expired or due for a refresh: the whole way
 		return types.ActionContinue, false
 	}
 	p.metrics.cacheHits.inc()

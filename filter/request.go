@@ -59,7 +59,11 @@ type httpContext struct {
 // OnHttpRequestHeaders implements types.HttpContext: it lets the request
 // through with a JWT, answers it, or pauses it until an introspection answers.
 func (h *httpContext) OnHttpRequestHeaders(_ int, endOfStream bool) (action types.Action) {
-	defer h.recoverPanic(&action)
+	defer func() {
+		if r := recover(); r != nil {
+			action = h.recoverPanic(r)
+		}
+	}()
 	cfg := h.cfg
 	if cfg == nil { // the plugin did not start: never let a request through
 		return h.respond(reply.ServerError, "plugin has no valid configuration")
@@ -154,7 +158,9 @@ func (h *httpContext) OnHttpStreamDone() {
 	if p == nil || h.cfg == nil {
 		return
 	}
-	p.leave(h)
+	if h.flight != nil {
+		p.leave(h)
+	}
 	if h.done && h.flight == nil && len(p.spare) < maxSpare {
 		*h = httpContext{}
 		p.spare = append(p.spare, h)
@@ -251,14 +257,18 @@ func (h *httpContext) preflight(endOfStream bool) (bool, error) {
 // readHeader reads one request header: present is false when the host has
 // none ("not found"); any other failure is an error.
 func readHeader(name string) (value string, present bool, err error) {
-	value, err = getHeader(name)
-	switch {
-	case err == nil:
+	if value, err = getHeader(name); err == nil {
 		return value, true, nil
-	case errors.Is(err, types.ErrorStatusNotFound):
-		return "", false, nil
 	}
-	return "", false, err
+	return "", false, notFoundIsAbsent(err)
+}
+
+// notFoundIsAbsent is nil for a "not found" status, err for any other.
+func notFoundIsAbsent(err error) error {
+	if errors.Is(err, types.ErrorStatusNotFound) {
+		return nil
+	}
+	return err
 }
 
 // forwardPreflight lets a preflight through unauthenticated, carrying no copy
@@ -298,11 +308,7 @@ func (h *httpContext) admit(e *cache.LocalEntry, t time.Time) types.Action {
 	if k, refused := reply.ForCheck(verdict); refused {
 		return h.respond(k, "JWT fails the per-request checks: "+verdict.String())
 	}
-	value, toAuthorization := e.Upstream, h.cfg.UpstreamHeader == "authorization"
-	if !toAuthorization {
-		value = value[len(bearerPrefix):]
-	}
-	if err := h.setUpstreamHeader(value, toAuthorization); err != nil {
+	if err := h.setUpstreamHeader(e.Upstream); err != nil {
 		return h.respond(reply.ServerError, "cannot set the "+h.cfg.UpstreamHeader+" header: "+err.Error())
 	}
 	if h.cfg.DPoP != config.DPoPOff && !h.cfg.DPoPKeepHeader {
@@ -384,15 +390,17 @@ func (h *httpContext) clientCertificate() (digest [32]byte, present bool, err er
 // and a folded pair was refused), so one replace does it. Any other header may
 // come many times: every value is removed first, so no JWT of the client's own
 // travels with ours.
-func (h *httpContext) setUpstreamHeader(value string, toAuthorization bool) error {
-	name := h.cfg.UpstreamHeader
-	if toAuthorization {
-		return replaceHeader(name, value)
+// upstream is "Bearer <jwt>": the value of Authorization, and after its
+// first 7 bytes the bare JWT for any other header.
+func (h *httpContext) setUpstreamHeader(upstream string) error {
+	if h.cfg.ToAuthorization {
+		return replaceHeader("authorization", upstream)
 	}
+	name := h.cfg.UpstreamHeader
 	if err := removeAll(name); err != nil {
 		return err
 	}
-	return addHeader(name, value)
+	return addHeader(name, upstream[len(bearerPrefix):])
 }
 
 // removeAll removes every value of a request header. It removes before it
@@ -483,13 +491,10 @@ func (h *httpContext) fingerprint() string {
 // recoverPanic turns a panic into a 500: the request is never let through and
 // the VM survives. The flight the request belongs to, if any, is abandoned
 // with it: its other requests get a 500 too, rather than a wait nobody ends.
-func (h *httpContext) recoverPanic(action *types.Action) {
-	r := recover()
-	if r == nil {
-		return
-	}
+// It returns the action the header callback returns: ActionPause (a request
+// let through returned before anything could panic).
+func (h *httpContext) recoverPanic(r any) types.Action {
 	abi.LogCritical("phantom-token: panic: " + panicText(r))
-	*action = types.ActionPause // a request let through returned before anything could panic
 	defer func() {
 		if r := recover(); r != nil {
 			abi.LogCritical("phantom-token: panic while answering after a panic: " + panicText(r))
@@ -502,6 +507,7 @@ func (h *httpContext) recoverPanic(action *types.Action) {
 	if !h.done {
 		h.respond(reply.ServerError, "internal error")
 	}
+	return types.ActionPause
 }
 
 // panicText is what a log line says of a recovered panic value. The filter

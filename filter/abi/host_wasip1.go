@@ -103,9 +103,15 @@ const (
 
 // statusError is the error of an ABI status, the SDK's for those it names.
 func statusError(st uint32) error {
-	switch st {
-	case 0:
+	if st == 0 {
 		return nil
+	}
+	return failed(st)
+}
+
+// failed is the error of a status other than OK.
+func failed(st uint32) error {
+	switch st {
 	case 1:
 		return types.ErrorStatusNotFound
 	case 2:

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/phantom-token/envoy-phantom-token/internal/introspection"
+	"github.com/phantom-token/envoy-phantom-token/internal/jwt"
 )
 
 var (
@@ -378,6 +379,57 @@ func TestLocal(t *testing.T) {
 	// nor does a token that spells another namespace and a token.
 	if c.Key(ns, "a") == c.Key("fedcba9876543210", "a") || c.Key(ns, "fedcba9876543210a") == c.Key("fedcba9876543210", ns+"a") {
 		t.Error("a key does not depend on the namespace")
+	}
+}
+
+// TestLocalHit: a plain hit (served before anything is parsed) is one whose
+// entry is neither expired, nor due for a refresh, nor past its JWT's exp.
+func TestLocalHit(t *testing.T) {
+	const ns = "0123456789abcdef"
+	soon := t0.Add(time.Second)
+	for _, c := range []struct {
+		name  string
+		entry LocalEntry
+		at    time.Time
+		plain bool
+	}{
+		{"before its expiry", LocalEntry{Expires: later}, t0, true},
+		{"at its expiry", LocalEntry{Expires: later}, later, false},
+		{"after its expiry", LocalEntry{Expires: later}, later.Add(time.Nanosecond), false},
+		{"a nanosecond before its expiry", LocalEntry{Expires: later}, later.Add(-time.Nanosecond), true},
+		{"before its refresh time", LocalEntry{Expires: later, RefreshAt: soon}, t0, true},
+		{"at its refresh time", LocalEntry{Expires: later, RefreshAt: soon}, soon, false},
+		{"a refresh time past the expiry", LocalEntry{Expires: soon, RefreshAt: later}, soon, false},
+		{"before the JWT's exp", LocalEntry{Expires: later, Claims: jwt.Claims{Exp: soon}}, t0, true},
+		{"at the JWT's exp, before the entry's expiry", LocalEntry{Expires: later, Claims: jwt.Claims{Exp: soon}}, soon, false},
+		{"a JWT's exp before 1678", LocalEntry{Expires: later, Claims: jwt.Claims{Exp: time.Unix(-1e11, 0)}}, t0, false},
+		{"a JWT's exp after 2262", LocalEntry{Expires: later, Claims: jwt.Claims{Exp: time.Unix(1e11, 0)}}, t0, true},
+		{"no expiry", LocalEntry{}, t0, false},
+	} {
+		l := NewLocal(2)
+		k := l.Key(ns, "a")
+		l.Put(k, c.entry)
+		if e := l.Hit(k, c.at.UnixNano()); (e != nil) != c.plain {
+			t.Errorf("%s: plain hit %v, want %v", c.name, e != nil, c.plain)
+		}
+		if l.Hit(l.Key(ns, "b"), c.at.UnixNano()) != nil {
+			t.Errorf("%s: a hit on another token", c.name)
+		}
+	}
+	// A postponed refresh makes the hit plain again until then.
+	l := NewLocal(2)
+	k := l.Key(ns, "a")
+	l.Put(k, LocalEntry{Expires: later, RefreshAt: t0})
+	if l.Hit(k, t0.UnixNano()) != nil {
+		t.Error("a plain hit on an entry due for a refresh")
+	}
+	l.Postpone(k, soon)
+	if l.Hit(k, t0.UnixNano()) == nil || l.Hit(k, soon.UnixNano()) != nil {
+		t.Error("a postponed refresh is not when the hit stops being plain")
+	}
+	// A namespace of the same bytes at another address is the same one.
+	if l.Key(strings.Clone(ns), "a") != k || l.Key("fedcba9876543210", "a") == k {
+		t.Error("a namespace is recognised by its address alone")
 	}
 }
 

@@ -1,8 +1,10 @@
 package cache
 
 import (
+	"math"
 	"math/rand/v2"
 	"time"
+	"unsafe"
 
 	"github.com/phantom-token/envoy-phantom-token/internal/claims"
 	"github.com/phantom-token/envoy-phantom-token/internal/jwt"
@@ -62,6 +64,28 @@ type LocalEntry struct {
 	Stale bool
 	// key is the entry's key in a Local (set by Put).
 	key LocalKey
+	// until is the first instant, in Unix nanoseconds, at which a hit on
+	// the entry is no plain hit (Hit): its expiry, its refresh time or its
+	// JWT's exp, whichever comes first (set by Put and Postpone).
+	until int64
+}
+
+// plainUntil is the first instant at which e is expired, due for a
+// refresh, or past its JWT's exp.
+func plainUntil(e *LocalEntry) int64 {
+	t := e.Expires
+	if !e.RefreshAt.IsZero() && e.RefreshAt.Before(t) {
+		t = e.RefreshAt
+	}
+	if !e.Claims.Exp.IsZero() && e.Claims.Exp.Before(t) {
+		t = e.Claims.Exp
+	}
+	// UnixNano is undefined before 1678 and after 2262: a time out there
+	// (a zero Expires, an exp far in the past) is never plain.
+	if s := t.Unix(); s <= math.MinInt64/int64(time.Second)+1 || s >= math.MaxInt64/int64(time.Second)-1 {
+		return math.MinInt64
+	}
+	return t.UnixNano()
 }
 
 // LocalMax and LocalMaxBytes bound a worker's copy; the shared table holds
@@ -99,10 +123,22 @@ func NewLocal(maxEntries int) *Local {
 
 // Key is the token's key in this copy, in a cache namespace.
 func (c *Local) Key(namespace, token string) LocalKey {
-	if namespace != c.namespace || c.nsKey == ([2]uint64{}) {
-		c.namespace, c.nsKey = namespace, sipHash128(c.key, namespace)
+	if !c.sameNamespace(namespace) {
+		c.setNamespace(namespace)
 	}
 	return sipHash128(c.nsKey, token)
+}
+
+// sameNamespace reports whether the key of namespace is the one kept. A
+// plugin passes the same string each time: it is recognised by its address
+// before its bytes are compared.
+func (c *Local) sameNamespace(namespace string) bool {
+	return len(namespace) == len(c.namespace) && c.nsKey != ([2]uint64{}) &&
+		(unsafe.StringData(namespace) == unsafe.StringData(c.namespace) || namespace == c.namespace)
+}
+
+func (c *Local) setNamespace(namespace string) {
+	c.namespace, c.nsKey = namespace, sipHash128(c.key, namespace)
 }
 
 // find is the entry of key k, nil when there is none.
@@ -128,6 +164,17 @@ func (c *Local) Get(k LocalKey, now time.Time) (*LocalEntry, bool) {
 	return e, true
 }
 
+// Hit returns the token's entry when a hit on it is plain at now (Unix
+// nanoseconds): the entry is not expired, not due for a refresh, and its
+// JWT's exp has not passed; nil otherwise, and then Get says more. It
+// changes nothing. Like Get's, the entry is the copy's own.
+func (c *Local) Hit(k LocalKey, now int64) *LocalEntry {
+	if e := c.find(k); e != nil && now < e.until {
+		return e
+	}
+	return nil
+}
+
 // Put keeps an entry until its expiry, unless it alone is over the bound in
 // bytes.
 func (c *Local) Put(k LocalKey, e LocalEntry) {
@@ -144,7 +191,7 @@ func (c *Local) Put(k LocalKey, e LocalEntry) {
 		}
 		c.remove(old)
 	}
-	e.key = k
+	e.key, e.until = k, plainUntil(&e)
 	c.entries[k[0]] = &e
 	c.bytes += n
 }
@@ -154,6 +201,7 @@ func (c *Local) Put(k LocalKey, e LocalEntry) {
 func (c *Local) Postpone(k LocalKey, until time.Time) {
 	if e := c.find(k); e != nil {
 		e.RefreshAt = until
+		e.until = plainUntil(e)
 	}
 }
 

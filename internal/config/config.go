@@ -102,6 +102,9 @@ type Config struct {
 	// UpstreamHeader is the lower-case name of the header that carries the JWT
 	// to the upstream.
 	UpstreamHeader string
+	// ToAuthorization is UpstreamHeader == "authorization", decided once
+	// (Parse): a hit then compares no strings.
+	ToAuthorization bool
 
 	CacheEnabled            bool
 	CacheMaxTTL             time.Duration
@@ -535,6 +538,7 @@ func (s *parseState) apply(obj gjson.Result, c *Config, where place, prefix stri
 		}
 	}
 	c.CacheNamespace = namespace(c)
+	c.ToAuthorization = c.UpstreamHeader == DefaultUpstreamHeader
 	return nil
 }
 

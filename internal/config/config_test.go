@@ -35,7 +35,7 @@ func TestDefaults(t *testing.T) {
 		IntrospectionURL: "https://login.example.com:8443/oauth/v2/introspect",
 		Cluster:          "idsvr", Authority: "login.example.com:8443", Path: "/oauth/v2/introspect",
 		ClientID: "gateway", ClientSecret: "s3cret", ClientAuth: ClientSecretBasic, Realm: "api", ResponseType: ResponseTypeJWT,
-		Timeout: 5 * time.Second, MaxJWTSize: 16384, MaxTokenLength: 4096, UpstreamHeader: "authorization",
+		Timeout: 5 * time.Second, MaxJWTSize: 16384, MaxTokenLength: 4096, UpstreamHeader: "authorization", ToAuthorization: true,
 		CacheEnabled: true, CacheMaxTTL: 300 * time.Second, CacheMaxEntries: 10000, MaxInFlight: 100,
 		ForwardCORSPreflight: true, Enabled: true, CacheNamespace: c.CacheNamespace,
 		ClientCertificateSource: CertificateFromConnection,
@@ -70,7 +70,8 @@ func TestValidValues(t *testing.T) {
 		{"size as a float", `,"max_jwt_size":8192.0`, func(c *Config) bool { return c.MaxJWTSize == 8192 }},
 		{"size with a suffix", `,"max_jwt_size":"32KiB"`, func(c *Config) bool { return c.MaxJWTSize == 32768 }},
 		{"size as a digit string", `,"max_token_length":"100"`, func(c *Config) bool { return c.MaxTokenLength == 100 }},
-		{"upstream header lower-cased", `,"upstream_header":"X-JWT"`, func(c *Config) bool { return c.UpstreamHeader == "x-jwt" }},
+		{"upstream header lower-cased", `,"upstream_header":"X-JWT"`, func(c *Config) bool { return c.UpstreamHeader == "x-jwt" && !c.ToAuthorization }},
+		{"upstream header Authorization in any case", `,"upstream_header":"AuthoriZation"`, func(c *Config) bool { return c.ToAuthorization }},
 		{"cache off", `,"cache":false`, func(c *Config) bool { return !c.CacheEnabled }},
 		{"cache bounds", `,"cache_max_ttl":"30s","cache_max_entries":100`, func(c *Config) bool { return c.CacheMaxTTL == 30*time.Second && c.CacheMaxEntries == 100 }},
 		{"cache max TTL of 24h", `,"cache_max_ttl":"24h"`, func(c *Config) bool { return c.CacheMaxTTL == 24*time.Hour }},
@@ -455,7 +456,7 @@ func TestDocumentWritesEveryField(t *testing.T) {
 		"DPoPNonceSecret": true, "DPoPReplayMaxEntries": true,
 		"StaleIfError": true, "StaleHeader": true, "RefreshAhead": true,
 		"ClaimHeaders": true, "Routes": true, "RouteMetadata": true, "RejectClaimHeaders": true, "TraceHeaders": true,
-		"Authority": true, "Path": true, "CacheNamespace": true, "ClaimPaths": true, "StripHeaders": true, // derived
+		"Authority": true, "Path": true, "CacheNamespace": true, "ClaimPaths": true, "StripHeaders": true, "ToAuthorization": true, // derived
 	}
 	for _, f := range reflect.VisibleFields(reflect.TypeOf(Config{})) {
 		if !handled[f.Name] {

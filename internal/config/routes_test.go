@@ -68,7 +68,7 @@ func TestRuleOverrides(t *testing.T) {
 		{"required scopes", `{"route":"r","required_scopes":"orders:read"}`, func(r, _ *Config) bool {
 			return reflect.DeepEqual(r.RequiredScopes, []string{"orders:read"}) && reflect.DeepEqual(r.Scopes, []string{"read"})
 		}},
-		{"upstream header", `{"route":"r","upstream_header":"X-JWT"}`, func(r, _ *Config) bool { return r.UpstreamHeader == "x-jwt" }},
+		{"upstream header", `{"route":"r","upstream_header":"X-JWT"}`, func(r, _ *Config) bool { return r.UpstreamHeader == "x-jwt" && !r.ToAuthorization }},
 		{"certificate-bound tokens", `{"route":"r","require_certificate_bound":true,"client_certificate_source":"x-forwarded-client-cert"}`, func(r, _ *Config) bool {
 			return r.RequireCertificateBound && r.ClientCertificateSource == CertificateFromXFCC
 		}},
