@@ -527,6 +527,17 @@ func (p *pluginContext) answerAll(f *flight, k reply.Kind, why string) {
 	p.updateTick()
 }
 
+// leaveRecovering is leave for a request's stream end, where a panic is
+// logged and goes no further.
+func (p *pluginContext) leaveRecovering(h *httpContext) {
+	defer func() {
+		if r := recover(); r != nil {
+			abi.LogCritical("phantom-token: panic at stream end: " + panicText(r))
+		}
+	}()
+	p.leave(h)
+}
+
 // leave forgets a request whose stream ended before it was answered. A call
 // under way goes on: its answer still fills the cache. A queued call with no
 // requests left is not made.

@@ -92,9 +92,12 @@ func (h *httpContext) OnHttpRequestHeaders(_ int, endOfStream bool) (action type
 	// absent: any other failed read answers 500, never "no Authorization"
 	// (a request shaped like a preflight would go upstream with the
 	// Authorization it carries).
-	authorization, present, err := readHeader("authorization")
-	if err != nil {
-		return h.respond(reply.ServerError, "cannot read the Authorization header: "+err.Error())
+	authorization, err := getHeader("authorization")
+	present := err == nil
+	if !present {
+		if err = notFoundIsAbsent(err); err != nil {
+			return h.respond(reply.ServerError, "cannot read the Authorization header: "+err.Error())
+		}
 	}
 	if !present && cfg.ForwardCORSPreflight {
 		switch preflight, err := h.preflight(endOfStream); {
@@ -149,18 +152,14 @@ func (h *httpContext) OnHttpRequestHeaders(_ int, endOfStream bool) (action type
 // One that was in a flight is not: the host may end a stream while the
 // filter answers it, inside the loop that serves the flight's requests.
 func (h *httpContext) OnHttpStreamDone() {
-	defer func() {
-		if r := recover(); r != nil {
-			abi.LogCritical("phantom-token: panic at stream end: " + panicText(r))
-		}
-	}()
 	p := h.plugin
 	if p == nil || h.cfg == nil {
 		return
 	}
 	if h.flight != nil {
-		p.leave(h)
+		p.leaveRecovering(h)
 	}
+	// Nothing below can panic.
 	if h.done && h.flight == nil && len(p.spare) < maxSpare {
 		*h = httpContext{}
 		p.spare = append(p.spare, h)
@@ -308,7 +307,13 @@ func (h *httpContext) admit(e *cache.LocalEntry, t time.Time) types.Action {
 	if k, refused := reply.ForCheck(verdict); refused {
 		return h.respond(k, "JWT fails the per-request checks: "+verdict.String())
 	}
-	if err := h.setUpstreamHeader(e.Upstream); err != nil {
+	var err error
+	if h.cfg.ToAuthorization { // one value by now: Envoy folds repeated ones, and a folded pair was refused
+		err = replaceHeader("authorization", e.Upstream)
+	} else {
+		err = h.setUpstreamHeader(e.Upstream[len(bearerPrefix):])
+	}
+	if err != nil {
 		return h.respond(reply.ServerError, "cannot set the "+h.cfg.UpstreamHeader+" header: "+err.Error())
 	}
 	if h.cfg.DPoP != config.DPoPOff && !h.cfg.DPoPKeepHeader {
@@ -385,22 +390,16 @@ func (h *httpContext) clientCertificate() (digest [32]byte, present bool, err er
 	return digest, true, nil
 }
 
-// setUpstreamHeader sets the upstream header, leaving no value the client
-// sent in it. Authorization has one value by now (Envoy folds repeated ones,
-// and a folded pair was refused), so one replace does it. Any other header may
-// come many times: every value is removed first, so no JWT of the client's own
+// setUpstreamHeader sets an upstream header other than Authorization to the
+// bare JWT, leaving no value the client sent in it: such a header may come
+// many times, so every value is removed first, and no JWT of the client's own
 // travels with ours.
-// upstream is "Bearer <jwt>": the value of Authorization, and after its
-// first 7 bytes the bare JWT for any other header.
-func (h *httpContext) setUpstreamHeader(upstream string) error {
-	if h.cfg.ToAuthorization {
-		return replaceHeader("authorization", upstream)
-	}
+func (h *httpContext) setUpstreamHeader(jwt string) error {
 	name := h.cfg.UpstreamHeader
 	if err := removeAll(name); err != nil {
 		return err
 	}
-	return addHeader(name, upstream[len(bearerPrefix):])
+	return addHeader(name, jwt)
 }
 
 // removeAll removes every value of a request header. It removes before it

@@ -170,7 +170,9 @@ func onRequestHeaders(id uint32, numHeaders int32, endOfStream bool) types.Actio
 //
 //go:wasmexport proxy_on_done
 func onDone(id uint32) bool {
-	if streamEnded(id) {
+	if h := stream(id); h != nil {
+		dropStream(id)
+		h.OnHttpStreamDone()
 		return true
 	}
 	p := pluginByID(id)
@@ -192,17 +194,11 @@ func onDone(id uint32) bool {
 // in place; see filter/harness_test.go).
 //
 //go:wasmexport stream_ended
-func onStreamEnded(id uint32) { streamEnded(id) }
-
-// streamEnded ends request id; false when it is not a request's.
-func streamEnded(id uint32) bool {
-	h := stream(id)
-	if h == nil {
-		return false
+func onStreamEnded(id uint32) {
+	if h := stream(id); h != nil {
+		dropStream(id)
+		h.OnHttpStreamDone()
 	}
-	dropStream(id)
-	h.OnHttpStreamDone()
-	return true
 }
 
 //go:wasmexport proxy_on_tick
