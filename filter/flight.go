@@ -8,6 +8,7 @@ import (
 	"github.com/phantom-token/envoy-phantom-token/filter/abi"
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
 
+	"github.com/phantom-token/envoy-phantom-token/internal/bearer"
 	"github.com/phantom-token/envoy-phantom-token/internal/cache"
 	"github.com/phantom-token/envoy-phantom-token/internal/claims"
 	"github.com/phantom-token/envoy-phantom-token/internal/config"
@@ -116,6 +117,30 @@ func (p *pluginContext) serveHit(h *httpContext) (action types.Action, served bo
 	}
 	p.metrics.cacheHits.inc()
 	return h.admitted(h.admit(e, t)), true
+}
+
+// plainHit serves h from this VM's copy of the cache on its Authorization
+// value alone, under a configuration where nothing else of the request is
+// needed (config.PlainHits): the cache's Hit, the JWT's checks, the JWT in
+// Authorization. served is false when it is no such hit (and then nothing
+// was done), or a JWT the checks refuse: the whole way answers it.
+func (p *pluginContext) plainHit(h *httpContext, authorization string) (action types.Action, served bool) {
+	if !bearer.HasBearerScheme(authorization) {
+		return types.ActionContinue, false
+	}
+	t := now()
+	e := p.local.Hit(p.local.Key(h.cfg.CacheNamespace, authorization), t.UnixNano())
+	if e == nil || e.Claims.Check(t, h.cfg.RequiredScopes) != jwt.Valid {
+		return types.ActionContinue, false
+	}
+	if err := replaceHeader("authorization", e.Upstream); err != nil {
+		h.authorization = authorization // for the log line's fingerprint
+		return h.respond(reply.ServerError, "cannot set the authorization header: "+err.Error()), true
+	}
+	h.done = true
+	p.metrics.cacheHits.inc()
+	p.metrics.allowed.inc()
+	return types.ActionContinue, true
 }
 
 // hitDueForRefresh serves a hit on this VM's copy in the last part of its

@@ -68,6 +68,15 @@ func (h *httpContext) OnHttpRequestHeaders(_ int, endOfStream bool) (action type
 	if cfg == nil { // the plugin did not start: never let a request through
 		return h.respond(reply.ServerError, "plugin has no valid configuration")
 	}
+	if cfg.PlainHits { // nothing to do before the Authorization value is read
+		authorization, err := getHeader("authorization")
+		if err == nil {
+			if action, served := h.plugin.plainHit(h, authorization); served {
+				return action
+			}
+		}
+		return h.authorize(authorization, err, endOfStream)
+	}
 	// Claim headers go first, whatever happens next: a header the upstream
 	// trusts comes only from the JWT the filter forwards.
 	if len(cfg.StripHeaders) > 0 {
@@ -86,13 +95,19 @@ func (h *httpContext) OnHttpRequestHeaders(_ int, endOfStream bool) (action type
 		return types.ActionContinue
 	}
 	// Only the headers the filter needs are read: fetching the whole map
-	// costs more than the rest of a cache hit. Envoy folds repeated
-	// Authorization headers into one value joined by commas;
-	// bearer.FromHeader reads that as a duplicate. Only "not found" means
-	// absent: any other failed read answers 500, never "no Authorization"
-	// (a request shaped like a preflight would go upstream with the
-	// Authorization it carries).
+	// costs more than the rest of a cache hit.
 	authorization, err := getHeader("authorization")
+	return h.authorize(authorization, err, endOfStream)
+}
+
+// authorize decides on a request by its Authorization value, as read (err:
+// how the read failed). Envoy folds repeated Authorization headers into one
+// value joined by commas; bearer.FromHeader reads that as a duplicate. Only
+// "not found" means absent: any other failed read answers 500, never "no
+// Authorization" (a request shaped like a preflight would go upstream with
+// the Authorization it carries).
+func (h *httpContext) authorize(authorization string, err error, endOfStream bool) types.Action {
+	cfg := h.cfg
 	present := err == nil
 	if !present {
 		if err = notFoundIsAbsent(err); err != nil {

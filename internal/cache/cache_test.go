@@ -405,6 +405,8 @@ func TestLocalHit(t *testing.T) {
 		{"a JWT's exp before 1678", LocalEntry{Expires: later, Claims: jwt.Claims{Exp: time.Unix(-1e11, 0)}}, t0, false},
 		{"a JWT's exp after 2262", LocalEntry{Expires: later, Claims: jwt.Claims{Exp: time.Unix(1e11, 0)}}, t0, true},
 		{"no expiry", LocalEntry{}, t0, false},
+		{"a token bound to a key", LocalEntry{Expires: later, Claims: jwt.Claims{Binding: jwt.Binding{JKT: "k"}}}, t0, false},
+		{"a token bound to a certificate", LocalEntry{Expires: later, Claims: jwt.Claims{Binding: jwt.Binding{CertBound: true}}}, t0, false},
 	} {
 		l := NewLocal(2)
 		k := l.Key(ns, "a")

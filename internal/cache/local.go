@@ -66,13 +66,18 @@ type LocalEntry struct {
 	key LocalKey
 	// until is the first instant, in Unix nanoseconds, at which a hit on
 	// the entry is no plain hit (Hit): its expiry, its refresh time or its
-	// JWT's exp, whichever comes first (set by Put and Postpone).
+	// JWT's exp, whichever comes first; never for a bound token (set by Put
+	// and Postpone).
 	until int64
 }
 
 // plainUntil is the first instant at which e is expired, due for a
-// refresh, or past its JWT's exp.
+// refresh, or past its JWT's exp; a hit on a token bound to a key or a
+// certificate is never plain (it needs the request's proof or certificate).
 func plainUntil(e *LocalEntry) int64 {
+	if e.Claims.Binding.Bound() {
+		return math.MinInt64
+	}
 	t := e.Expires
 	if !e.RefreshAt.IsZero() && e.RefreshAt.Before(t) {
 		t = e.RefreshAt
@@ -165,8 +170,9 @@ func (c *Local) Get(k LocalKey, now time.Time) (*LocalEntry, bool) {
 }
 
 // Hit returns the token's entry when a hit on it is plain at now (Unix
-// nanoseconds): the entry is not expired, not due for a refresh, and its
-// JWT's exp has not passed; nil otherwise, and then Get says more. It
+// nanoseconds): the entry is not expired, not due for a refresh, its JWT's
+// exp has not passed, and the token is not bound to a key or a certificate;
+// nil otherwise, and then Get says more. It
 // changes nothing. Like Get's, the entry is the copy's own.
 func (c *Local) Hit(k LocalKey, now int64) *LocalEntry {
 	if e := c.find(k); e != nil && now < e.until {

@@ -105,6 +105,13 @@ type Config struct {
 	// ToAuthorization is UpstreamHeader == "authorization", decided once
 	// (Parse): a hit then compares no strings.
 	ToAuthorization bool
+	// PlainHits is true when a request's Authorization value alone decides
+	// a hit on the worker's copy of the cache, before anything else of the
+	// request is read: the plugin's configuration (never a rule's) has no
+	// route rules, no route metadata, no claim or stale headers to strip, no
+	// DPoP, no certificate binding required, and the JWT goes upstream in
+	// Authorization. The filter is enabled and caches. See plainHits.
+	PlainHits bool
 
 	CacheEnabled            bool
 	CacheMaxTTL             time.Duration
@@ -329,7 +336,19 @@ func Parse(data []byte, getenv func(string) string) (*Config, error) {
 	for _, r := range c.Routes {
 		r.Config.ClaimPaths, r.Config.StripHeaders = s.paths, s.strip
 	}
+	c.PlainHits = plainHits(c)
 	return c, nil
+}
+
+// plainHits is whether a hit under the plugin's configuration c needs
+// nothing of the request but its Authorization value: which route it is on,
+// headers to strip or add, a DPoP proof or a client certificate would each
+// need more. A token's own binding and the JWT's checks are the cache's and
+// the JWT's to say, on every hit.
+func plainHits(c *Config) bool {
+	return c.Enabled && c.CacheEnabled && len(c.Routes) == 0 && !c.RouteMetadata &&
+		len(c.StripHeaders) == 0 && len(c.ClaimHeaders) == 0 && c.StaleHeader == "" &&
+		c.DPoP == DPoPOff && !c.RequireCertificateBound && c.ToAuthorization
 }
 
 // checkStaleHeader checks that stale_header is a header the filter may set

@@ -35,7 +35,7 @@ func TestDefaults(t *testing.T) {
 		IntrospectionURL: "https://login.example.com:8443/oauth/v2/introspect",
 		Cluster:          "idsvr", Authority: "login.example.com:8443", Path: "/oauth/v2/introspect",
 		ClientID: "gateway", ClientSecret: "s3cret", ClientAuth: ClientSecretBasic, Realm: "api", ResponseType: ResponseTypeJWT,
-		Timeout: 5 * time.Second, MaxJWTSize: 16384, MaxTokenLength: 4096, UpstreamHeader: "authorization", ToAuthorization: true,
+		Timeout: 5 * time.Second, MaxJWTSize: 16384, MaxTokenLength: 4096, UpstreamHeader: "authorization", ToAuthorization: true, PlainHits: true,
 		CacheEnabled: true, CacheMaxTTL: 300 * time.Second, CacheMaxEntries: 10000, MaxInFlight: 100,
 		ForwardCORSPreflight: true, Enabled: true, CacheNamespace: c.CacheNamespace,
 		ClientCertificateSource: CertificateFromConnection,
@@ -442,6 +442,45 @@ func policyDocument(c *Config) map[string]any {
 	return m
 }
 
+// TestPlainHits: a hit is served on the Authorization value alone only
+// where nothing else of the request is needed.
+func TestPlainHits(t *testing.T) {
+	for _, c := range []struct {
+		name, extra string
+		plain       bool
+	}{
+		{"the minimal configuration", ``, true},
+		{"required scopes (checked on every hit)", `,"required_scopes":"a b"`, true},
+		{"refresh ahead (the entry says when)", `,"refresh_ahead":0.25`, true},
+		{"stale if error, unmarked", `,"stale_if_error":"30s"`, true},
+		{"CORS preflights not forwarded", `,"forward_cors_preflight":false`, true},
+		{"upstream header Authorization, spelled otherwise", `,"upstream_header":"Authorization"`, true},
+		{"disabled", `,"enabled":false`, false},
+		{"no cache", `,"cache":false`, false},
+		{"route rules", `,"routes":[{"route":"r","realm":"x"}]`, false},
+		{"route metadata", `,"route_metadata":true`, false},
+		{"claim headers", `,"claim_headers":[{"claim":"sub","header":"x-user"}]`, false},
+		{"a stale header", `,"stale_if_error":"30s","stale_header":"x-stale"`, false},
+		{"DPoP allowed", `,"dpop":"allowed"`, false},
+		{"DPoP required", `,"dpop":"required"`, false},
+		{"certificate binding required", `,"require_certificate_bound":true`, false},
+		{"another upstream header", `,"upstream_header":"x-jwt"`, false},
+	} {
+		cfg, err := Parse([]byte(`{`+minimal+c.extra+`}`), env)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if cfg.PlainHits != c.plain {
+			t.Errorf("%s: PlainHits %v, want %v", c.name, cfg.PlainHits, c.plain)
+		}
+		for _, r := range cfg.Routes {
+			if r.Config.PlainHits {
+				t.Errorf("%s: a rule's configuration has PlainHits", c.name)
+			}
+		}
+	}
+}
+
 // TestDocumentWritesEveryField keeps FuzzConfig's round trip honest: a new
 // Config field must be written back by document, or be derived from others.
 func TestDocumentWritesEveryField(t *testing.T) {
@@ -456,7 +495,7 @@ func TestDocumentWritesEveryField(t *testing.T) {
 		"DPoPNonceSecret": true, "DPoPReplayMaxEntries": true,
 		"StaleIfError": true, "StaleHeader": true, "RefreshAhead": true,
 		"ClaimHeaders": true, "Routes": true, "RouteMetadata": true, "RejectClaimHeaders": true, "TraceHeaders": true,
-		"Authority": true, "Path": true, "CacheNamespace": true, "ClaimPaths": true, "StripHeaders": true, "ToAuthorization": true, // derived
+		"Authority": true, "Path": true, "CacheNamespace": true, "ClaimPaths": true, "StripHeaders": true, "ToAuthorization": true, "PlainHits": true, // derived
 	}
 	for _, f := range reflect.VisibleFields(reflect.TypeOf(Config{})) {
 		if !handled[f.Name] {
