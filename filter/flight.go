@@ -137,9 +137,8 @@ func (p *pluginContext) plainHit(h *httpContext, authorization string) (action t
 		h.authorization = authorization // for the log line's fingerprint
 		return h.respond(reply.ServerError, "cannot set the authorization header: "+err.Error()), true
 	}
-	h.done = true
-	p.metrics.cacheHits.inc()
-	p.metrics.allowed.inc()
+	h.done, h.plain = true, true
+	p.metrics.plainHit()
 	return types.ActionContinue, true
 }
 

@@ -49,19 +49,22 @@ func (*vmContext) NewPluginContext(id uint32) types.PluginContext {
 // pluginContext is one plugin configuration in one VM (one per worker).
 type pluginContext struct {
 	types.DefaultPluginContext
-	id      uint32
+	// The fields a cache hit reads come first (see httpContext).
 	cfg     *config.Config
+	local   *cache.Local
 	metrics *metrics
+	// spare are contexts of ended requests, for new ones.
+	spare []*httpContext
+	// resolver finds a request's configuration from its route; nil
+	// without routes and route_metadata (nothing of the route is read).
+	resolver *config.Resolver
+	id       uint32
 	// dpopNonceKey is the proxy's key for DPoP nonces, once read (see
 	// nonceKey).
 	dpopNonceKey []byte
 	// proofHeaders are the DPoP proof headers this worker verified (nil
 	// without DPoP): a client's header, its key, is parsed once.
 	proofHeaders *dpop.HeaderCache
-	// resolver finds a request's configuration from its route; nil
-	// without routes and route_metadata (nothing of the route is read).
-	resolver *config.Resolver
-	local    *cache.Local
 	// flights are the introspections this VM waits for, by token; without
 	// a cache each request has its own, outside this map.
 	flights map[cache.TokenHash]*flight
@@ -74,8 +77,6 @@ type pluginContext struct {
 	queued []*flight
 	// queue wakes this VM's plugin context to make the queued calls.
 	queue uint32
-	// spare are contexts of ended requests, for new ones.
-	spare []*httpContext
 	// tick is the tick period set (ms): flushPeriod, or tickPeriod while a
 	// flight waits on another VM; 0 when none could be set.
 	tick uint32

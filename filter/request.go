@@ -21,17 +21,31 @@ import (
 	"github.com/phantom-token/envoy-phantom-token/internal/reply"
 )
 
-// httpContext handles one request.
+// httpContext handles one request. The fields a cache hit touches come
+// first, so that a hit reads and writes one cache line of it: a hit's cost in
+// Envoy follows the memory it touches more than the instructions it runs
+// (docs/performance.md).
 type httpContext struct {
 	types.DefaultHttpContext
 	plugin *pluginContext
 	cfg    *config.Config
+	// flight is the introspection the request waits for; refresh the one
+	// it took the lease of, until it is started (see admitThenRefresh).
+	flight *flight
 	id     uint32
-	token  string
+	// done is set once the request was let through or answered, so that a
+	// panic or a late answer never acts on it twice; resumed once it was let
+	// through after a pause.
+	done, resumed bool
+	// plain is set by a plain hit (plainHit), which writes nothing else:
+	// the context is reused without clearing the rest.
+	plain bool
 	// authorization is the request's Authorization value while its header
 	// callback runs (it shares memory with other values: see keepToken):
 	// the key of the token in the worker's copy of the cache.
 	authorization string
+	token         string
+	refresh       *flight
 	// method is the request's :method once read ("" until then): the filter
 	// reads it only for a request without Authorization, or to answer HEAD
 	// without a body.
@@ -47,13 +61,6 @@ type httpContext struct {
 	// headers are the request's headers when a check read them all (a
 	// DPoP proof's), kept for the trace context of a call it starts.
 	headers [][2]string
-	// flight is the introspection the request waits for; refresh the one
-	// it took the lease of, until it is started (see admitThenRefresh).
-	flight, refresh *flight
-	// done is set once the request was let through or answered, so that a
-	// panic or a late answer never acts on it twice; resumed once it was let
-	// through after a pause.
-	done, resumed bool
 }
 
 // OnHttpRequestHeaders implements types.HttpContext: it lets the request
@@ -176,7 +183,11 @@ func (h *httpContext) OnHttpStreamDone() {
 	}
 	// Nothing below can panic.
 	if h.done && h.flight == nil && len(p.spare) < maxSpare {
-		*h = httpContext{}
+		if h.plain { // nothing else was written (plainHit)
+			h.done, h.plain = false, false
+		} else {
+			*h = httpContext{}
+		}
 		p.spare = append(p.spare, h)
 	}
 }

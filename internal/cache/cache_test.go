@@ -2,6 +2,7 @@ package cache
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"reflect"
 	"strconv"
 	"strings"
@@ -510,6 +511,54 @@ func TestLocalKeepsTokensApart(t *testing.T) {
 	}
 }
 
+// TestLocalTable runs random puts, deletes and lookups on keys made to share
+// home slots (and first halves) against a Go map: the open-addressed table
+// finds every entry it holds, only those, and stays within its bounds.
+func TestLocalTable(t *testing.T) {
+	for _, max := range []int{1, 2, 5, 64} {
+		rnd := rand.New(rand.NewPCG(7, uint64(max)))
+		c := NewLocal(max)
+		model := map[LocalKey]string{}
+		key := func() LocalKey {
+			// Few distinct first halves and home slots, so that probe
+			// runs are long and wrap around the table's end.
+			return LocalKey{uint64(rnd.IntN(6)) * uint64(len(c.table)/4+1), uint64(rnd.IntN(3))}
+		}
+		for step := range 20000 {
+			k := key()
+			switch rnd.IntN(3) {
+			case 0:
+				v := strconv.Itoa(step)
+				c.Put(k, LocalEntry{Upstream: v, Expires: later})
+				model[k] = v
+			case 1:
+				c.Delete(k)
+				delete(model, k)
+			}
+			// The table may have evicted any entry: what it holds must be
+			// in the model with the same value, and nothing else.
+			held := 0
+			for mk, v := range model {
+				e, ok := c.Get(mk, t0)
+				if !ok && max >= 6*3 {
+					t.Fatalf("max %d, step %d: key %v lost, with room for every key", max, step, mk)
+				}
+				if !ok {
+					delete(model, mk) // evicted to make room
+					continue
+				}
+				if e.Upstream != v || e.key != mk {
+					t.Fatalf("max %d, step %d: key %v holds %q, want %q", max, step, mk, e.Upstream, v)
+				}
+				held++
+			}
+			if held != c.Len() || c.Len() > max {
+				t.Fatalf("max %d, step %d: %d entries found, Len %d, bound %d", max, step, held, c.Len(), max)
+			}
+		}
+	}
+}
+
 // A worker's copy holds no raw token: not in its keys, not in its entries.
 func TestLocalHoldsNoRawToken(t *testing.T) {
 	const ns, token = "0123456789abcdef", "opaque-token-2f1c9a7e"
@@ -517,8 +566,10 @@ func TestLocalHoldsNoRawToken(t *testing.T) {
 	k := c.Key(ns, token)
 	c.Put(k, LocalEntry{Upstream: "Bearer header.payload.sig", Expires: later})
 	dump := fmt.Sprintf("%#v", *c)
-	for _, e := range c.entries {
-		dump += fmt.Sprintf("%#v", *e)
+	for _, e := range c.table {
+		if e != nil {
+			dump += fmt.Sprintf("%#v", *e)
+		}
 	}
 	if strings.Contains(dump, token) || strings.Contains(dump, "2f1c9a7e") {
 		t.Errorf("the copy holds the token: %s", dump)

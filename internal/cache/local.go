@@ -30,16 +30,33 @@ import (
 // namespace keeps the answers of two identity servers apart, as in the
 // shared table.
 type Local struct {
-	key [2]uint64
 	// namespace and nsKey are the key derived for the namespace last asked
 	// for (most plugins have one).
 	namespace string
 	nsKey     [2]uint64
-	// entries are by the first half of their key; the entry holds the whole.
-	entries  map[uint64]*LocalEntry
+	// table holds the entries by open addressing: an entry is in the slot
+	// its key's first half names (its home), or in the first free one after
+	// it (linear probing); n are held. It has at least twice as many slots as
+	// entries, a power of two. A lookup reads the slot and the entry, where
+	// a Go map reads four or five cache lines more (docs/performance.md).
+	table []*LocalEntry
+	n     int
+	// next is where evictOne looks for an entry first.
+	next     uint64
+	key      [2]uint64
 	max      int
 	bytes    int
 	maxBytes int
+}
+
+// tableSize is the number of slots for n entries: a power of two at least
+// 2n.
+func tableSize(n int) int {
+	size := 2
+	for size < 2*n {
+		size *= 2
+	}
+	return size
 }
 
 // LocalKey names a token in a Local.
@@ -47,11 +64,20 @@ type LocalKey [2]uint64
 
 // LocalEntry is a cached active answer, ready to use.
 type LocalEntry struct {
-	Claims jwt.Claims
+	// key is the entry's key in a Local (set by Put).
+	key LocalKey
+	// until is the first instant, in Unix nanoseconds, at which a hit on
+	// the entry is no plain hit (Hit): its expiry, its refresh time or its
+	// JWT's exp, whichever comes first; never for a bound token (set by Put
+	// and Postpone).
+	until int64
 	// Upstream is "Bearer <jwt>", built once per entry: the value of an
 	// Authorization upstream header, and after its 7 bytes the bare JWT for
 	// any other.
 	Upstream string
+	// Claims come after what a hit reads first; a hit reads their Exp and
+	// Scopes too.
+	Claims jwt.Claims
 	// Headers are the values of the configuration's claims (ClaimPaths),
 	// read once per entry.
 	Headers []claims.Value
@@ -62,13 +88,6 @@ type LocalEntry struct {
 	// Stale marks an answer served in place of a failed call; such an entry
 	// is made for the requests it admits and never kept.
 	Stale bool
-	// key is the entry's key in a Local (set by Put).
-	key LocalKey
-	// until is the first instant, in Unix nanoseconds, at which a hit on
-	// the entry is no plain hit (Hit): its expiry, its refresh time or its
-	// JWT's exp, whichever comes first; never for a bound token (set by Put
-	// and Postpone).
-	until int64
 }
 
 // plainUntil is the first instant at which e is expired, due for a
@@ -118,10 +137,11 @@ func size(e *LocalEntry) int {
 
 // NewLocal makes a copy of at most min(maxEntries, LocalMax) entries.
 func NewLocal(maxEntries int) *Local {
+	n := max(1, min(maxEntries, LocalMax))
 	return &Local{
 		key:      [2]uint64{rand.Uint64(), rand.Uint64()},
-		entries:  map[uint64]*LocalEntry{},
-		max:      max(1, min(maxEntries, LocalMax)),
+		table:    make([]*LocalEntry, tableSize(n)),
+		max:      n,
 		maxBytes: LocalMaxBytes,
 	}
 }
@@ -148,10 +168,19 @@ func (c *Local) setNamespace(namespace string) {
 
 // find is the entry of key k, nil when there is none.
 func (c *Local) find(k LocalKey) *LocalEntry {
-	if e := c.entries[k[0]]; e != nil && e.key == k {
-		return e
+	_, e := c.slot(k)
+	return e
+}
+
+// slot is where key k is in the table, or the free slot where it would go
+// (e nil). At most half the slots are full, so a probe ends soon.
+func (c *Local) slot(k LocalKey) (i uint64, e *LocalEntry) {
+	mask := uint64(len(c.table) - 1)
+	for i = k[0] & mask; ; i = (i + 1) & mask {
+		if e = c.table[i]; e == nil || e.key == k {
+			return i, e
+		}
 	}
-	return nil
 }
 
 // Get returns the token's entry unless it has expired at now. The entry is
@@ -163,7 +192,7 @@ func (c *Local) Get(k LocalKey, now time.Time) (*LocalEntry, bool) {
 		return nil, false
 	}
 	if !now.Before(e.Expires) {
-		c.remove(e)
+		c.Delete(k)
 		return nil, false
 	}
 	return e, true
@@ -188,18 +217,27 @@ func (c *Local) Put(k LocalKey, e LocalEntry) {
 	if n > c.maxBytes {
 		return
 	}
-	if old := c.entries[k[0]]; old != nil { // the same key, or one that shares its first half
-		c.remove(old)
+	if i, old := c.slot(k); old != nil {
+		c.removeAt(i)
 	}
-	for _, old := range c.entries {
-		if len(c.entries) < c.max && c.bytes+n <= c.maxBytes {
-			break
-		}
-		c.remove(old)
+	for c.n > 0 && (c.n >= c.max || c.bytes+n > c.maxBytes) {
+		c.evictOne()
 	}
 	e.key, e.until = k, plainUntil(&e)
-	c.entries[k[0]] = &e
+	i, _ := c.slot(k)
+	c.table[i] = &e
+	c.n++
 	c.bytes += n
+}
+
+// evictOne removes an entry to make room: the next one after the last
+// evicted, in table order (an arbitrary one, as far as tokens go).
+func (c *Local) evictOne() {
+	mask := uint64(len(c.table) - 1)
+	for c.table[c.next] == nil {
+		c.next = (c.next + 1) & mask
+	}
+	c.removeAt(c.next)
 }
 
 // Postpone moves the entry's refresh time to until, so that its hits look
@@ -213,18 +251,32 @@ func (c *Local) Postpone(k LocalKey, until time.Time) {
 
 // Delete forgets the token's entry.
 func (c *Local) Delete(k LocalKey) {
-	if e := c.find(k); e != nil {
-		c.remove(e)
+	if i, e := c.slot(k); e != nil {
+		c.removeAt(i)
 	}
 }
 
-func (c *Local) remove(e *LocalEntry) {
-	delete(c.entries, e.key[0])
-	c.bytes -= size(e)
+// removeAt empties slot i, then moves back the entries of the probe run
+// after it that may fill it (Knuth's deletion for linear probing, Algorithm
+// R of TAOCP 6.4), so that every entry stays reachable from its home slot
+// without tombstones.
+func (c *Local) removeAt(i uint64) {
+	c.n--
+	c.bytes -= size(c.table[i])
+	mask := uint64(len(c.table) - 1)
+	for j := (i + 1) & mask; c.table[j] != nil; j = (j + 1) & mask {
+		// The entry at j may move to i unless its home slot lies
+		// cyclically in (i, j].
+		if home := c.table[j].key[0] & mask; (j-home)&mask >= (j-i)&mask {
+			c.table[i] = c.table[j]
+			i = j
+		}
+	}
+	c.table[i] = nil
 }
 
 // Bytes is the estimated memory the entries hold.
 func (c *Local) Bytes() int { return c.bytes }
 
 // Len is the number of entries held.
-func (c *Local) Len() int { return len(c.entries) }
+func (c *Local) Len() int { return c.n }

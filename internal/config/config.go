@@ -72,6 +72,21 @@ const (
 
 // Config is the validated plugin configuration.
 type Config struct {
+	// The fields a cache hit reads come first, in one cache line.
+
+	// PlainHits is true when a request's Authorization value alone decides
+	// a hit on the worker's copy of the cache, before anything else of the
+	// request is read: the plugin's configuration (never a rule's) has no
+	// route rules, no route metadata, no claim or stale headers to strip, no
+	// DPoP, no certificate binding required, and the JWT goes upstream in
+	// Authorization. The filter is enabled and caches. See plainHits.
+	PlainHits bool
+	// CacheNamespace separates the cache entries of configurations that must
+	// never share answers: another endpoint, cluster, client, response type
+	// or JWT member.
+	CacheNamespace string
+	RequiredScopes []string // enforced on every request
+
 	// IntrospectionURL is the endpoint as configured.
 	IntrospectionURL string
 	// Cluster is the Envoy cluster that reaches the introspection endpoint.
@@ -87,10 +102,9 @@ type Config struct {
 	// with client_id in the body; no secret).
 	ClientAuth string
 
-	Realm          string
-	Scopes         []string // advertised in the challenge
-	RequiredScopes []string // enforced on every request
-	ResponseType   string
+	Realm        string
+	Scopes       []string // advertised in the challenge
+	ResponseType string
 	// JWTMember, when set, names the member of a JSON introspection answer
 	// that carries the JWT (Keycloak "jwt", Curity's JSON mode
 	// "phantom_token"); the answer is used only when its "active" is true.
@@ -105,13 +119,6 @@ type Config struct {
 	// ToAuthorization is UpstreamHeader == "authorization", decided once
 	// (Parse): a hit then compares no strings.
 	ToAuthorization bool
-	// PlainHits is true when a request's Authorization value alone decides
-	// a hit on the worker's copy of the cache, before anything else of the
-	// request is read: the plugin's configuration (never a rule's) has no
-	// route rules, no route metadata, no claim or stale headers to strip, no
-	// DPoP, no certificate binding required, and the JWT goes upstream in
-	// Authorization. The filter is enabled and caches. See plainHits.
-	PlainHits bool
 
 	CacheEnabled            bool
 	CacheMaxTTL             time.Duration
@@ -140,11 +147,6 @@ type Config struct {
 	ForwardCORSPreflight bool
 	// Enabled false turns the filter into a pass-through for this configuration.
 	Enabled bool
-
-	// CacheNamespace separates the cache entries of configurations that must
-	// never share answers: another endpoint, cluster, client, response type
-	// or JWT member.
-	CacheNamespace string
 
 	// ClaimHeaders are the headers this policy gives the upstream from the
 	// claims of the JWT it forwards.
