@@ -76,13 +76,14 @@ func (h *httpContext) OnHttpRequestHeaders(_ int, endOfStream bool) (action type
 		return h.respond(reply.ServerError, "plugin has no valid configuration")
 	}
 	if cfg.PlainHits { // nothing to do before the Authorization value is read
-		authorization, err := getHeader("authorization")
+		authorization, err := getAuthorization()
 		if err == nil {
 			if action, served := h.plugin.plainHit(h, authorization); served {
 				return action
 			}
 		}
-		return h.authorize(authorization, err, endOfStream)
+		// The value read is good only during this callback.
+		return h.authorize(strings.Clone(authorization), err, endOfStream)
 	}
 	// Claim headers go first, whatever happens next: a header the upstream
 	// trusts comes only from the JWT the filter forwards.
