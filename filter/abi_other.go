@@ -32,10 +32,6 @@ func randomBytes(b []byte) error {
 // requestHeader is the SDK's header read.
 var requestHeader = proxywasm.GetHttpRequestHeader
 
-// requestAuthorization reads Authorization through getHeader, so that the
-// tests' faults reach it.
-func requestAuthorization() (string, error) { return getHeader("authorization") }
-
 // property is the SDK's property read, with the same results as the
 // compiled module's.
 func property(path string) ([]byte, error) {

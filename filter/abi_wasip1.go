@@ -62,13 +62,6 @@ func randomBytes(b []byte) error {
 // others: see abi.GetHttpRequestHeader).
 var requestHeader = abi.GetHttpRequestHeader
 
-// requestAuthorization reads the Authorization value of a request that may
-// be a plain hit into the module's scratch memory: no allocation, and a value
-// good only until the next such read (see abi.GetHttpRequestHeaderScratch).
-func requestAuthorization() (string, error) {
-	return abi.GetHttpRequestHeaderScratch("authorization")
-}
-
 // proxyGetProperty is the proxy-wasm ABI's proxy_get_property.
 //
 //go:wasmimport env proxy_get_property

@@ -73,12 +73,6 @@ func countHostCalls() {
 		defer begin().end(&timing.getHeaderNs, &allocs.getHeader)
 		return gh(k)
 	}
-	ga := getAuthorization
-	getAuthorization = func() (string, error) {
-		hostCalls.getHeader++
-		defer begin().end(&timing.getHeaderNs, &allocs.getHeader)
-		return ga()
-	}
 	replaceHeader = func(k, v string) error {
 		hostCalls.replaceHeader++
 		defer begin().end(&timing.replaceHeaderNs, &allocs.replaceHeader)

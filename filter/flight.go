@@ -134,7 +134,7 @@ func (p *pluginContext) plainHit(h *httpContext, authorization string) (action t
 		return types.ActionContinue, false
 	}
 	if err := replaceHeader("authorization", e.Upstream); err != nil {
-		h.authorization = strings.Clone(authorization) // for the log line's fingerprint
+		h.authorization = authorization // for the log line's fingerprint
 		return h.respond(reply.ServerError, "cannot set the authorization header: "+err.Error()), true
 	}
 	h.done, h.plain = true, true

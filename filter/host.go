@@ -10,28 +10,25 @@ import (
 // can make any of them fail or panic and check that every request still gets
 // exactly one outcome.
 var (
-	getHeader = requestHeader
-	// getAuthorization is a plain hit's read: its value is good only
-	// during the callback (see requestAuthorization).
-	getAuthorization = requestAuthorization
-	getProperty      = property
-	getHeaders       = abi.GetHttpRequestHeaders
-	callForeign      = abi.CallForeignFunction
-	replaceHeader    = abi.ReplaceHttpRequestHeader
-	removeHeader     = abi.RemoveHttpRequestHeader
-	addHeader        = abi.AddHttpRequestHeader
-	sendReply        = abi.SendHttpResponse
-	resume           = abi.ResumeHttpRequest
-	setEffective     = abi.SetEffectiveContext
-	dispatchCall     = abi.DispatchHttpCall
-	callHeaders      = abi.GetHttpCallResponseHeaders
-	callBody         = abi.GetHttpCallResponseBody
-	getShared        = abi.GetSharedData
-	setShared        = abi.SetSharedData
-	enqueue          = abi.EnqueueSharedQueue
-	registerQueue    = abi.RegisterSharedQueue
-	dequeue          = abi.DequeueSharedQueue
-	setTick          = abi.SetTickPeriodMilliSeconds
+	getHeader     = requestHeader
+	getProperty   = property
+	getHeaders    = abi.GetHttpRequestHeaders
+	callForeign   = abi.CallForeignFunction
+	replaceHeader = abi.ReplaceHttpRequestHeader
+	removeHeader  = abi.RemoveHttpRequestHeader
+	addHeader     = abi.AddHttpRequestHeader
+	sendReply     = abi.SendHttpResponse
+	resume        = abi.ResumeHttpRequest
+	setEffective  = abi.SetEffectiveContext
+	dispatchCall  = abi.DispatchHttpCall
+	callHeaders   = abi.GetHttpCallResponseHeaders
+	callBody      = abi.GetHttpCallResponseBody
+	getShared     = abi.GetSharedData
+	setShared     = abi.SetSharedData
+	enqueue       = abi.EnqueueSharedQueue
+	registerQueue = abi.RegisterSharedQueue
+	dequeue       = abi.DequeueSharedQueue
+	setTick       = abi.SetTickPeriodMilliSeconds
 )
 
 // The properties the filter reads (serialised paths: names joined by NUL),

@@ -76,14 +76,13 @@ func (h *httpContext) OnHttpRequestHeaders(_ int, endOfStream bool) (action type
 		return h.respond(reply.ServerError, "plugin has no valid configuration")
 	}
 	if cfg.PlainHits { // nothing to do before the Authorization value is read
-		authorization, err := getAuthorization()
+		authorization, err := getHeader("authorization")
 		if err == nil {
 			if action, served := h.plugin.plainHit(h, authorization); served {
 				return action
 			}
 		}
-		// The value read is good only during this callback.
-		return h.authorize(strings.Clone(authorization), err, endOfStream)
+		return h.authorize(authorization, err, endOfStream)
 	}
 	// Claim headers go first, whatever happens next: a header the upstream
 	// trusts comes only from the JWT the filter forwards.

@@ -97,9 +97,6 @@ func abiVersion() {}
 //
 //go:wasmexport proxy_on_memory_allocate
 func onMemoryAllocate(size uint32) *byte {
-	if scratchWanted && size <= scratchSize {
-		return &scratch[0]
-	}
 	if headerValue && size <= smallValue {
 		n := max((size+7)&^7, 8) // 8-byte aligned, never empty
 		if uint32(len(chunk)) < n {
@@ -122,14 +119,7 @@ var (
 	chunk []byte
 	// headerValue is true while a single header's value is read.
 	headerValue bool
-	// scratch takes the value GetHttpRequestHeaderScratch reads (while
-	// scratchWanted), until the next such read: a plain hit's Authorization
-	// value, which nothing keeps past its callback.
-	scratch       [scratchSize]byte
-	scratchWanted bool
 )
-
-const scratchSize = 512
 
 //go:wasmexport proxy_on_vm_start
 func onVMStart(_ uint32, size int32) bool {

@@ -199,21 +199,6 @@ func GetHttpRequestHeader(name string) (string, error) {
 	return unsafe.String(outData, outSize), nil
 }
 
-// GetHttpRequestHeaderScratch reads one request header into memory the
-// module keeps for it alone (a value of up to scratchSize bytes): the value is
-// good until the next call of this function, and nothing is allocated. A
-// caller that keeps it past that keeps a copy.
-func GetHttpRequestHeaderScratch(name string) (string, error) {
-	outData, outSize = nil, 0
-	scratchWanted = true
-	st := proxyGetHeaderMapValue(mapRequestHeaders, stringData(name), int32(len(name)), unsafe.Pointer(&outData), &outSize)
-	scratchWanted = false
-	if st != 0 {
-		return "", statusError(st)
-	}
-	return unsafe.String(outData, outSize), nil
-}
-
 // GetHttpRequestHeaders reads every request header.
 func GetHttpRequestHeaders() ([][2]string, error) { return pairs(mapRequestHeaders) }
 

@@ -28,41 +28,31 @@ func sipHash128(k [2]uint64, m string) [2]uint64 {
 		v1 = bits.RotateLeft64(v1, 17) ^ v2
 		v2 = bits.RotateLeft64(v2, 32)
 	}
-	// The message's 8-byte words, then a last word of the bytes left and
-	// the length, each compressed with two rounds; then two outputs of
-	// four rounds each. The rounds are written twice in all, not six
-	// times: a hit runs this code once, with the CPU's caches cold, where
-	// its size costs more than its loops.
 	n := len(m)
-	for last := false; !last; {
-		var w uint64
-		if len(m) >= 8 {
-			w = binary.LittleEndian.Uint64([]byte(m[:8]))
-			m = m[8:]
-		} else {
-			w = uint64(n) << 56
-			for i := range len(m) {
-				w |= uint64(m[i]) << (8 * i)
-			}
-			last = true
-		}
+	for len(m) >= 8 {
+		w := binary.LittleEndian.Uint64([]byte(m[:8]))
 		v3 ^= w
-		for range 2 {
-			round()
-		}
+		round()
+		round()
 		v0 ^= w
+		m = m[8:]
 	}
-	var out [2]uint64
-	for i := range out {
-		if i == 0 {
-			v2 ^= 0xee
-		} else {
-			v1 ^= 0xdd
-		}
-		for range 4 {
-			round()
-		}
-		out[i] = v0 ^ v1 ^ v2 ^ v3
+	last := uint64(n) << 56
+	for i := range len(m) {
+		last |= uint64(m[i]) << (8 * i)
 	}
-	return out
+	v3 ^= last
+	round()
+	round()
+	v0 ^= last
+	v2 ^= 0xee
+	for range 4 {
+		round()
+	}
+	lo := v0 ^ v1 ^ v2 ^ v3
+	v1 ^= 0xdd
+	for range 4 {
+		round()
+	}
+	return [2]uint64{lo, v0 ^ v1 ^ v2 ^ v3}
 }
