@@ -522,3 +522,39 @@ func TestNegativeCacheNeverBeyondItsTTL(t *testing.T) {
 	e.answer(idsOK(""), phantomJWT(""))
 	wantForwarded(t, e, req(authBearer(token)), "authorization", "Bearer "+phantomJWT(""))
 }
+
+// TestAPlainHitEndsItsContextOnce: a plain hit's context ends as its header
+// callback returns (in the module; at the stream's end in the SDK), and its
+// stream's end later ends nothing more. Were it ended again, it would end
+// the request that took the context over in between, which would never get
+// its answer.
+func TestAPlainHitEndsItsContextOnce(t *testing.T) {
+	const other, third = "opaque-other-4f1b", "opaque-third-9c2e"
+	forEachMode(t, func(t *testing.T, m mode) {
+		h := started(t, m, withConfig(""))
+		first := h.request(req(authBearer(token))...)
+		first.answer(idsOK(""), phantomJWT(""))
+		hits := []*exchange{h.request(req(authBearer(token))...), h.request(req(authBearer(token))...)}
+		for _, e := range hits {
+			if e.action != types.ActionContinue || len(e.callouts()) != 0 {
+				t.Fatalf("not a hit: %v, %d calls", e.action, len(e.callouts()))
+			}
+		}
+		// Two requests that wait, in the contexts the hits had; then the
+		// hits' streams end.
+		b := h.request(req(authBearer(other))...)
+		d := h.request(req(authBearer(third))...)
+		for _, e := range hits {
+			h.CompleteHttpContext(e.id)
+		}
+		jb, jd := phantomJWT(`"sub":"bob"`), phantomJWT(`"sub":"dora"`)
+		b.answer(idsOK(""), jb)
+		d.answer(idsOK(""), jd)
+		wantForwarded(t, b, req(authBearer(other)), "authorization", "Bearer "+jb)
+		wantForwarded(t, d, req(authBearer(third)), "authorization", "Bearer "+jd)
+		for _, e := range []*exchange{b, d} {
+			h.CompleteHttpContext(e.id)
+		}
+		settledState(t, h, m)
+	})
+}
