@@ -523,12 +523,11 @@ func TestNegativeCacheNeverBeyondItsTTL(t *testing.T) {
 	wantForwarded(t, e, req(authBearer(token)), "authorization", "Bearer "+phantomJWT(""))
 }
 
-// TestAPlainHitEndsItsContextOnce: a plain hit's context ends as its header
-// callback returns (in the module; at the stream's end in the SDK), and its
-// stream's end later ends nothing more. Were it ended again, it would end
-// the request that took the context over in between, which would never get
-// its answer.
-func TestAPlainHitEndsItsContextOnce(t *testing.T) {
+// TestAHitsContextIsReusedOnlyOnce: a hit's context is reused once its
+// stream ends, and only then. Were it reused while its stream went on, or
+// ended twice, a request that took it over would be ended with the hit's
+// stream, and would never get its answer.
+func TestAHitsContextIsReusedOnlyOnce(t *testing.T) {
 	const other, third = "opaque-other-4f1b", "opaque-third-9c2e"
 	forEachMode(t, func(t *testing.T, m mode) {
 		h := started(t, m, withConfig(""))

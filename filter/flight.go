@@ -139,7 +139,6 @@ func (p *pluginContext) plainHit(h *httpContext, authorization string) (action t
 	}
 	h.done, h.plain = true, true
 	p.metrics.plainHit()
-	abi.FinishStream() // no callback of this request needs its context
 	return types.ActionContinue, true
 }
 

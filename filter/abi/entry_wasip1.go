@@ -34,20 +34,13 @@ type plugin struct {
 
 // pluginByID is the plugin context id, nil when there is none.
 func pluginByID(id uint32) *plugin {
-	if last != nil && last.id == id {
-		return last
-	}
 	for _, p := range plugins {
 		if p.id == id {
-			last = p
 			return p
 		}
 	}
 	return nil
 }
-
-// last is the plugin pluginByID found last (most modules have one).
-var last *plugin
 
 // streams are the request contexts from their creation to proxy_on_done, in
 // slots by ID (Envoy numbers contexts in sequence, so requests under way at
@@ -68,13 +61,6 @@ func putStream(id uint32, h types.HttpContext) {
 		return
 	}
 	overflow[id] = h
-}
-
-// An ended request keeps its slot, without a context, until the host
-// ends its stream (proxy_on_done), so that the end is known for a stream's.
-func ended(id uint32) bool {
-	s := &slots[id%uint32(len(slots))]
-	return s.h == nil && s.id == id
 }
 
 func stream(id uint32) types.HttpContext {
@@ -144,7 +130,6 @@ func onVMStart(_ uint32, size int32) bool {
 func onContextCreate(id, parent uint32) {
 	if parent == 0 { // a context of an ID in use replaces it (Envoy never reuses one)
 		plugins = slices.DeleteFunc(plugins, func(q *plugin) bool { return q.id == id })
-		last = nil
 		plugins = append(plugins, &plugin{id: id, ctx: vm.NewPluginContext(id), calls: map[uint32]func(int, int, int){}})
 		return
 	}
@@ -176,38 +161,8 @@ func onRequestHeaders(id uint32, numHeaders int32, endOfStream bool) types.Actio
 		SendHttpResponse(500, nil, nil, -1)
 		return types.ActionPause
 	}
-	finished = false
-	action := h.OnHttpRequestHeaders(int(numHeaders), endOfStream)
-	if finished {
-		// The filter needs nothing more of this request (FinishStream):
-		// its context ends now, while what it touched is still in the
-		// CPU's caches, and is free for the next request.
-		finished = false
-		endEarly(id)
-		h.OnHttpStreamDone()
-	}
-	return action
+	return h.OnHttpRequestHeaders(int(numHeaders), endOfStream)
 }
-
-// endEarly ends request id before its stream: its slot keeps the ID, without
-// a context (see ended), until proxy_on_done.
-func endEarly(id uint32) {
-	if s := &slots[id%uint32(len(slots))]; s.id == id {
-		s.h = nil
-		return
-	}
-	delete(overflow, id)
-}
-
-// finished is set by FinishStream during a request's header callback.
-var finished bool
-
-// FinishStream tells the module that the request whose header callback runs
-// needs no callback after this one: its context ends (OnHttpStreamDone) when
-// the callback returns, not when the host ends the stream. The host calls
-// the module for a request only in callbacks it exports, and a request
-// handled in its header callback gets none after it but proxy_on_done.
-func FinishStream() { finished = true }
 
 // onDone is a request's last callback (Envoy calls it when the stream
 // ends, whatever the outcome), and a plugin context's when its
@@ -220,10 +175,6 @@ func onDone(id uint32) bool {
 		h.OnHttpStreamDone()
 		return true
 	}
-	if ended(id) {
-		slots[id%uint32(len(slots))] = slot{}
-		return true
-	}
 	p := pluginByID(id)
 	if p == nil {
 		return true
@@ -232,7 +183,6 @@ func onDone(id uint32) bool {
 	done := p.ctx.OnPluginDone()
 	if done {
 		plugins = slices.DeleteFunc(plugins, func(q *plugin) bool { return q == p })
-		last = nil
 	}
 	return done
 }
@@ -248,8 +198,6 @@ func onStreamEnded(id uint32) {
 	if h := stream(id); h != nil {
 		dropStream(id)
 		h.OnHttpStreamDone()
-	} else if ended(id) {
-		slots[id%uint32(len(slots))] = slot{}
 	}
 }
 

@@ -10,10 +10,6 @@ import (
 // SetVMContext gives the SDK the VM context whose contexts the host drives.
 func SetVMContext(vm types.VMContext) { proxywasm.SetVMContext(vm) }
 
-// FinishStream does nothing here: the SDK ends every request's context when
-// the host ends its stream.
-func FinishStream() {}
-
 // The host calls, as the SDK makes them.
 var (
 	LogDebug    = proxywasm.LogDebug
