@@ -8,13 +8,13 @@ import (
 
 // The host calls the filter makes. They are variables so that tests (Go mode)
 // can make any of them fail or panic and check that every request still gets
-// exactly one outcome. Those a cache hit makes (getHeader, replaceHeader and
-// the clock, now) are in hot_vars.go, and are plain functions in the
-// released module (hot_direct.go).
+// exactly one outcome.
 var (
+	getHeader     = requestHeader
 	getProperty   = property
 	getHeaders    = abi.GetHttpRequestHeaders
 	callForeign   = abi.CallForeignFunction
+	replaceHeader = abi.ReplaceHttpRequestHeader
 	removeHeader  = abi.RemoveHttpRequestHeader
 	addHeader     = abi.AddHttpRequestHeader
 	sendReply     = abi.SendHttpResponse

@@ -30,9 +30,12 @@ func init() {
 // build with -tags debugstats (debugstats.go).
 var wrapVM = func(vm types.VMContext) types.VMContext { return vm }
 
-// monotonic bounds waits; now (hot_vars.go) is the wall clock, for expiries
-// (shared with other VMs). Tests in Go mode replace them.
-var monotonic = monotonicClock
+// now is the wall clock, for expiries (shared with other VMs); monotonic
+// bounds waits. Tests in Go mode replace them.
+var (
+	now       = wallClock
+	monotonic = monotonicClock
+)
 
 type vmContext struct {
 	types.DefaultVMContext
