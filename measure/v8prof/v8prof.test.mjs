@@ -1,7 +1,9 @@
 // Tests of the V8 profile's host and report: node --test measure/v8prof/
 
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { Host, encodePairs } from './host.mjs';
 import { readable, groupOf } from './report.mjs';
 
@@ -94,4 +96,20 @@ test('an import the host does not implement throws with its name when called', (
   const host = new Host(moduleCallingUnknownImport(), { configuration: '{}', token: 't', jwt: 'j', shared: [] });
   host.start();
   assert.throws(() => host.request(2), /env\.proxy_unknown_thing/);
+});
+
+// cold.mjs on the compiled module (make unit builds it first): it times
+// each module's hits, and stops at a request that is not what was expected.
+test('cold.mjs times hits and checks each', { timeout: 180000 }, () => {
+  const script = fileURLToPath(new URL('./cold.mjs', import.meta.url));
+  const wasm = fileURLToPath(new URL('../../build/phantom_token.wasm', import.meta.url));
+  const run = (...modules) =>
+    spawnSync(process.execPath, [script, '--n', '20', '--warmup', '5', '--evict', '64', ...modules], { encoding: 'utf8' });
+  const ok = run(`a=${wasm}`, `b=${wasm}:jwt`);
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.match(ok.stdout, /^a +\d+ +\d+ *$/m);
+  assert.match(ok.stdout, /^b +\d+ +\d+ +-?\d+$/m);
+  const wrong = run(`a=${wasm}:unchanged`);
+  assert.notEqual(wrong.status, 0);
+  assert.match(wrong.stderr, /a: request \d+: not let through with the expected Authorization/);
 });
