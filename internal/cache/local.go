@@ -119,8 +119,9 @@ const (
 	LocalMaxBytes = 4 << 20
 )
 
-// entryOverhead is what an entry costs besides its strings: the map slot,
-// the entry and the slice of scopes (an estimate, on the safe side).
+// entryOverhead is what an entry costs besides its strings: its slots in
+// the table, the entry and the slice of scopes (an estimate, on the safe
+// side).
 const entryOverhead = 160
 
 // size estimates the memory an entry holds.
@@ -201,8 +202,8 @@ func (c *Local) Get(k LocalKey, now time.Time) (*LocalEntry, bool) {
 // Hit returns the token's entry when a hit on it is plain at now (Unix
 // nanoseconds): the entry is not expired, not due for a refresh, its JWT's
 // exp has not passed, and the token is not bound to a key or a certificate;
-// nil otherwise, and then Get says more. It
-// changes nothing. Like Get's, the entry is the copy's own.
+// nil otherwise, and then Get says more. It changes nothing. Like Get's, the
+// entry is the copy's own.
 func (c *Local) Hit(k LocalKey, now int64) *LocalEntry {
 	if e := c.find(k); e != nil && now < e.until {
 		return e
