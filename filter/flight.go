@@ -137,8 +137,8 @@ func (p *pluginContext) plainHit(h *httpContext, authorization string) (action t
 		h.authorization = authorization // for the log line's fingerprint
 		return h.respond(reply.ServerError, "cannot set the authorization header: "+err.Error()), true
 	}
-	h.done, h.plain = true, true
 	p.metrics.plainHit()
+	h.done, h.plain = true, true // let through: last, so that a panic before it still answers
 	return types.ActionContinue, true
 }
 
