@@ -10,16 +10,12 @@
 // entries into the module per request.
 //
 //	node hit.mjs [--wasm ../../build/phantom_token.wasm] [--seed seed.json]
-//	             [--warmup 20000] [--n 200000] [--expect jwt|unchanged]
+//	             [--warmup 20000] [--n 200000] [--expect jwt|unchanged|any]
 //	             [--profile DIR] [--interval 50] [--label filter]
-//	             [--evict KiB]
 //
 // --expect any checks only that each request was let through (for the
 // bench's mini modules, which put a value of the JWT's length upstream).
-//
-// With --evict, each request follows a walk over that much memory, which
-// pushes the module's code and data out of the CPU's caches as Envoy's work
-// between two requests does, and only the requests are timed (no profile).
+// cold.mjs times hits with the CPU's caches cold, as in Envoy.
 //
 // Without --seed it runs `go run ./v8prof/seed` in measure/ for one.
 // `node --cpu-prof` on this script profiles the whole run instead; V8's
@@ -45,7 +41,6 @@ const { values: opts } = parseArgs({
     profile: { type: 'string' },
     interval: { type: 'string', default: '50' },
     label: { type: 'string' },
-    evict: { type: 'string', default: '0' },
   },
 });
 
@@ -59,7 +54,6 @@ const warmup = count('warmup');
 const n = count('n');
 const tickEvery = count('tick-every');
 const interval = count('interval');
-const evictKiB = count('evict');
 if (n === 0) throw new Error('--n: at least one request');
 if (!['jwt', 'unchanged', 'any'].includes(opts.expect)) throw new Error(`--expect: jwt, unchanged or any, not ${opts.expect}`);
 const label = opts.label ?? (opts.expect === 'jwt' ? 'filter' : 'noop');
@@ -88,36 +82,7 @@ function drive(k) {
   }
 }
 
-// evicted, with --evict K: before each request, a walk over K KiB (one
-// write per 64-byte line) pushes the module's code and data out of the
-// caches, as Envoy's own work between two requests of a worker does; only
-// the requests are timed, one by one. It returns the ns per request.
-function evicted(k) {
-  const buf = new Uint8Array(evictKiB << 10);
-  let ns = 0n;
-  for (let i = 0; i < k; i++) {
-    for (let j = 0; j < buf.length; j += 64) buf[j]++;
-    const t = process.hrtime.bigint();
-    drive(1);
-    ns += process.hrtime.bigint() - t;
-  }
-  return Number(ns) / k;
-}
-
 drive(warmup);
-if (evictKiB > 0) {
-  // A timer's own cost, measured the same way, is subtracted.
-  let empty = 0n;
-  for (let i = 0; i < 1000; i++) {
-    const t = process.hrtime.bigint();
-    empty += process.hrtime.bigint() - t;
-  }
-  host.reset();
-  const per = evicted(n) - Number(empty) / 1000;
-  console.log(`${label}: ${opts.wasm}, ${n} requests after ${warmup} not counted, each after a walk over ${evictKiB} KiB`);
-  console.log(`  ns per request, timed one by one: ${per.toFixed(0)}`);
-  process.exit(0);
-}
 // The wall time is of a run without the profiler (whose sampling slows the
 // run), then the same number of requests again under it.
 host.reset();
