@@ -76,7 +76,7 @@ func WithScheme(v string, present bool, maxLen int, dpop bool) (string, Scheme, 
 	token, scheme, r := parse(v, maxLen, dpop)
 	// A value that holds a token has no comma (a b64token has none), so
 	// only another result needs the look for a second credential.
-	if r != Found && hasComma(v) && folded(v) {
+	if r != Found && folded(v) {
 		return "", Bearer, Duplicate
 	}
 	return token, scheme, r
@@ -135,15 +135,6 @@ func trimSpace(s string) string {
 		s = s[:len(s)-1]
 	}
 	return s
-}
-
-func hasComma(s string) bool {
-	for i := range len(s) {
-		if s[i] == ',' {
-			return true
-		}
-	}
-	return false
 }
 
 // folded reports a value that holds a second credential after a comma. Envoy
