@@ -18,11 +18,9 @@
 // PATH's expectation is as hit.mjs's --expect (default jwt): what the
 // upstream's Authorization must be after each request.
 
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Host, rootID } from './host.mjs';
+import { Host, loadSeed, rootID } from './host.mjs';
 
 const { values: opts, positionals } = parseArgs({
   allowPositionals: true,
@@ -44,11 +42,7 @@ const warmup = count('warmup');
 const walk = new Uint8Array(count('evict') << 10);
 if (positionals.length === 0) throw new Error('name at least one module: LABEL=PATH[:expect]');
 
-const seed = JSON.parse(
-  opts.seed
-    ? readFileSync(opts.seed, 'utf8')
-    : execFileSync('go', ['run', './v8prof/seed'], { cwd: fileURLToPath(new URL('..', import.meta.url)), encoding: 'utf8' }),
-);
+const seed = loadSeed(opts.seed);
 
 const modules = positionals.map((arg) => {
   const m = /^([^=]+)=(.+?)(?::(jwt|unchanged|any))?$/.exec(arg);

@@ -22,13 +22,12 @@
 // flags choose its compiler, e.g. `node --no-liftoff hit.mjs` (TurboFan only)
 // or `node --liftoff --no-wasm-tier-up hit.mjs` (Liftoff only).
 
-import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Host, rootID } from './host.mjs';
+import { Host, loadSeed, rootID } from './host.mjs';
 
 const { values: opts } = parseArgs({
   options: {
@@ -58,11 +57,7 @@ if (n === 0) throw new Error('--n: at least one request');
 if (!['jwt', 'unchanged', 'any'].includes(opts.expect)) throw new Error(`--expect: jwt, unchanged or any, not ${opts.expect}`);
 const label = opts.label ?? (opts.expect === 'jwt' ? 'filter' : 'noop');
 
-const seed = JSON.parse(
-  opts.seed
-    ? readFileSync(opts.seed, 'utf8')
-    : execFileSync('go', ['run', './v8prof/seed'], { cwd: fileURLToPath(new URL('..', import.meta.url)), encoding: 'utf8' }),
-);
+const seed = loadSeed(opts.seed);
 const want = opts.expect === 'jwt' ? 'Bearer ' + seed.jwt : 'Bearer ' + seed.token;
 
 const host = new Host(readFileSync(opts.wasm), seed);

@@ -13,7 +13,21 @@
 // does: a request is context_create, request_headers, response_headers,
 // response_body twice, done, log, delete, each skipped when not exported.
 
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { WASI } from 'node:wasi';
+
+// loadSeed reads the seed (the configuration, token, JWT and shared data a
+// Host starts with) from path, or, without one, makes it with `go run
+// ./v8prof/seed` in measure/.
+export function loadSeed(path) {
+  return JSON.parse(
+    path
+      ? readFileSync(path, 'utf8')
+      : execFileSync('go', ['run', './v8prof/seed'], { cwd: fileURLToPath(new URL('..', import.meta.url)), encoding: 'utf8' }),
+  );
+}
 
 // proxy-wasm ABI 0.2.1 values.
 export const status = { ok: 0, notFound: 1, badArgument: 2, empty: 7, casMismatch: 8 };
