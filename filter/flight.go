@@ -108,7 +108,9 @@ func (p *pluginContext) authenticate(h *httpContext) types.Action {
 // max_token_length is the plugin's, as the copy is), so a value found there
 // is such a token, and its checks need not run again. The caller calls it
 // only for a value of the Bearer scheme on a route without DPoP: "DPoP x"
-// parsed on a DPoP route is another scheme here.
+// parsed on a DPoP route is another scheme here; and not under plain hits,
+// where plainHit looked first (what it left, a refusal by the JWT's checks
+// among it, authenticate finds and answers).
 func (p *pluginContext) serveHit(h *httpContext) (action types.Action, served bool) {
 	t := now()
 	e := p.local.Hit(p.local.Key(h.cfg.CacheNamespace, h.authorization), t.UnixNano())

@@ -131,9 +131,10 @@ func (h *httpContext) authorize(authorization string, err error, endOfStream boo
 	}
 	// A Bearer value the worker's copy of the cache holds is served before
 	// it is parsed: the copy is keyed by the value, and holds only values
-	// that parsed as one Bearer token (see serveHit).
+	// that parsed as one Bearer token (see serveHit). Under plain hits,
+	// plainHit has looked already.
 	h.authorization = authorization
-	if present && cfg.CacheEnabled && cfg.DPoP == config.DPoPOff && bearer.HasBearerScheme(authorization) {
+	if present && !cfg.PlainHits && cfg.CacheEnabled && cfg.DPoP == config.DPoPOff && bearer.HasBearerScheme(authorization) {
 		if action, served := h.plugin.serveHit(h); served {
 			return action
 		}
